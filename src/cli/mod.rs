@@ -1,0 +1,80 @@
+//! The command line: one module per verb, this one parses and dispatches.
+
+mod init;
+mod logging;
+mod output;
+mod run;
+mod sql;
+mod status;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// flowline: extract, transform, load and orchestrate data pipelines from one binary.
+#[derive(Debug, Parser)]
+#[command(name = "flowline", version, about, long_about = None)]
+pub struct Cli {
+    /// The project folder (holding flowline.toml).
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "FLOWLINE_PROJECT",
+        default_value = "."
+    )]
+    pub project: PathBuf,
+
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output (-v: debug, -vv: trace). `FLOWLINE_LOG` takes a full filter.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a new project that runs as is.
+    Init(init::InitArgs),
+    /// Check every file of the project without running anything.
+    Validate,
+    /// Run pipelines (all of them when none is named).
+    Run(run::RunArgs),
+    /// Query the warehouse and print the result.
+    Sql(sql::SqlArgs),
+    /// List pipelines with their last run and saved progress.
+    Status,
+}
+
+/// Whether progress bars and colours make sense.
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+impl Cli {
+    /// Runs the command; the exit code follows from the result.
+    pub fn execute(self) -> Result<std::process::ExitCode> {
+        logging::init(self.verbose, interactive() && !self.json);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::error::Error::Other(format!("starting the runtime: {e}")))?;
+        match self.command {
+            Command::Init(args) => init::execute(args),
+            Command::Validate => validate::execute(&self.project, self.json),
+            Command::Run(args) => runtime.block_on(run::execute(&self.project, self.json, args)),
+            Command::Sql(args) => sql::execute(&self.project, self.json, args),
+            Command::Status => status::execute(&self.project, self.json),
+        }
+    }
+}

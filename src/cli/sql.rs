@@ -1,0 +1,29 @@
+//! `flowline sql "select ..."`: query the warehouse.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::{Format, render};
+use crate::config::Project;
+use crate::destinations::open_warehouse;
+use crate::error::Result;
+
+/// Arguments of `flowline sql`.
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// The query, in DuckDB's SQL dialect.
+    pub query: String,
+    /// Output format (`--json` is short for `--format json`).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Runs the query and prints the result on stdout.
+pub fn execute(project_dir: &Path, json: bool, args: SqlArgs) -> Result<ExitCode> {
+    let project = Project::load(project_dir)?;
+    let warehouse = open_warehouse(&project)?;
+    let result = warehouse.query(&args.query)?;
+    let format = if json { Format::Json } else { args.format };
+    println!("{}", render(&result.schema, &result.batches, format)?);
+    Ok(ExitCode::SUCCESS)
+}

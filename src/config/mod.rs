@@ -1,0 +1,207 @@
+//! Project files to typed structs: `flowline.toml` and `pipelines/*.toml`.
+//!
+//! Loading interpolates `${VAR}`, rejects unknown keys, and turns every
+//! mistake into a diagnostic naming file, line and column. Loading never
+//! stops at the first broken file: `flowline validate` reports them all.
+
+pub mod diagnostic;
+pub mod env;
+mod pipeline;
+mod project;
+pub mod secrets;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use pipeline::{Mode, PipelineConfig};
+pub use project::{
+    ConnectionConfig, ProjectFile, ProjectSection, StateConfig, StateKind, WarehouseConfig,
+    WarehouseKind,
+};
+
+use crate::error::{Error, Result};
+use env::{Interpolated, Variables};
+
+/// Name of the project file at a project's root.
+pub const PROJECT_FILE: &str = "flowline.toml";
+/// Folder of pipeline files.
+pub const PIPELINES_DIR: &str = "pipelines";
+
+/// A loaded project: its folder, settings and pipelines.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project's root folder.
+    pub dir: PathBuf,
+    /// `flowline.toml`.
+    pub settings: ProjectFile,
+    /// Every `pipelines/*.toml`, sorted by name.
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// One pipeline file.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file name without `.toml`; what `flowline run NAME` takes.
+    pub name: String,
+    /// Path of the file, relative to the project when possible.
+    pub file: PathBuf,
+    /// The parsed configuration.
+    pub config: PipelineConfig,
+}
+
+impl Project {
+    /// Loads and checks every file of the project in `dir`.
+    pub fn load(dir: &Path) -> Result<Project> {
+        let dir = dir.to_path_buf();
+        let project_file = dir.join(PROJECT_FILE);
+        if !project_file.exists() {
+            return Err(Error::Config(format!(
+                "{} not found: {} is not a flowline project (create one with `flowline init`)",
+                project_file.display(),
+                dir.display()
+            )));
+        }
+        let vars = Variables::load(&dir)?;
+        let mut errors = Vec::new();
+        let settings =
+            match ConfigFile::read(&project_file, &vars).and_then(|f| f.parse::<ProjectFile>()) {
+                Ok(settings) => Some(settings),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            };
+
+        let mut pipelines = Vec::new();
+        for file in pipeline_files(&dir)? {
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let shown = file.strip_prefix(&dir).unwrap_or(&file).to_path_buf();
+            let loaded = ConfigFile::read(&file, &vars).and_then(|f| {
+                let config = f.parse::<PipelineConfig>()?;
+                config.check(&f)?;
+                Ok(config)
+            });
+            match loaded {
+                Ok(config) => pipelines.push(Pipeline {
+                    name,
+                    file: shown,
+                    config,
+                }),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        match settings {
+            Some(settings) if errors.is_empty() => Ok(Project {
+                dir,
+                settings,
+                pipelines,
+            }),
+            _ => Err(Error::Config(errors.join("\n\n"))),
+        }
+    }
+
+    /// The pipeline called `name`, or an error listing the known ones.
+    pub fn pipeline(&self, name: &str) -> Result<&Pipeline> {
+        self.pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+                let hint = diagnostic::did_you_mean(name, &names)
+                    .map(|n| format!("; did you mean \"{n}\"?"))
+                    .unwrap_or_default();
+                Error::Config(format!(
+                    "no pipeline named \"{name}\" in {} (known: {}){hint}",
+                    self.dir.join(PIPELINES_DIR).display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// `path` resolved against the project folder.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    /// The folder for flowline's own files (`.flowline/`), created on demand.
+    pub fn work_dir(&self) -> Result<PathBuf> {
+        let dir = self.dir.join(".flowline");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(dir)
+    }
+}
+
+/// `pipelines/*.toml`, sorted.
+fn pipeline_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let folder = dir.join(PIPELINES_DIR);
+    if !folder.exists() {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&folder, e))?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One project file's text, before and after interpolation, for diagnostics.
+pub struct ConfigFile {
+    path: PathBuf,
+    original: String,
+    interpolated: Interpolated,
+}
+
+impl ConfigFile {
+    /// Reads and interpolates `path`.
+    pub fn read(path: &Path, vars: &Variables) -> Result<ConfigFile> {
+        let original = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let interpolated = env::interpolate(path, &original, vars)?;
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            original,
+            interpolated,
+        })
+    }
+
+    /// Deserializes the file into `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        toml::from_str(&self.interpolated.text).map_err(|e| {
+            Error::Config(diagnostic::from_toml_error(
+                &self.path,
+                &self.original,
+                &self.interpolated,
+                &e,
+            ))
+        })
+    }
+
+    /// A diagnostic at `span` (a byte range in the interpolated text).
+    pub fn error_at(&self, span: Range<usize>, message: &str) -> Error {
+        let offset = self.interpolated.original_offset(span.start);
+        Error::Config(diagnostic::render(
+            &self.path,
+            &self.original,
+            offset,
+            message,
+        ))
+    }
+}

@@ -1,0 +1,65 @@
+//! `pipelines/<name>.toml`: source -> transforms -> destination.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigFile;
+use crate::destinations::{DestinationConfig, WriteMode};
+use crate::error::Result;
+use crate::sources::SourceConfig;
+use crate::transforms::TransformConfig;
+
+/// One pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// What the pipeline is for, shown by `flowline status`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `batch` (the default): a run reads the source to its end and stops.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `[source]`: where the data comes from; `kind` picks the connector.
+    pub source: SourceConfig,
+    /// `[[transform]]`: in-flight steps applied to every batch, in order.
+    #[serde(default)]
+    pub transform: Vec<Spanned<TransformConfig>>,
+    /// `[destination]`: the table the data lands in.
+    pub destination: DestinationConfig,
+    /// Fail the run once more than this many rows went to the dead-letter
+    /// table. Unset: no limit.
+    #[serde(default)]
+    pub max_bad_rows: Option<u64>,
+}
+
+/// How a pipeline runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Offline extraction: a run reads what is there and stops.
+    #[default]
+    Batch,
+}
+
+impl PipelineConfig {
+    /// Checks what the types alone cannot: rules between keys.
+    pub fn check(&self, file: &ConfigFile) -> Result<()> {
+        for step in &self.transform {
+            step.get_ref()
+                .check()
+                .map_err(|msg| file.error_at(step.span(), &msg))?;
+        }
+        let dest = &self.destination;
+        if dest.write_mode() == WriteMode::Merge && dest.primary_key.is_empty() {
+            let span = dest.write.as_ref().map_or(0..0, |w| w.span());
+            return Err(file.error_at(
+                span,
+                "write = \"merge\" needs primary_key = [\"column\", ...] in [destination]",
+            ));
+        }
+        if let Err(msg) = crate::destinations::TableName::parse(dest.table.get_ref()) {
+            return Err(file.error_at(dest.table_span(), &msg));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! `flowline.toml`: the project's name, warehouse, state store and connections.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole of `flowline.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// `[project]`: who this project is.
+    pub project: ProjectSection,
+    /// `[warehouse]`: where pipelines load by default.
+    #[serde(default)]
+    pub warehouse: WarehouseConfig,
+    /// `[state]`: where run history is kept.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// `[connections.<name>]`: named connections that sources and destinations refer to.
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+}
+
+/// `[project]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// The project's name, shown in reports.
+    pub name: String,
+}
+
+/// `[warehouse]`: the default destination of every pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseConfig {
+    /// Warehouse engine: `duckdb` (embedded, the default).
+    #[serde(default)]
+    pub kind: WarehouseKind,
+    /// DuckDB database file, relative to the project. Default `.flowline/warehouse.duckdb`.
+    #[serde(default = "default_warehouse_path")]
+    pub path: String,
+}
+
+impl Default for WarehouseConfig {
+    fn default() -> Self {
+        WarehouseConfig {
+            kind: WarehouseKind::default(),
+            path: default_warehouse_path(),
+        }
+    }
+}
+
+fn default_warehouse_path() -> String {
+    ".flowline/warehouse.duckdb".into()
+}
+
+/// Warehouse engines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarehouseKind {
+    /// An embedded DuckDB file.
+    #[default]
+    Duckdb,
+}
+
+/// `[state]`: the run-history store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Store engine: `sqlite` (embedded, the default).
+    #[serde(default)]
+    pub kind: StateKind,
+    /// SQLite file, relative to the project. Default `.flowline/state.db`.
+    #[serde(default = "default_state_path")]
+    pub path: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            kind: StateKind::default(),
+            path: default_state_path(),
+        }
+    }
+}
+
+fn default_state_path() -> String {
+    ".flowline/state.db".into()
+}
+
+/// State store engines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// An embedded SQLite file.
+    #[default]
+    Sqlite,
+}
+
+/// `[connections.<name>]`: a URL plus connector-specific options.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectionConfig {
+    /// Connection URL, usually `${SOME_URL}` so the secret stays out of the file.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Any other option, read by the connector that uses this connection.
+    #[serde(flatten)]
+    pub options: BTreeMap<String, toml::Value>,
+}

@@ -1,0 +1,8 @@
+//! Arrow helpers shared by every connector: type names, schema inference,
+//! schema evolution and converting text columns with row-level errors.
+
+pub mod convert;
+pub mod duckdb;
+pub mod evolve;
+pub mod infer;
+pub mod types;

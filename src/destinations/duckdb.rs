@@ -1,0 +1,465 @@
+//! The embedded DuckDB warehouse: Arrow appends, staging tables for merge
+//! and schema changes, `replace` by swapping a freshly built table, and the
+//! pipeline's state row written in the same transaction as its data.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use duckdb::params;
+
+use super::{
+    Destination, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse, WriteMode,
+};
+use crate::data::duckdb::{append, column_definitions, normalize, query};
+use crate::data::evolve::{Evolution, evolve};
+use crate::data::types::{duckdb_type, quote_ident, quote_literal};
+use crate::error::{Error, Result};
+use crate::sources::DeadLetter;
+
+/// Tables flowline keeps in the warehouse itself, so that progress and
+/// rejected rows commit atomically with the data they describe.
+const INTERNAL_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS main._flowline_state (
+    pipeline VARCHAR, state VARCHAR, run_id VARCHAR, updated_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
+    pipeline VARCHAR, run_id VARCHAR, origin VARCHAR, reason VARCHAR, raw VARCHAR,
+    loaded_at TIMESTAMP);
+";
+
+/// Name of the per-load staging table (temporary, per connection).
+const STAGE: &str = "_flowline_stage";
+
+/// A DuckDB database file.
+pub struct DuckDbWarehouse {
+    conn: Mutex<duckdb::Connection>,
+}
+
+impl DuckDbWarehouse {
+    /// Opens (or creates) the warehouse at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let conn = duckdb::Connection::open(path).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("lock") {
+                Error::Other(format!(
+                    "warehouse {} is in use by another process: {text}",
+                    path.display()
+                ))
+            } else {
+                Error::warehouse(format!("opening {}", path.display()), e)
+            }
+        })?;
+        conn.execute_batch(INTERNAL_TABLES)
+            .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
+        Ok(DuckDbWarehouse {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn connection(&self) -> Result<duckdb::Connection> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.try_clone()
+            .map_err(|e| Error::warehouse("opening a connection", e))
+    }
+}
+
+impl Warehouse for DuckDbWarehouse {
+    fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
+        Ok(Box::new(DuckDbDestination {
+            conn: self.connection()?,
+            load,
+            in_transaction: false,
+            columns: None,
+            replace_started: false,
+        }))
+    }
+
+    fn query(&self, sql: &str) -> Result<QueryResult> {
+        let conn = self.connection()?;
+        let (schema, batches) = query(&conn, sql)?;
+        Ok(QueryResult { schema, batches })
+    }
+
+    fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {
+        let conn = self.connection()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT state, run_id, CAST(updated_at AS VARCHAR) FROM main._flowline_state \
+                 WHERE pipeline = ?",
+            )
+            .map_err(|e| Error::warehouse("reading saved state", e))?;
+        let mut rows = stmt
+            .query(params![pipeline])
+            .map_err(|e| Error::warehouse("reading saved state", e))?;
+        let Some(row) = rows
+            .next()
+            .map_err(|e| Error::warehouse("reading saved state", e))?
+        else {
+            return Ok(None);
+        };
+        let text: Option<String> = row
+            .get(0)
+            .map_err(|e| Error::warehouse("reading saved state", e))?;
+        let state = match text {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| Error::Other(format!("saved state of {pipeline} is corrupt: {e}")))?,
+            None => serde_json::Value::Null,
+        };
+        if state.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(SavedState {
+            state,
+            run_id: row
+                .get(1)
+                .map_err(|e| Error::warehouse("reading saved state", e))?,
+            updated_at: row
+                .get(2)
+                .map_err(|e| Error::warehouse("reading saved state", e))?,
+        }))
+    }
+}
+
+/// One load into one DuckDB table.
+pub struct DuckDbDestination {
+    conn: duckdb::Connection,
+    load: LoadSpec,
+    in_transaction: bool,
+    /// The columns of the table being written, as (name, SQL type).
+    columns: Option<Vec<(String, String)>>,
+    /// `replace`: the new table has been created in this transaction.
+    replace_started: bool,
+}
+
+impl DuckDbDestination {
+    fn exec(&self, sql: &str, what: &str) -> Result<()> {
+        self.conn
+            .execute_batch(sql)
+            .map_err(|e| Error::warehouse(format!("{what} ({})", self.load.table), e))
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            self.exec("BEGIN TRANSACTION", "starting a transaction")?;
+            self.in_transaction = true;
+            let schema = quote_ident(&self.load.table.schema);
+            self.exec(
+                &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
+                "creating the schema",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The table batches go into: the target, or for `replace` its successor.
+    fn write_table(&self) -> TableName {
+        match self.load.write {
+            WriteMode::Replace => TableName {
+                schema: self.load.table.schema.clone(),
+                table: format!("_flowline_new_{}", self.load.table.table),
+            },
+            _ => self.load.table.clone(),
+        }
+    }
+
+    fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? \
+                 ORDER BY ordinal_position",
+            )
+            .map_err(|e| Error::warehouse("reading table columns", e))?;
+        let columns: Vec<(String, String)> = stmt
+            .query_map(params![table.schema, table.table], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(|e| Error::warehouse("reading table columns", e))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::warehouse("reading table columns", e))?;
+        Ok((!columns.is_empty()).then_some(columns))
+    }
+
+    /// Creates `table` for `schema`, or adds and widens its columns so the
+    /// batch fits. Returns the table's columns afterwards.
+    fn prepare_table(
+        &mut self,
+        table: &TableName,
+        schema: &Schema,
+    ) -> Result<Vec<(String, String)>> {
+        let existing = match self.columns.take() {
+            Some(columns) => Some(columns),
+            None => self.table_columns(table)?,
+        };
+        let qualified = format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.table)
+        );
+        let Some(mut columns) = existing else {
+            self.exec(
+                &format!("CREATE TABLE {qualified} ({})", column_definitions(schema)),
+                "creating the table",
+            )?;
+            let columns: Vec<(String, String)> = schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
+                .collect();
+            self.columns = Some(columns.clone());
+            return Ok(columns);
+        };
+        // The table being built by `replace` belongs to this load alone.
+        let policy = if self.load.write == WriteMode::Replace {
+            SchemaPolicy::Evolve
+        } else {
+            self.load.schema
+        };
+        for field in schema.fields() {
+            let source_type = duckdb_type(field.data_type());
+            let found = columns
+                .iter_mut()
+                .find(|(name, _)| name.eq_ignore_ascii_case(field.name()));
+            match found {
+                None => {
+                    self.exec(
+                        &format!(
+                            "ALTER TABLE {qualified} ADD COLUMN {} {source_type}",
+                            quote_ident(field.name())
+                        ),
+                        "adding a column",
+                    )?;
+                    tracing::info!(pipeline = %self.load.pipeline, "added column {} {source_type} to {}", field.name(), self.load.table);
+                    columns.push((field.name().clone(), source_type));
+                }
+                Some((name, table_type)) => match evolve(table_type, &source_type) {
+                    Evolution::Fits => {}
+                    Evolution::Widen(wider) if policy == SchemaPolicy::Evolve => {
+                        self.exec(
+                            &format!(
+                                "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {wider}",
+                                quote_ident(name)
+                            ),
+                            "widening a column",
+                        )?;
+                        tracing::info!(pipeline = %self.load.pipeline, "widened column {name} of {} from {table_type} to {wider}", self.load.table);
+                        *table_type = wider;
+                    }
+                    Evolution::Widen(wider) => {
+                        return Err(Error::pipeline(
+                            &self.load.pipeline,
+                            format!(
+                                "column \"{name}\" is {table_type} in table {} but {source_type} in the source; \
+                                 set schema = \"evolve\" in [destination] to widen it to {wider}, \
+                                 or cast it in a [[transform]]",
+                                self.load.table
+                            ),
+                        ));
+                    }
+                },
+            }
+        }
+        self.columns = Some(columns.clone());
+        Ok(columns)
+    }
+
+    fn stage(&self, batch: RecordBatch) -> Result<()> {
+        self.exec(
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE {STAGE} ({})",
+                column_definitions(&batch.schema())
+            ),
+            "creating the staging table",
+        )?;
+        append(&self.conn, Some("temp"), "main", STAGE, batch)
+    }
+
+    fn merge_from_stage(&self, qualified: &str) -> Result<()> {
+        let keys: Vec<String> = self
+            .load
+            .primary_key
+            .iter()
+            .map(|k| quote_ident(k))
+            .collect();
+        let matches: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{qualified}.{k} = {STAGE}.{k}"))
+            .collect();
+        self.exec(
+            &format!(
+                "DELETE FROM {qualified} USING {STAGE} WHERE {}",
+                matches.join(" AND ")
+            ),
+            "merging (delete)",
+        )?;
+        self.exec(
+            &format!(
+                "INSERT INTO {qualified} BY NAME SELECT * FROM {STAGE} \
+                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
+                keys.join(", ")
+            ),
+            "merging (insert)",
+        )
+    }
+}
+
+impl Destination for DuckDbDestination {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = normalize(batch)?;
+        self.begin()?;
+        let table = self.write_table();
+        if self.load.write == WriteMode::Replace && !self.replace_started {
+            let qualified = format!(
+                "{}.{}",
+                quote_ident(&table.schema),
+                quote_ident(&table.table)
+            );
+            self.exec(
+                &format!("DROP TABLE IF EXISTS {qualified}"),
+                "clearing the new table",
+            )?;
+            self.columns = None;
+            self.replace_started = true;
+        }
+        let schema = batch.schema();
+        if self.load.write == WriteMode::Merge {
+            for key in &self.load.primary_key {
+                if schema.field_with_name(key).is_err() {
+                    return Err(Error::pipeline(
+                        &self.load.pipeline,
+                        format!(
+                            "primary_key column \"{key}\" is not in the data (columns: {})",
+                            schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let columns = self.prepare_table(&table, &schema)?;
+        let exact = columns.len() == schema.fields().len()
+            && columns
+                .iter()
+                .zip(schema.fields())
+                .all(|((name, ty), f)| name == f.name() && *ty == duckdb_type(f.data_type()));
+        let qualified = format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.table)
+        );
+        match self.load.write {
+            WriteMode::Merge => {
+                self.stage(batch)?;
+                self.merge_from_stage(&qualified)
+            }
+            _ if exact => append(&self.conn, None, &table.schema, &table.table, batch),
+            _ => {
+                self.stage(batch)?;
+                self.exec(
+                    &format!("INSERT INTO {qualified} BY NAME SELECT * FROM {STAGE}"),
+                    "inserting staged rows",
+                )
+            }
+        }
+    }
+
+    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "INSERT INTO main._flowline_dead_letter VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            )
+            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+        for letter in letters {
+            stmt.execute(params![
+                self.load.pipeline,
+                self.load.run_id,
+                letter.origin,
+                letter.reason,
+                letter.raw
+            ])
+            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
+        self.begin()?;
+        if self.load.write == WriteMode::Replace {
+            let target = &self.load.table;
+            let qualified = format!(
+                "{}.{}",
+                quote_ident(&target.schema),
+                quote_ident(&target.table)
+            );
+            if self.replace_started {
+                let new = self.write_table();
+                self.exec(
+                    &format!("DROP TABLE IF EXISTS {qualified}"),
+                    "replacing the table",
+                )?;
+                self.exec(
+                    &format!(
+                        "ALTER TABLE {}.{} RENAME TO {}",
+                        quote_ident(&new.schema),
+                        quote_ident(&new.table),
+                        quote_ident(&target.table)
+                    ),
+                    "replacing the table",
+                )?;
+            } else if self.table_columns(target)?.is_some() {
+                self.exec(&format!("DELETE FROM {qualified}"), "emptying the table")?;
+            }
+        }
+        if let Some(state) = state {
+            let pipeline = quote_literal(&self.load.pipeline);
+            self.exec(
+                &format!("DELETE FROM main._flowline_state WHERE pipeline = {pipeline}"),
+                "saving state",
+            )?;
+            self.conn
+                .execute(
+                    "INSERT INTO main._flowline_state VALUES (?, ?, ?, now()::TIMESTAMP)",
+                    params![self.load.pipeline, state.to_string(), self.load.run_id],
+                )
+                .map_err(|e| Error::warehouse("saving state", e))?;
+        }
+        self.exec("COMMIT", "committing")?;
+        self.in_transaction = false;
+        self.replace_started = false;
+        self.columns = None;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if self.in_transaction {
+            self.in_transaction = false;
+            self.columns = None;
+            self.replace_started = false;
+            self.exec("ROLLBACK", "rolling back")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DuckDbDestination {
+    fn drop(&mut self) {
+        let _ = self.rollback();
+    }
+}

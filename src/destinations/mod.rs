@@ -1,0 +1,186 @@
+//! Destinations: where batches land. Each kind implements [`Warehouse`]
+//! (queries, saved state) and hands out a [`Destination`] per load.
+//!
+//! The contract every destination keeps: data written since the last commit
+//! becomes visible together with the pipeline's new state, in one
+//! transaction, or not at all. A crash at any point therefore neither loses
+//! nor duplicates rows: the re-run starts from the last committed state.
+
+pub mod duckdb;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{Project, WarehouseConfig};
+use crate::error::Result;
+use crate::sources::DeadLetter;
+
+/// `[destination]`: the table a pipeline loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// `schema.table` in the warehouse (`table` alone means `main.table`).
+    pub table: Spanned<String>,
+    /// `append` (default), `replace` or `merge`.
+    #[serde(default)]
+    pub write: Option<Spanned<WriteMode>>,
+    /// Columns identifying a row; required for `merge`.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// `strict` (default): a source type that does not fit the table's column
+    /// fails the run. `evolve`: the column is widened to a type holding both.
+    #[serde(default)]
+    pub schema: SchemaPolicy,
+}
+
+impl DestinationConfig {
+    /// The write disposition.
+    pub fn write_mode(&self) -> WriteMode {
+        self.write
+            .as_ref()
+            .map_or(WriteMode::Append, |w| *w.get_ref())
+    }
+
+    /// Where `table` is written in the file.
+    pub fn table_span(&self) -> std::ops::Range<usize> {
+        self.table.span()
+    }
+}
+
+/// What a load does with rows already in the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Add the rows.
+    #[default]
+    Append,
+    /// Swap the table's contents for the loaded rows, atomically.
+    Replace,
+    /// Upsert on the primary key; within one load the last row wins.
+    Merge,
+}
+
+/// How the table's schema may change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaPolicy {
+    /// New columns are added; incompatible types fail the run.
+    #[default]
+    Strict,
+    /// New columns are added and columns are widened to hold new types.
+    Evolve,
+}
+
+/// A `schema.table` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    /// The schema (`main` when not given).
+    pub schema: String,
+    /// The table.
+    pub table: String,
+}
+
+impl TableName {
+    /// Parses `schema.table` or `table`.
+    pub fn parse(text: &str) -> std::result::Result<TableName, String> {
+        let parts: Vec<&str> = text.split('.').collect();
+        let valid = |s: &str| !s.trim().is_empty();
+        match parts.as_slice() {
+            [table] if valid(table) => Ok(TableName {
+                schema: "main".into(),
+                table: table.to_string(),
+            }),
+            [schema, table] if valid(schema) && valid(table) => Ok(TableName {
+                schema: schema.to_string(),
+                table: table.to_string(),
+            }),
+            _ => Err(format!(
+                "table {text:?} is not a table name: write \"schema.table\" or \"table\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// Everything a destination needs to know about one load.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The pipeline loading.
+    pub pipeline: String,
+    /// The run, recorded with dead letters.
+    pub run_id: String,
+    /// The table loaded.
+    pub table: TableName,
+    /// The write disposition.
+    pub write: WriteMode,
+    /// Key columns for `merge`.
+    pub primary_key: Vec<String>,
+    /// Schema evolution policy.
+    pub schema: SchemaPolicy,
+}
+
+/// Progress a pipeline committed, as the warehouse holds it.
+#[derive(Debug, Clone)]
+pub struct SavedState {
+    /// The source's state, as its last checkpoint gave it.
+    pub state: serde_json::Value,
+    /// The run that committed it.
+    pub run_id: String,
+    /// When, as text.
+    pub updated_at: String,
+}
+
+/// A query result.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// A warehouse: loads, queries, and the pipelines' committed state.
+pub trait Warehouse: Send + Sync {
+    /// Opens a load for one pipeline run.
+    fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>>;
+
+    /// Runs SQL and returns the result.
+    fn query(&self, sql: &str) -> Result<QueryResult>;
+
+    /// The state `pipeline` last committed, if any.
+    fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>>;
+}
+
+/// One load into one table, committed in steps.
+pub trait Destination: Send {
+    /// Writes a batch; visible to others only after [`Destination::commit`].
+    fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Records rows the source could not read; committed with the data.
+    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
+
+    /// Makes everything written so far visible together with `state`
+    /// (`None` keeps the saved state as it is).
+    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()>;
+
+    /// Discards everything written since the last commit.
+    fn rollback(&mut self) -> Result<()>;
+}
+
+/// Opens the project's warehouse.
+pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
+    let WarehouseConfig { kind, path } = &project.settings.warehouse;
+    match kind {
+        crate::config::WarehouseKind::Duckdb => {
+            let path = project.resolve(path);
+            Ok(Box::new(duckdb::DuckDbWarehouse::open(&path)?))
+        }
+    }
+}

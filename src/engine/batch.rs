@@ -1,0 +1,225 @@
+//! The batch runner: one run of one pipeline, from the saved state to the
+//! end of the source.
+//!
+//! The source runs as its own task and sends batches through a bounded
+//! channel; the loader applies the transforms, writes, and commits at every
+//! checkpoint (for `replace`, once at the end). Memory is bounded by batch
+//! size times queue depth. If anything fails, everything since the last
+//! commit is rolled back, so a re-run resumes from committed state.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::progress::PipelineProgress;
+use crate::config::{Pipeline, Project};
+use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
+use crate::error::{Error, Result};
+use crate::sources::{SourceBatch, SourceContext};
+use crate::state::{RunRecord, RunStatus, StateStore};
+use crate::transforms::{self, Transform};
+
+/// How many batches may wait between source and loader.
+const QUEUE_DEPTH: usize = 4;
+
+/// Options of one `flowline run`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Ignore saved progress and rebuild the table from everything the source has.
+    pub full_refresh: bool,
+}
+
+/// Runs `pipeline` once and returns its run record (also kept in `store`).
+/// Never panics on bad data: every failure ends up in the record.
+pub async fn run_pipeline(
+    project: &Project,
+    pipeline: &Pipeline,
+    warehouse: &dyn Warehouse,
+    store: &dyn StateStore,
+    options: RunOptions,
+    progress: Arc<PipelineProgress>,
+) -> RunRecord {
+    let mut record = RunRecord {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        pipeline: pipeline.name.clone(),
+        started_at: Utc::now(),
+        ended_at: None,
+        status: RunStatus::Running,
+        rows: 0,
+        bytes: 0,
+        bad_rows: 0,
+        error: None,
+    };
+    if let Err(e) = store.start_run(&record) {
+        tracing::warn!("{e}");
+    }
+    let outcome = execute(
+        project,
+        pipeline,
+        warehouse,
+        options,
+        &record.run_id,
+        &progress,
+    )
+    .await;
+    let counts = progress.counts();
+    record.rows = counts.rows;
+    record.bytes = counts.bytes;
+    record.bad_rows = counts.bad_rows;
+    record.ended_at = Some(Utc::now());
+    match outcome {
+        Ok(()) => record.status = RunStatus::Succeeded,
+        Err(e) => {
+            record.status = RunStatus::Failed;
+            record.error = Some(crate::config::secrets::redact(&e.to_string()));
+        }
+    }
+    if let Err(e) = store.finish_run(&record) {
+        tracing::warn!("{e}");
+    }
+    progress.finish(&record);
+    record
+}
+
+async fn execute(
+    project: &Project,
+    pipeline: &Pipeline,
+    warehouse: &dyn Warehouse,
+    options: RunOptions,
+    run_id: &str,
+    progress: &Arc<PipelineProgress>,
+) -> Result<()> {
+    let config = &pipeline.config;
+    let dest_config = &config.destination;
+    let write = if options.full_refresh {
+        WriteMode::Replace
+    } else {
+        dest_config.write_mode()
+    };
+    let table = TableName::parse(dest_config.table.get_ref())
+        .map_err(|e| Error::pipeline(&pipeline.name, e))?;
+    let state = match write {
+        WriteMode::Replace => None,
+        _ => warehouse.saved_state(&pipeline.name)?.map(|s| s.state),
+    };
+    let destination = warehouse.destination(LoadSpec {
+        pipeline: pipeline.name.clone(),
+        run_id: run_id.to_string(),
+        table,
+        write,
+        primary_key: dest_config.primary_key.clone(),
+        schema: dest_config.schema,
+    })?;
+    let chain = transforms::build(&config.transform)?;
+    let ctx = SourceContext {
+        pipeline: pipeline.name.clone(),
+        project_dir: project.dir.clone(),
+        state,
+    };
+
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let source_task = tokio::spawn(config.source.build().read(ctx, tx));
+    let loader = Loader {
+        pipeline: pipeline.name.clone(),
+        destination,
+        chain,
+        commit_at_checkpoints: write != WriteMode::Replace,
+        max_bad_rows: config.max_bad_rows,
+        progress: progress.clone(),
+        last_checkpoint: None,
+    };
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || loader.run(rx, &handle, source_task))
+        .await
+        .map_err(|e| Error::pipeline(&pipeline.name, format!("loader stopped: {e}")))?
+        .map_err(|e| match e {
+            Error::Pipeline { .. } => e,
+            other => Error::pipeline(&pipeline.name, other.to_string()),
+        })
+}
+
+/// The receiving end: transforms, writes and commits.
+struct Loader {
+    pipeline: String,
+    destination: Box<dyn Destination>,
+    chain: Vec<Box<dyn Transform>>,
+    commit_at_checkpoints: bool,
+    max_bad_rows: Option<u64>,
+    progress: Arc<PipelineProgress>,
+    last_checkpoint: Option<serde_json::Value>,
+}
+
+impl Loader {
+    fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SourceBatch>,
+        handle: &tokio::runtime::Handle,
+        source_task: tokio::task::JoinHandle<Result<()>>,
+    ) -> Result<()> {
+        let mut loaded = Ok(());
+        while let Some(batch) = rx.blocking_recv() {
+            if let Err(e) = self.load(batch) {
+                loaded = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = handle
+            .block_on(source_task)
+            .map_err(|e| Error::Other(format!("source stopped: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = loaded.and(read) {
+            if let Err(rollback) = self.destination.rollback() {
+                tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
+            }
+            return Err(e);
+        }
+        // Commit whatever is left: the final state for `replace`, or rows a
+        // source sent after its last checkpoint.
+        self.destination.commit(self.last_checkpoint.as_ref())
+    }
+
+    fn load(&mut self, batch: SourceBatch) -> Result<()> {
+        let SourceBatch {
+            batch,
+            bytes,
+            dead_letters,
+            checkpoint,
+        } = batch;
+        if !dead_letters.is_empty() {
+            self.destination.write_dead_letters(&dead_letters)?;
+            let bad = self.progress.add_bad_rows(dead_letters.len() as u64);
+            if let Some(max) = self.max_bad_rows {
+                if bad > max {
+                    return Err(Error::pipeline(
+                        &self.pipeline,
+                        format!(
+                            "{bad} rows rejected, more than max_bad_rows = {max}; the last: {} ({}); \
+                             see the _flowline_dead_letter table",
+                            dead_letters[dead_letters.len() - 1].origin,
+                            dead_letters[dead_letters.len() - 1].reason
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut rows = 0;
+        if batch.num_rows() > 0 {
+            if let Some(out) = transforms::apply_all(&mut self.chain, batch)? {
+                rows = out.num_rows() as u64;
+                self.destination.write(out)?;
+            }
+        }
+        self.progress.add(rows, bytes);
+        if let Some(checkpoint) = checkpoint {
+            if self.commit_at_checkpoints {
+                self.destination.commit(Some(&checkpoint))?;
+                self.last_checkpoint = None;
+            } else {
+                self.last_checkpoint = Some(checkpoint);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! The engine moves batches: source -> transforms -> destination, committing
+//! the source's checkpoints with the data. It knows no connector by name.
+
+mod batch;
+pub mod progress;
+
+pub use batch::{RunOptions, run_pipeline};

@@ -1,0 +1,16 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use flowline::cli::Cli;
+use flowline::config::secrets::redact;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.execute() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", redact(&e.to_string()));
+            ExitCode::FAILURE
+        }
+    }
+}

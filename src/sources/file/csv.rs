@@ -1,0 +1,248 @@
+//! CSV: schema inferred from a sample, then read in batches of text columns
+//! converted to their types; a row that does not parse is a dead letter.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, StringArray, StringBuilder};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+
+use super::{Chunk, Chunks, ReadOptions, open};
+use crate::data::convert::text_to_batch;
+use crate::data::infer::SchemaInference;
+use crate::error::{Error, Result};
+use crate::sources::DeadLetter;
+
+/// Reads the CSV file at `path` as a stream of batches.
+pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {
+    let schema = infer_schema(path, name, options)?;
+    let reader = reader_builder(options).from_reader(open(path)?);
+    Ok(Box::new(CsvChunks {
+        reader,
+        schema,
+        options: options.clone(),
+        name: name.to_string(),
+        record: csv::ByteRecord::new(),
+        done: false,
+    }))
+}
+
+fn reader_builder(options: &ReadOptions) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .has_headers(options.header)
+        .flexible(true);
+    builder
+}
+
+fn csv_error(name: &str, e: csv::Error) -> Error {
+    Error::Other(format!("{name}: {e}"))
+}
+
+/// Column names from the header (made unique and non-empty) and types from
+/// the first `infer_rows` rows, with the config's overrides applied.
+fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<SchemaRef> {
+    let mut reader = reader_builder(options).from_reader(open(path)?);
+    let mut record = csv::ByteRecord::new();
+    let names: Vec<String> = if options.header {
+        let headers = reader.byte_headers().map_err(|e| csv_error(name, e))?;
+        unique_names(
+            headers
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).trim().to_string()),
+        )
+    } else {
+        let mut peek = reader_builder(options).from_reader(open(path)?);
+        let n = if peek
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(name, e))?
+        {
+            record.len()
+        } else {
+            0
+        };
+        (1..=n).map(|i| format!("column_{i}")).collect()
+    };
+    let mut inference = SchemaInference::new(names.clone());
+    let mut sampled = 0;
+    while sampled < options.infer_rows {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if record.len() != names.len() {
+                    continue;
+                }
+                inference.observe(record.iter().map(|field| {
+                    std::str::from_utf8(field)
+                        .ok()
+                        .filter(|v| !options.null_values.iter().any(|n| n == v))
+                }));
+                sampled += 1;
+            }
+            Err(e) if e.is_io_error() => return Err(csv_error(name, e)),
+            Err(_) => continue,
+        }
+    }
+    let inferred = inference.schema();
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| match options.overrides.get(f.name()) {
+            Some(dt) => Field::new(f.name(), dt.clone(), true),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Header names with blanks replaced by `column_N` and repeats suffixed `_2`, `_3`.
+fn unique_names(raw: impl Iterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, name) in raw.enumerate() {
+        let base = if name.is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            name
+        };
+        let mut candidate = base.clone();
+        let mut n = 2;
+        while names.contains(&candidate) {
+            candidate = format!("{base}_{n}");
+            n += 1;
+        }
+        names.push(candidate);
+    }
+    names
+}
+
+struct CsvChunks {
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    schema: SchemaRef,
+    options: ReadOptions,
+    name: String,
+    record: csv::ByteRecord,
+    done: bool,
+}
+
+impl CsvChunks {
+    fn raw_line(&self, record: &csv::ByteRecord) -> String {
+        let sep = (self.options.delimiter as char).to_string();
+        record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).to_string())
+            .collect::<Vec<_>>()
+            .join(&sep)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let width = self.schema.fields().len();
+        let batch_size = self.options.batch_size;
+        let mut builders: Vec<StringBuilder> = (0..width)
+            .map(|_| {
+                StringBuilder::with_capacity(batch_size.min(65_536), 16 * batch_size.min(65_536))
+            })
+            .collect();
+        let mut lines: Vec<u64> = Vec::new();
+        let mut dead_letters = Vec::new();
+        let start = self.reader.position().byte();
+        while lines.len() < batch_size {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(true) => {
+                    let line = self.record.position().map_or(0, |p| p.line());
+                    if self.record.len() != width {
+                        dead_letters.push(DeadLetter {
+                            origin: format!("{}:{line}", self.name),
+                            reason: format!("expected {width} fields, found {}", self.record.len()),
+                            raw: self.raw_line(&self.record),
+                        });
+                        continue;
+                    }
+                    let fields: std::result::Result<Vec<&str>, _> =
+                        self.record.iter().map(std::str::from_utf8).collect();
+                    let Ok(fields) = fields else {
+                        dead_letters.push(DeadLetter {
+                            origin: format!("{}:{line}", self.name),
+                            reason: "invalid UTF-8".into(),
+                            raw: self.raw_line(&self.record),
+                        });
+                        continue;
+                    };
+                    for (builder, value) in builders.iter_mut().zip(fields) {
+                        if self.options.null_values.iter().any(|n| n == value) {
+                            builder.append_null();
+                        } else {
+                            builder.append_value(value);
+                        }
+                    }
+                    lines.push(line);
+                }
+                Err(e) if e.is_io_error() => return Err(csv_error(&self.name, e)),
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    dead_letters.push(DeadLetter {
+                        origin: format!("{}:{line}", self.name),
+                        reason: e.to_string(),
+                        raw: String::new(),
+                    });
+                }
+            }
+        }
+        if lines.is_empty() && dead_letters.is_empty() {
+            return Ok(None);
+        }
+        let columns: Vec<StringArray> = builders.iter_mut().map(|b| b.finish()).collect();
+        let (batch, bad) = text_to_batch(&self.schema, columns.clone())?;
+        let sep = (self.options.delimiter as char).to_string();
+        for row in bad {
+            let raw: Vec<&str> = columns
+                .iter()
+                .map(|c| {
+                    if c.is_null(row.row) {
+                        ""
+                    } else {
+                        c.value(row.row)
+                    }
+                })
+                .collect();
+            dead_letters.push(DeadLetter {
+                origin: format!("{}:{}", self.name, lines[row.row]),
+                reason: row.reason,
+                raw: raw.join(&sep),
+            });
+        }
+        Ok(Some(Chunk {
+            batch,
+            bytes: self.reader.position().byte() - start,
+            dead_letters,
+        }))
+    }
+}
+
+impl Iterator for CsvChunks {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.next_chunk().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_made_unique() {
+        let names = unique_names(["id", "", "id", "x"].into_iter().map(String::from));
+        assert_eq!(names, ["id", "column_2", "id_2", "x"]);
+    }
+}

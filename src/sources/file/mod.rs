@@ -1,0 +1,334 @@
+//! `kind = "file"`: CSV, NDJSON, JSON documents and Parquet from local paths
+//! or globs, loaded incrementally: a re-run reads only files that are new or
+//! changed since the last committed run.
+
+mod csv;
+mod json;
+mod parquet;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
+use crate::data::types::parse_type;
+use crate::error::{Error, Result};
+
+/// `[source] kind = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// A file path or glob, relative to the project (`data/orders/*.csv`).
+    /// `.gz` files are decompressed.
+    pub path: String,
+    /// `csv`, `ndjson`, `json` or `parquet`. Default: from the extension.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// JSON documents: dotted path to the array of records (`data.items`).
+    /// Default: the whole document (an array, or one object).
+    #[serde(default)]
+    pub records: Option<String>,
+    /// CSV: the field separator. Default `,` (`\t` for `.tsv`).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// CSV: the quote character. Default `"`.
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    /// CSV: whether the first line names the columns. Default true.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV: values read as NULL. Default `[""]`; `[]` keeps empty strings.
+    #[serde(default = "default_null_values")]
+    pub null_values: Vec<String>,
+    /// How many rows are sampled to infer column types. Default 1000.
+    #[serde(default = "default_infer_rows")]
+    pub infer_schema_rows: usize,
+    /// Column types that override inference: `{ amount = "decimal(10,2)" }`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Rows per batch; memory use is bounded by this. Default 65536.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Load only files that are new or changed since the last run. Default true.
+    #[serde(default = "default_true")]
+    pub incremental: bool,
+}
+
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_null_values() -> Vec<String> {
+    vec![String::new()]
+}
+fn default_infer_rows() -> usize {
+    1000
+}
+fn default_batch_size() -> usize {
+    65_536
+}
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Comma- (or otherwise) separated values.
+    Csv,
+    /// One JSON object per line (also `.jsonl`).
+    Ndjson,
+    /// A JSON document; `records` selects the array of records.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// A file's identity for incremental loads: a changed size or modification
+/// time means the file is loaded again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    size: u64,
+    modified_ns: i128,
+}
+
+/// The progress a file source commits: every file loaded so far.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FileState {
+    files: BTreeMap<String, Fingerprint>,
+}
+
+/// One file to read, with the name it is known by in state and messages.
+struct FileToRead {
+    path: PathBuf,
+    name: String,
+    fingerprint: Fingerprint,
+}
+
+/// Options every format reader needs, resolved from the config.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadOptions {
+    pub batch_size: usize,
+    pub infer_rows: usize,
+    pub overrides: HashMap<String, DataType>,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub header: bool,
+    pub null_values: Vec<String>,
+    pub records: Option<String>,
+}
+
+/// A batch decoded from a file, before it gets a checkpoint.
+pub(crate) struct Chunk {
+    pub batch: RecordBatch,
+    pub bytes: u64,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+type Chunks = Box<dyn Iterator<Item = Result<Chunk>> + Send>;
+
+/// Reads files matching a path or glob.
+pub struct FileSource {
+    config: FileSourceConfig,
+}
+
+impl FileSource {
+    /// A file source for `config`.
+    pub fn new(config: FileSourceConfig) -> Self {
+        FileSource { config }
+    }
+
+    fn options(&self) -> Result<ReadOptions> {
+        let c = &self.config;
+        let mut overrides = HashMap::new();
+        for (column, type_name) in &c.columns {
+            let dt = parse_type(type_name)
+                .map_err(|e| Error::Config(format!("[source] columns.{column}: {e}")))?;
+            overrides.insert(column.clone(), dt);
+        }
+        let single_byte = |key: &str, value: &str| -> Result<u8> {
+            let value = if value == "\\t" { "\t" } else { value };
+            match value.as_bytes() {
+                [b] => Ok(*b),
+                _ => Err(Error::Config(format!(
+                    "[source] {key} must be a single ASCII character, got {value:?}"
+                ))),
+            }
+        };
+        let default_delimiter = if c.path.ends_with(".tsv") || c.path.ends_with(".tsv.gz") {
+            "\t"
+        } else {
+            ","
+        };
+        if c.batch_size == 0 {
+            return Err(Error::Config(
+                "[source] batch_size must be at least 1".into(),
+            ));
+        }
+        Ok(ReadOptions {
+            batch_size: c.batch_size,
+            infer_rows: c.infer_schema_rows.max(1),
+            overrides,
+            delimiter: single_byte(
+                "delimiter",
+                c.delimiter.as_deref().unwrap_or(default_delimiter),
+            )?,
+            quote: single_byte("quote", &c.quote)?,
+            header: c.header,
+            null_values: c.null_values.clone(),
+            records: c.records.clone(),
+        })
+    }
+
+    /// Every file matching `path`, sorted, with its fingerprint.
+    fn list_files(&self, project_dir: &Path) -> Result<Vec<FileToRead>> {
+        let pattern = project_dir.join(&self.config.path);
+        let pattern_text = pattern.to_string_lossy().to_string();
+        let paths = glob::glob(&pattern_text)
+            .map_err(|e| Error::Config(format!("[source] path {:?}: {e}", self.config.path)))?;
+        let mut files = Vec::new();
+        for entry in paths {
+            let path = entry.map_err(|e| Error::Other(format!("listing {pattern_text}: {e}")))?;
+            if !path.is_file() {
+                continue;
+            }
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+            let modified_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            let name = path
+                .strip_prefix(project_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .to_string();
+            files.push(FileToRead {
+                path,
+                name,
+                fingerprint: Fingerprint {
+                    size: meta.len(),
+                    modified_ns,
+                },
+            });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    fn format_of(&self, path: &Path) -> Result<FileFormat> {
+        if let Some(format) = self.config.format {
+            return Ok(format);
+        }
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        let ext = name.rsplit('.').next().unwrap_or("");
+        match ext {
+            "csv" | "tsv" | "txt" => Ok(FileFormat::Csv),
+            "ndjson" | "jsonl" => Ok(FileFormat::Ndjson),
+            "json" => Ok(FileFormat::Json),
+            "parquet" | "pq" => Ok(FileFormat::Parquet),
+            _ => Err(Error::Config(format!(
+                "{}: cannot tell the format from the extension; set format = \"csv\", \"ndjson\", \"json\" or \"parquet\" in [source]",
+                path.display()
+            ))),
+        }
+    }
+
+    fn chunks(&self, file: &FileToRead, options: &ReadOptions) -> Result<Chunks> {
+        match self.format_of(&file.path)? {
+            FileFormat::Csv => csv::read(&file.path, &file.name, options),
+            FileFormat::Ndjson => json::read_lines(&file.path, &file.name, options),
+            FileFormat::Json => json::read_document(&file.path, &file.name, options),
+            FileFormat::Parquet => parquet::read(&file.path, &file.name, options),
+        }
+    }
+
+    fn read_blocking(&self, ctx: SourceContext, out: BatchSender) -> Result<()> {
+        let options = self.options()?;
+        let mut state: FileState = match (&ctx.state, self.config.incremental) {
+            (Some(value), true) => serde_json::from_value(value.clone()).unwrap_or_default(),
+            _ => FileState::default(),
+        };
+        let files = self.list_files(&ctx.project_dir)?;
+        if files.is_empty() {
+            tracing::warn!(pipeline = %ctx.pipeline, "no files match {:?}", self.config.path);
+        }
+        for file in files {
+            if state.files.get(&file.name) == Some(&file.fingerprint) {
+                tracing::debug!(pipeline = %ctx.pipeline, file = %file.name, "unchanged, skipped");
+                continue;
+            }
+            let mut held: Option<SourceBatch> = None;
+            for chunk in self.chunks(&file, &options)? {
+                let chunk = chunk?;
+                let batch = SourceBatch {
+                    batch: chunk.batch,
+                    bytes: chunk.bytes,
+                    dead_letters: chunk.dead_letters,
+                    checkpoint: None,
+                };
+                if let Some(previous) = held.replace(batch) {
+                    if out.blocking_send(previous).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            state.files.insert(file.name.clone(), file.fingerprint);
+            let checkpoint = serde_json::to_value(&state)
+                .map_err(|e| Error::Other(format!("saving file state: {e}")))?;
+            let mut last = held.unwrap_or_else(|| SourceBatch {
+                batch: RecordBatch::new_empty(Arc::new(Schema::empty())),
+                bytes: 0,
+                dead_letters: Vec::new(),
+                checkpoint: None,
+            });
+            last.checkpoint = Some(checkpoint);
+            if out.blocking_send(last).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for FileSource {
+    async fn read(self: Box<Self>, ctx: SourceContext, out: BatchSender) -> Result<()> {
+        tokio::task::spawn_blocking(move || self.read_blocking(ctx, out))
+            .await
+            .map_err(|e| Error::Other(format!("file reader stopped: {e}")))?
+    }
+
+    fn check(&self, ctx: &SourceContext) -> Result<Vec<String>> {
+        self.options()?;
+        let files = self.list_files(&ctx.project_dir)?;
+        let mut warnings = Vec::new();
+        if files.is_empty() {
+            warnings.push(format!("no files match {:?} yet", self.config.path));
+        }
+        for file in &files {
+            self.format_of(&file.path)?;
+        }
+        Ok(warnings)
+    }
+}
+
+/// Opens `path` for reading, decompressing `.gz`.
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            reader,
+        ))))
+    } else {
+        Ok(Box::new(reader))
+    }
+}

@@ -1,0 +1,103 @@
+//! Sources: where data comes from. Each kind lives in its own module and
+//! implements [`Source`]; [`SourceConfig`] is the one explicit list of kinds.
+//!
+//! The contract every source keeps:
+//! - it sends a stream of Arrow batches, bounded by `batch_size` rows, and
+//!   never buffers a whole table or file;
+//! - a batch may carry a checkpoint: the source's complete progress state
+//!   once that batch (and every batch before it) is committed. The engine
+//!   commits it atomically with the data, and hands it back on the next run;
+//! - a row it cannot convert becomes a [`DeadLetter`] on the batch, never an
+//!   error that stops the run.
+
+pub mod file;
+
+use std::path::PathBuf;
+
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+
+/// `[source]`: which connector reads the data, chosen by `kind`.
+///
+/// This enum is the registry of source kinds: adding one is one module and
+/// one variant here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Local files: CSV, NDJSON, JSON documents, Parquet.
+    File(file::FileSourceConfig),
+}
+
+impl SourceConfig {
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File(_) => "file",
+        }
+    }
+
+    /// Builds the source this config describes.
+    pub fn build(&self) -> Box<dyn Source> {
+        match self {
+            SourceConfig::File(config) => Box::new(file::FileSource::new(config.clone())),
+        }
+    }
+}
+
+/// What a source is given when a run starts.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// The pipeline's name, for messages.
+    pub pipeline: String,
+    /// The project folder; relative paths resolve against it.
+    pub project_dir: PathBuf,
+    /// The state committed by the last successful run, `None` on a first
+    /// run, a full refresh, or a `replace` load.
+    pub state: Option<serde_json::Value>,
+}
+
+/// A row that could not be read, kept for the dead-letter table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Where the row came from, e.g. `data/orders.csv:17`.
+    pub origin: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The raw row as read.
+    pub raw: String,
+}
+
+/// One batch from a source, with its place in the source's progress.
+#[derive(Debug, Clone)]
+pub struct SourceBatch {
+    /// The rows (may be empty when only a checkpoint or dead letters are sent).
+    pub batch: RecordBatch,
+    /// Bytes read from the source for this batch.
+    pub bytes: u64,
+    /// Rows rejected while reading this batch.
+    pub dead_letters: Vec<DeadLetter>,
+    /// The source's progress once this batch is committed, if this batch
+    /// ends a unit that can be committed (a file, a page, a cursor value).
+    pub checkpoint: Option<serde_json::Value>,
+}
+
+/// The sending half of the bounded channel a source writes into. A full
+/// channel makes the source wait: a slow destination slows the source down
+/// instead of growing memory.
+pub type BatchSender = mpsc::Sender<SourceBatch>;
+
+/// A connector that reads data.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// Reads from where `ctx.state` left off and sends batches to `out` until
+    /// the source is exhausted. Returns early, without error, when `out` is
+    /// closed (the run stopped).
+    async fn read(self: Box<Self>, ctx: SourceContext, out: BatchSender) -> Result<()>;
+
+    /// Checks the configuration against the world without reading data
+    /// (paths exist, options make sense), for `flowline validate`.
+    fn check(&self, ctx: &SourceContext) -> Result<Vec<String>>;
+}

@@ -1,0 +1,105 @@
+//! The metadata store: run history (and, later, schedules and task queues)
+//! behind one interface. SQLite is the embedded default.
+
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Project, StateKind};
+use crate::error::Result;
+
+pub use sqlite::SqliteStateStore;
+
+/// How a run ended, or that it has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going (or the process died; a later run marks it abandoned).
+    Running,
+    /// Finished and committed.
+    Succeeded,
+    /// Stopped by an error; nothing after the last commit was kept.
+    Failed,
+    /// The process running it died before it finished.
+    Abandoned,
+}
+
+impl RunStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> RunStatus {
+        match text {
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "abandoned" => RunStatus::Abandoned,
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+/// One run of one pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Unique, time-ordered id.
+    pub run_id: String,
+    /// The pipeline run.
+    pub pipeline: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Rows loaded (after transforms).
+    pub rows: u64,
+    /// Bytes read from the source.
+    pub bytes: u64,
+    /// Rows sent to the dead-letter table.
+    pub bad_rows: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    /// Wall time from start to end (or to now while running).
+    pub fn duration(&self) -> std::time::Duration {
+        let end = self.ended_at.unwrap_or_else(Utc::now);
+        (end - self.started_at).to_std().unwrap_or_default()
+    }
+}
+
+/// Where run history lives.
+pub trait StateStore: Send + Sync {
+    /// Records that a run started; earlier runs of the same pipeline still
+    /// marked running are marked abandoned.
+    fn start_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Records a run's outcome.
+    fn finish_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// The latest run of each pipeline.
+    fn last_runs(&self) -> Result<Vec<RunRecord>>;
+
+    /// The latest `limit` runs of `pipeline`, newest first.
+    fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>>;
+}
+
+/// Opens the project's state store.
+pub fn open_state_store(project: &Project) -> Result<Box<dyn StateStore>> {
+    let config = &project.settings.state;
+    match config.kind {
+        StateKind::Sqlite => Ok(Box::new(SqliteStateStore::open(
+            &project.resolve(&config.path),
+        )?)),
+    }
+}

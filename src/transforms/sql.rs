@@ -1,0 +1,67 @@
+//! `sql = "select ... from input"`: SQL over each batch, run by an in-memory
+//! DuckDB so the dialect is the embedded warehouse's own.
+
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
+use super::Transform;
+use crate::data::duckdb::{append, column_definitions, normalize, query};
+use crate::error::{Error, Result};
+
+/// Runs one SQL query per batch, with the batch as the table `input`.
+pub struct SqlTransform {
+    sql: String,
+    conn: duckdb::Connection,
+    input_schema: Option<arrow::datatypes::SchemaRef>,
+}
+
+impl SqlTransform {
+    /// A transform running `sql`.
+    pub fn new(sql: String) -> Result<Self> {
+        let conn = duckdb::Connection::open_in_memory()
+            .map_err(|e| Error::warehouse("opening the transform engine", e))?;
+        conn.execute_batch("SET threads = 1")
+            .map_err(|e| Error::warehouse("configuring the transform engine", e))?;
+        Ok(SqlTransform {
+            sql,
+            conn,
+            input_schema: None,
+        })
+    }
+}
+
+impl Transform for SqlTransform {
+    fn apply(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let batch = normalize(batch)?;
+        if self.input_schema.as_ref() != Some(&batch.schema()) {
+            let ddl = format!(
+                "CREATE OR REPLACE TABLE input ({})",
+                column_definitions(&batch.schema())
+            );
+            self.conn
+                .execute_batch(&ddl)
+                .map_err(|e| Error::warehouse("preparing the transform input", e))?;
+            self.input_schema = Some(batch.schema());
+        } else {
+            self.conn
+                .execute_batch("DELETE FROM input")
+                .map_err(|e| Error::warehouse("preparing the transform input", e))?;
+        }
+        append(&self.conn, None, "main", "input", batch)?;
+        let (schema, batches) = query(&self.conn, &self.sql).map_err(|e| match e {
+            Error::Warehouse { source, .. } => Error::Other(format!("sql transform: {source}")),
+            other => other,
+        })?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let out =
+            concat_batches(&schema, &batches).map_err(|e| Error::arrow("sql transform", e))?;
+        Ok(Some(out))
+    }
+
+    fn describe(&self) -> String {
+        "sql".into()
+    }
+}
