@@ -61,9 +61,16 @@ pub fn from_toml_error(
         let words = backticked(&raw);
         if let Some((unknown, expected)) = words.split_first() {
             if raw.starts_with("unknown field") {
-                if let Some(span) = err.span() {
-                    offset = find_key(&interpolated.text, span.clone(), unknown).unwrap_or(offset);
-                }
+                // Fields of tagged tables come without a span: search the file.
+                // Tables read through a tag may report only their header: search on.
+                let text = &interpolated.text;
+                let span = err.span().unwrap_or(0..text.len());
+                offset = find_key(text, span.clone(), unknown)
+                    .or_else(|| find_key(text, span.start..text.len(), unknown))
+                    .unwrap_or(offset);
+            } else if err.span().is_none() {
+                let quoted = format!("\"{unknown}\"");
+                offset = interpolated.text.find(&quoted).unwrap_or(offset);
             }
             if let Some(best) = did_you_mean(unknown, expected) {
                 message.push_str(&format!("; did you mean \"{best}\"?"));

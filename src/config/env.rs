@@ -84,6 +84,12 @@ pub fn interpolate(file: &Path, text: &str, vars: &Variables) -> Result<Interpol
     let mut rest = text;
     let mut consumed = 0;
     while let Some(pos) = rest.find("${") {
+        if in_comment(text, consumed + pos) {
+            out.push_str(&rest[..pos + 2]);
+            rest = &rest[pos + 2..];
+            consumed += pos + 2;
+            continue;
+        }
         if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
             out.push_str(&rest[..pos - 1]);
             out.push_str("${");
@@ -145,6 +151,28 @@ pub fn interpolate(file: &Path, text: &str, vars: &Variables) -> Result<Interpol
     })
 }
 
+/// Whether byte `offset` of `text` sits in a `#` comment: a `#` earlier on
+/// its line, outside quotes.
+fn in_comment(text: &str, offset: usize) -> bool {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text[line_start..offset].chars() {
+        match (quote, c) {
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => return true,
+            _ => {}
+        }
+        escaped = false;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +211,17 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("f.toml:2:8"), "{msg}");
         assert!(msg.contains("FLOWLINE_T_MISSING"), "{msg}");
+    }
+
+    #[test]
+    fn comments_are_not_interpolated() {
+        let text = "# url = \"${NOT_SET_ANYWHERE}\"\na = \"#${FLOWLINE_T_Y}\" # ${ALSO_NOT}";
+        let out =
+            interpolate(Path::new("f.toml"), text, &vars(&[("FLOWLINE_T_Y", "v")])).expect("ok");
+        assert_eq!(
+            out.text,
+            "# url = \"${NOT_SET_ANYWHERE}\"\na = \"#v\" # ${ALSO_NOT}"
+        );
     }
 
     #[test]

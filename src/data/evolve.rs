@@ -107,7 +107,7 @@ mod tests {
         assert!(fits("BIGINT", "INTEGER"));
         assert!(fits("DOUBLE", "BIGINT"));
         assert!(fits("VARCHAR", "DATE"));
-        assert!(fits("DECIMAL(20,2)", "BIGINT"));
+        assert!(fits("DECIMAL(22,2)", "BIGINT"));
         assert!(fits("TIMESTAMP", "DATE"));
         assert!(!fits("INTEGER", "BIGINT"));
         assert!(!fits("BIGINT", "DOUBLE"));
