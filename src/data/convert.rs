@@ -40,9 +40,9 @@ pub fn text_to_batch(
         let array = cast_with_options(&text, field.data_type(), &options)
             .map_err(|e| Error::arrow(format!("column \"{}\"", field.name()), e))?;
         if array.null_count() != text.null_count() {
-            for row in 0..rows {
-                if array.is_null(row) && !text.is_null(row) && bad[row].is_none() {
-                    bad[row] = Some(format!(
+            for (row, slot) in bad.iter_mut().enumerate() {
+                if array.is_null(row) && !text.is_null(row) && slot.is_none() {
+                    *slot = Some(format!(
                         "column \"{}\": cannot convert {:?} to {}",
                         field.name(),
                         text.value(row),

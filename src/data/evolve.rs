@@ -52,7 +52,8 @@ pub fn fits(target: &str, source: &str) -> bool {
     }
     if let Some(s) = int_rank(source) {
         if let Some(t) = int_rank(target) {
-            return t >= s && !(target.starts_with('U') && !source.starts_with('U'));
+            let sign_ok = source.starts_with('U') || !target.starts_with('U');
+            return t >= s && sign_ok;
         }
         if target == "DOUBLE" || (target == "FLOAT" && s <= 2) {
             return true;

@@ -109,10 +109,10 @@ impl SchemaInference {
     /// Adds one row's values; `None` is a null.
     pub fn observe<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) {
         for (kind, value) in self.kinds.iter_mut().zip(values) {
-            if let Some(v) = value {
-                if *kind != Inferred::Text {
-                    *kind = kind.merge(Inferred::of(v));
-                }
+            if let Some(v) = value
+                && *kind != Inferred::Text
+            {
+                *kind = kind.merge(Inferred::of(v));
             }
         }
     }

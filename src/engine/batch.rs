@@ -190,26 +190,26 @@ impl Loader {
         if !dead_letters.is_empty() {
             self.destination.write_dead_letters(&dead_letters)?;
             let bad = self.progress.add_bad_rows(dead_letters.len() as u64);
-            if let Some(max) = self.max_bad_rows {
-                if bad > max {
-                    return Err(Error::pipeline(
-                        &self.pipeline,
-                        format!(
-                            "{bad} rows rejected, more than max_bad_rows = {max}; the last: {} ({}); \
-                             see the _flowline_dead_letter table",
-                            dead_letters[dead_letters.len() - 1].origin,
-                            dead_letters[dead_letters.len() - 1].reason
-                        ),
-                    ));
-                }
+            if let Some(max) = self.max_bad_rows
+                && bad > max
+            {
+                let last = &dead_letters[dead_letters.len() - 1];
+                return Err(Error::pipeline(
+                    &self.pipeline,
+                    format!(
+                        "{bad} rows rejected, more than max_bad_rows = {max}; the last: {} ({}); \
+                         see the _flowline_dead_letter table",
+                        last.origin, last.reason
+                    ),
+                ));
             }
         }
         let mut rows = 0;
-        if batch.num_rows() > 0 {
-            if let Some(out) = transforms::apply_all(&mut self.chain, batch)? {
-                rows = out.num_rows() as u64;
-                self.destination.write(out)?;
-            }
+        if batch.num_rows() > 0
+            && let Some(out) = transforms::apply_all(&mut self.chain, batch)?
+        {
+            rows = out.num_rows() as u64;
+            self.destination.write(out)?;
         }
         self.progress.add(rows, bytes);
         if let Some(checkpoint) = checkpoint {

@@ -124,8 +124,7 @@ impl StateStore for SqliteStateStore {
                 "SELECT {COLUMNS} FROM runs r WHERE started_at = \
                  (SELECT max(started_at) FROM runs WHERE pipeline = r.pipeline) ORDER BY pipeline"
             ))?;
-            let runs = stmt.query_map([], row_to_run)?.collect();
-            runs
+            stmt.query_map([], row_to_run)?.collect()
         })
     }
 
@@ -134,10 +133,8 @@ impl StateStore for SqliteStateStore {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE pipeline = ?1 ORDER BY started_at DESC LIMIT ?2"
             ))?;
-            let runs = stmt
-                .query_map(params![pipeline, limit as i64], row_to_run)?
-                .collect();
-            runs
+            stmt.query_map(params![pipeline, limit as i64], row_to_run)?
+                .collect()
         })
     }
 }

@@ -227,10 +227,7 @@ mod tests {
             .expect("ok")
             .expect("rows");
         assert_eq!(cast.schema().field(0).data_type(), &DataType::Utf8);
-        let err = Drop(vec!["nope".into()])
-            .apply(batch())
-            .err()
-            .expect("error");
+        let err = Drop(vec!["nope".into()]).apply(batch()).expect_err("error");
         assert!(err.to_string().contains("\"nope\""));
     }
 }

@@ -239,6 +239,148 @@ impl Iterator for CsvChunks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{BooleanArray, Date32Array, Float64Array, Int64Array};
+    use arrow::datatypes::DataType;
+    use proptest::prelude::*;
+
+    /// A generated column: its kind and its values (`None` = empty cell).
+    #[derive(Debug, Clone)]
+    enum Column {
+        Int(Vec<Option<i64>>),
+        Float(Vec<Option<f64>>),
+        Bool(Vec<Option<bool>>),
+        Date(Vec<Option<i32>>),
+        Text(Vec<Option<String>>),
+    }
+
+    impl Column {
+        fn cell(&self, row: usize) -> String {
+            let date = |days: i32| {
+                chrono::NaiveDate::from_num_days_from_ce_opt(719_163 + days)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            };
+            match self {
+                Column::Int(v) => v[row].map(|x| x.to_string()),
+                Column::Float(v) => v[row].map(|x| format!("{x:.3}")),
+                Column::Bool(v) => v[row].map(|x| x.to_string()),
+                Column::Date(v) => v[row].map(date),
+                Column::Text(v) => v[row].clone(),
+            }
+            .unwrap_or_default()
+        }
+
+        fn all_null(&self) -> bool {
+            (0..self.len()).all(|r| self.cell(r).is_empty())
+        }
+
+        fn len(&self) -> usize {
+            match self {
+                Column::Int(v) => v.len(),
+                Column::Float(v) => v.len(),
+                Column::Bool(v) => v.len(),
+                Column::Date(v) => v.len(),
+                Column::Text(v) => v.len(),
+            }
+        }
+
+        fn expected_type(&self) -> DataType {
+            if self.all_null() {
+                return DataType::Utf8;
+            }
+            match self {
+                Column::Int(_) => DataType::Int64,
+                Column::Float(_) => DataType::Float64,
+                Column::Bool(_) => DataType::Boolean,
+                Column::Date(_) => DataType::Date32,
+                Column::Text(_) => DataType::Utf8,
+            }
+        }
+    }
+
+    fn cells<T: std::fmt::Debug + Clone + 'static>(
+        values: impl Strategy<Value = T>,
+        rows: usize,
+    ) -> impl Strategy<Value = Vec<Option<T>>> {
+        proptest::collection::vec(proptest::option::weighted(0.85, values), rows)
+    }
+
+    fn column(rows: usize) -> impl Strategy<Value = Column> {
+        prop_oneof![
+            cells(any::<i64>(), rows).prop_map(Column::Int),
+            cells(-1e9f64..1e9f64, rows).prop_map(Column::Float),
+            cells(any::<bool>(), rows).prop_map(Column::Bool),
+            cells(-25_000i32..50_000, rows).prop_map(Column::Date),
+            cells("x[a-z ,\"']{0,10}", rows).prop_map(Column::Text),
+        ]
+    }
+
+    fn table() -> impl Strategy<Value = Vec<Column>> {
+        (1usize..40).prop_flat_map(|rows| proptest::collection::vec(column(rows), 1..6))
+    }
+
+    fn options() -> ReadOptions {
+        ReadOptions {
+            batch_size: 7,
+            infer_rows: 1000,
+            overrides: Default::default(),
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            null_values: vec![String::new()],
+            records: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever typed columns a CSV holds, inference finds their types
+        /// and every value reads back unchanged.
+        #[test]
+        fn inferred_schema_round_trips_random_csvs(columns in table()) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = dir.path().join("t.csv");
+            let rows = columns[0].len();
+            let mut writer = ::csv::Writer::from_path(&path).expect("writer");
+            let header: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+            writer.write_record(&header).expect("header");
+            for r in 0..rows {
+                writer.write_record(columns.iter().map(|c| c.cell(r))).expect("row");
+            }
+            writer.flush().expect("flush");
+
+            let chunks: Vec<Chunk> = read(&path, "t.csv", &options())
+                .expect("opens")
+                .collect::<Result<_>>()
+                .expect("reads");
+            let batches: Vec<_> = chunks.iter().map(|c| c.batch.clone()).collect();
+            prop_assert!(chunks.iter().all(|c| c.dead_letters.is_empty()));
+            prop_assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows);
+            let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+            for (i, column) in columns.iter().enumerate() {
+                let expected = column.expected_type();
+                let schema = batch.schema();
+                prop_assert_eq!(schema.field(i).data_type(), &expected, "column {}", i);
+                let array = batch.column(i);
+                for r in 0..rows {
+                    let cell = column.cell(r);
+                    if cell.is_empty() {
+                        prop_assert!(array.is_null(r));
+                        continue;
+                    }
+                    let read_back = match &expected {
+                        DataType::Int64 => array.as_any().downcast_ref::<Int64Array>().map(|a| a.value(r).to_string()),
+                        DataType::Float64 => array.as_any().downcast_ref::<Float64Array>().map(|a| format!("{:.3}", a.value(r))),
+                        DataType::Boolean => array.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(r).to_string()),
+                        DataType::Date32 => array.as_any().downcast_ref::<Date32Array>().map(|a| Column::Date(vec![Some(a.value(r))]).cell(0)),
+                        _ => array.as_any().downcast_ref::<StringArray>().map(|a| a.value(r).to_string()),
+                    };
+                    prop_assert_eq!(read_back, Some(cell));
+                }
+            }
+        }
+    }
 
     #[test]
     fn header_names_are_made_unique() {

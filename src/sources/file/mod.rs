@@ -274,10 +274,10 @@ impl FileSource {
                     dead_letters: chunk.dead_letters,
                     checkpoint: None,
                 };
-                if let Some(previous) = held.replace(batch) {
-                    if out.blocking_send(previous).is_err() {
-                        return Ok(());
-                    }
+                if let Some(previous) = held.replace(batch)
+                    && out.blocking_send(previous).is_err()
+                {
+                    return Ok(());
                 }
             }
             state.files.insert(file.name.clone(), file.fingerprint);
