@@ -39,6 +39,13 @@ pub struct WarehouseConfig {
     /// DuckDB database file, relative to the project. Default `.flowline/warehouse.duckdb`.
     #[serde(default = "default_warehouse_path")]
     pub path: String,
+    /// DuckDB's memory limit (`"512MB"`, `"2GB"`). Beyond it DuckDB spills
+    /// to disk, so loads of any size run in bounded memory. Default `"1GB"`.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: String,
+    /// DuckDB worker threads. Default: DuckDB's choice (the machine's cores).
+    #[serde(default)]
+    pub threads: Option<u32>,
 }
 
 impl Default for WarehouseConfig {
@@ -46,8 +53,14 @@ impl Default for WarehouseConfig {
         WarehouseConfig {
             kind: WarehouseKind::default(),
             path: default_warehouse_path(),
+            memory_limit: default_memory_limit(),
+            threads: None,
         }
     }
+}
+
+fn default_memory_limit() -> String {
+    "1GB".into()
 }
 
 fn default_warehouse_path() -> String {

@@ -12,6 +12,7 @@ use duckdb::params;
 use super::{
     Destination, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse, WriteMode,
 };
+use crate::config::WarehouseConfig;
 use crate::data::duckdb::{append, column_definitions, normalize, query};
 use crate::data::evolve::{Evolution, evolve};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
@@ -37,8 +38,8 @@ pub struct DuckDbWarehouse {
 }
 
 impl DuckDbWarehouse {
-    /// Opens (or creates) the warehouse at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (or creates) the warehouse at `path` with the settings of `config`.
+    pub fn open(path: &Path, config: &WarehouseConfig) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -53,6 +54,15 @@ impl DuckDbWarehouse {
                 Error::warehouse(format!("opening {}", path.display()), e)
             }
         })?;
+        let mut settings = format!(
+            "SET memory_limit = {};",
+            quote_literal(&config.memory_limit)
+        );
+        if let Some(threads) = config.threads {
+            settings.push_str(&format!("SET threads = {threads};"));
+        }
+        conn.execute_batch(&settings)
+            .map_err(|e| Error::warehouse("applying [warehouse] settings", e))?;
         conn.execute_batch(INTERNAL_TABLES)
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {

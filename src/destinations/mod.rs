@@ -176,11 +176,11 @@ pub trait Destination: Send {
 
 /// Opens the project's warehouse.
 pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
-    let WarehouseConfig { kind, path } = &project.settings.warehouse;
-    match kind {
+    let config: &WarehouseConfig = &project.settings.warehouse;
+    match config.kind {
         crate::config::WarehouseKind::Duckdb => {
-            let path = project.resolve(path);
-            Ok(Box::new(duckdb::DuckDbWarehouse::open(&path)?))
+            let path = project.resolve(&config.path);
+            Ok(Box::new(duckdb::DuckDbWarehouse::open(&path, config)?))
         }
     }
 }
