@@ -160,3 +160,15 @@ fn unknown_pipeline_name_suggests_the_nearest() {
     let err = p.fails(&["run", "order"]);
     assert!(err.contains("did you mean \"orders\"?"), "{err}");
 }
+
+#[test]
+fn wrong_value_types_in_the_source_table_are_located() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/c.toml",
+        "[source]\nkind = \"file\"\npath = \"x.csv\"\nbatch_size = \"big\"\n[destination]\ntable = \"t\"\n",
+    );
+    let err = validate_error(&p);
+    assert!(err.contains("pipelines/c.toml:4:14"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}

@@ -267,9 +267,14 @@ fn bad_rows_go_to_the_dead_letter_table_and_max_bad_rows_fails_the_run() {
     let err = p.fails(&["run"]);
     assert!(err.contains("more than max_bad_rows = 1"), "{err}");
     assert_eq!(
-        p.scalar("select count(*) from _flowline_dead_letter"),
+        p.scalar("select count(*) from d"),
         2,
-        "rolled back with the run"
+        "the failed run loaded nothing"
+    );
+    assert_eq!(
+        p.scalar("select count(*) from _flowline_dead_letter where origin like 'data/2.csv%'"),
+        2,
+        "the rows that failed the run are kept to explain it"
     );
 }
 
@@ -395,9 +400,7 @@ fn run_report_json_status_and_exit_codes() {
 
     let status = p.ok(&["status"]);
     assert!(
-        status.contains("good")
-            && status.contains("succeeded")
-            && status.contains("files: 1 entries"),
+        status.contains("good") && status.contains("succeeded") && status.contains("files: 1"),
         "{status}"
     );
     let status: serde_json::Value =
@@ -465,4 +468,87 @@ fn validate_checks_without_running() {
     p.write("pipelines/bad.toml", "[source]\nkind = \"file\"\npath = \"x.csv\"\ncolumns = { a = \"wat\" }\n[destination]\ntable = \"t\"\n");
     let err = p.fails(&["validate"]);
     assert!(err.contains("unknown type \"wat\""), "{err}");
+}
+
+#[test]
+fn nested_json_objects_keep_their_struct_type_across_files() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/ev.toml",
+        "[source]\nkind = \"file\"\npath = \"data/*.ndjson\"\n[destination]\ntable = \"raw.ev\"\n",
+    );
+    p.write("data/1.ndjson", "{\"id\": 1, \"user\": {\"id\": 7}}\n");
+    p.ok(&["run"]);
+    p.write("data/2.ndjson", "{\"id\": 2, \"user\": {\"id\": 8}}\n");
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("select sum(\"user\".id) from raw.ev"), 15);
+}
+
+#[test]
+fn full_refresh_of_a_merge_pipeline_keeps_one_row_per_key() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/c.toml",
+        "[source]\nkind = \"file\"\npath = \"data/*.csv\"\n[destination]\ntable = \"c\"\nwrite = \"merge\"\nprimary_key = [\"id\"]\n",
+    );
+    p.write("data/1.csv", "id,tier\n1,gold\n2,silver\n1,platinum\n");
+    p.ok(&["run"]);
+    p.ok(&["run", "--full-refresh"]);
+    let rows = p.query("select id, tier from c order by id");
+    let tiers: Vec<&str> = rows
+        .iter()
+        .map(|r| r["tier"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(tiers, ["platinum", "silver"]);
+}
+
+#[test]
+fn a_renamed_destination_table_is_loaded_from_the_start() {
+    let p = TestProject::new();
+    p.write("pipelines/orders.toml", CSV_APPEND);
+    p.write("data/a.csv", orders_csv(1, 10));
+    p.ok(&["run"]);
+    p.write(
+        "pipelines/orders.toml",
+        CSV_APPEND.replace("raw.orders", "raw.orders_v2"),
+    );
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("select count(*) from raw.orders_v2"), 10);
+}
+
+#[test]
+fn validate_checks_transform_sql_and_warehouse_settings() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/x.toml",
+        "[source]\nkind = \"file\"\npath = \"x.csv\"\n[[transform]]\nsql = \"selec * frm input\"\n[destination]\ntable = \"t\"\n",
+    );
+    let err = p.fails(&["validate"]);
+    assert!(
+        err.contains("[[transform]] #1") && err.contains("syntax error"),
+        "{err}"
+    );
+
+    p.write(
+        "pipelines/x.toml",
+        "[source]\nkind = \"file\"\npath = \"x.csv\"\n[destination]\ntable = \"t\"\n",
+    );
+    p.write(
+        "flowline.toml",
+        "[project]\nname = \"x\"\n[warehouse]\nmemory_limit = \"lots\"\n",
+    );
+    let err = p.fails(&["validate"]);
+    assert!(err.contains("[warehouse] settings"), "{err}");
+
+    p.write("flowline.toml", "[project]\nname = \"x\"\nnmae = 1\n");
+    let out = p.flowline(&["validate", "--json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("flowline.toml:3:1")
+    );
 }

@@ -93,6 +93,15 @@ pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
+/// `1 row`, `2 rows`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `1.2s`, `340ms`, `2m05s`.
 pub fn human_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();

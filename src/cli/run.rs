@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::output::human_duration;
+use super::output::{human_duration, plural};
 use crate::config::{Pipeline, Project};
 use crate::destinations::open_warehouse;
 use crate::engine::progress::Progress;
@@ -36,6 +36,12 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
             .map(|name| project.pipeline(name))
             .collect::<Result<_>>()?
     };
+    if selected.is_empty() && !json {
+        println!(
+            "no pipelines in {}",
+            project.dir.join(crate::config::PIPELINES_DIR).display()
+        );
+    }
     let warehouse = open_warehouse(&project)?;
     let store = open_state_store(&project)?;
     let progress = Progress::new(super::interactive() && !json);
@@ -60,22 +66,29 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
             let secs = record.duration().as_secs_f64().max(1e-3);
             match record.status {
                 RunStatus::Succeeded => println!(
-                    "ok      {}: {} rows -> {table} in {} ({:.0} rows/s){}",
+                    "ok      {}: {} -> {table} in {} ({:.0} rows/s){}",
                     record.pipeline,
-                    record.rows,
+                    plural(record.rows, "row"),
                     human_duration(record.duration()),
                     record.rows as f64 / secs,
                     if record.bad_rows > 0 {
-                        format!(", {} rows to _flowline_dead_letter", record.bad_rows)
+                        format!(
+                            ", {} to _flowline_dead_letter",
+                            plural(record.bad_rows, "row")
+                        )
                     } else {
                         String::new()
                     }
                 ),
-                _ => println!(
-                    "FAILED  {}: {}",
-                    record.pipeline,
-                    record.error.as_deref().unwrap_or("unknown error")
-                ),
+                _ => {
+                    let error = record.error.as_deref().unwrap_or("unknown error");
+                    let prefix = format!("pipeline {}: ", record.pipeline);
+                    println!(
+                        "FAILED  {}: {}",
+                        record.pipeline,
+                        error.strip_prefix(&prefix).unwrap_or(error)
+                    )
+                }
             }
         }
         records.push(record);

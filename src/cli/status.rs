@@ -40,6 +40,7 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         ]);
         report.push(json!({
             "pipeline": pipeline.name,
+            "description": pipeline.config.description,
             "table": pipeline.config.destination.table.get_ref(),
             "last_run": run,
             "saved_state": saved.as_ref().map(|s| &s.state),
@@ -77,8 +78,8 @@ fn summarize(state: &Value) -> String {
         Value::Object(map) => map
             .iter()
             .map(|(key, value)| match value {
-                Value::Object(inner) => format!("{key}: {} entries", inner.len()),
-                Value::Array(items) => format!("{key}: {} entries", items.len()),
+                Value::Object(inner) => format!("{key}: {}", inner.len()),
+                Value::Array(items) => format!("{key}: {}", items.len()),
                 Value::String(s) => format!("{key}: {s}"),
                 other => format!("{key}: {other}"),
             })
@@ -95,6 +96,6 @@ mod tests {
     #[test]
     fn summaries_count_collections() {
         let state = json!({"files": {"a.csv": {}, "b.csv": {}}, "cursor": "2024-01-01"});
-        assert_eq!(summarize(&state), "cursor: 2024-01-01, files: 2 entries");
+        assert_eq!(summarize(&state), "cursor: 2024-01-01, files: 2");
     }
 }

@@ -7,15 +7,30 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::config::Project;
+use crate::destinations::check_warehouse_settings;
 use crate::error::{Error, Result};
 use crate::sources::SourceContext;
 use crate::transforms;
 
 /// Prints problems (or "ok") and fails on any error.
 pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
-    let project = Project::load(project_dir)?;
+    let project = match Project::load(project_dir) {
+        Ok(project) => project,
+        Err(e) if json => {
+            let report = json!({ "ok": false, "errors": [e.to_string()], "warnings": [] });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e),
+    };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    if let Err(e) = check_warehouse_settings(&project.settings.warehouse) {
+        errors.push(format!("flowline.toml: {e}"));
+    }
     for pipeline in &project.pipelines {
         let ctx = SourceContext {
             pipeline: pipeline.name.clone(),
@@ -27,8 +42,15 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
             Ok(found) => warnings.extend(found.into_iter().map(|w| format!("{file}: {w}"))),
             Err(e) => errors.push(format!("{file}: {e}")),
         }
-        if let Err(e) = transforms::build(&pipeline.config.transform) {
-            errors.push(format!("{file}: {e}"));
+        match transforms::build(&pipeline.config.transform) {
+            Ok(chain) => {
+                for (i, step) in chain.iter().enumerate() {
+                    if let Err(e) = step.check() {
+                        errors.push(format!("{file}: [[transform]] #{}: {e}", i + 1));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{file}: {e}")),
         }
     }
     if json {
@@ -48,13 +70,16 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         }
     }
     if !errors.is_empty() {
+        if json {
+            return Ok(ExitCode::FAILURE);
+        }
         return Err(Error::Config(errors.join("\n")));
     }
     if !json {
         println!(
-            "ok: {} is valid ({} pipelines)",
+            "ok: {} is valid ({})",
             project.settings.project.name,
-            project.pipelines.len()
+            super::output::plural(project.pipelines.len() as u64, "pipeline")
         );
     }
     Ok(ExitCode::SUCCESS)

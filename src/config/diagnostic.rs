@@ -46,16 +46,36 @@ fn backticked(message: &str) -> Vec<&str> {
     message.split('`').skip(1).step_by(2).collect()
 }
 
-/// Turns a TOML parse or type error into a diagnostic against the original file.
-pub fn from_toml_error(
+/// An error found while reading a config table, with where it is.
+#[derive(Debug, Clone)]
+pub struct SpannedError {
+    /// A serde-style message (backticks around names).
+    pub message: String,
+    /// Byte range in the (interpolated) file text, when known.
+    pub span: Option<std::ops::Range<usize>>,
+}
+
+impl From<toml::de::Error> for SpannedError {
+    fn from(e: toml::de::Error) -> Self {
+        SpannedError {
+            message: e.message().to_string(),
+            span: e.span(),
+        }
+    }
+}
+
+/// Turns a serde-style `message` at `span` into a diagnostic against the
+/// original file, with a "did you mean" for unknown keys and values.
+pub fn from_message(
     file: &Path,
     original: &str,
     interpolated: &Interpolated,
-    err: &toml::de::Error,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
 ) -> String {
-    let raw = err.message().trim_end().to_string();
+    let raw = message.trim_end().to_string();
     let mut message = raw.replace('`', "\"");
-    let mut offset = err.span().map_or(0, |span| span.start);
+    let mut offset = span.as_ref().map_or(0, |span| span.start);
     let is_unknown = raw.starts_with("unknown field") || raw.starts_with("unknown variant");
     if is_unknown {
         let words = backticked(&raw);
@@ -64,11 +84,11 @@ pub fn from_toml_error(
                 // Fields of tagged tables come without a span: search the file.
                 // Tables read through a tag may report only their header: search on.
                 let text = &interpolated.text;
-                let span = err.span().unwrap_or(0..text.len());
+                let span = span.clone().unwrap_or(0..text.len());
                 offset = find_key(text, span.clone(), unknown)
                     .or_else(|| find_key(text, span.start..text.len(), unknown))
                     .unwrap_or(offset);
-            } else if err.span().is_none() {
+            } else if span.is_none() {
                 let quoted = format!("\"{unknown}\"");
                 offset = interpolated.text.find(&quoted).unwrap_or(offset);
             }

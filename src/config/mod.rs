@@ -82,7 +82,7 @@ impl Project {
                 .unwrap_or_default();
             let shown = file.strip_prefix(&dir).unwrap_or(&file).to_path_buf();
             let loaded = ConfigFile::read(&file, &vars).and_then(|f| {
-                let config = f.parse::<PipelineConfig>()?;
+                let config = f.parse_pipeline()?;
                 config.check(&f)?;
                 Ok(config)
             });
@@ -184,14 +184,47 @@ impl ConfigFile {
 
     /// Deserializes the file into `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        toml::from_str(&self.interpolated.text).map_err(|e| {
-            Error::Config(diagnostic::from_toml_error(
-                &self.path,
-                &self.original,
-                &self.interpolated,
-                &e,
-            ))
-        })
+        toml::from_str(&self.interpolated.text).map_err(|e| self.toml_error(&e))
+    }
+
+    /// Parses a pipeline file. `[source]` is deserialized straight from the
+    /// spanned document into the struct of its `kind`, so every error in it
+    /// keeps its exact line and column.
+    pub fn parse_pipeline(&self) -> Result<PipelineConfig> {
+        use serde::Deserialize;
+        let root =
+            toml::de::DeTable::parse(&self.interpolated.text).map_err(|e| self.toml_error(&e))?;
+        let span = root.span();
+        let mut table = root.into_inner();
+        let source = table.remove("source");
+        let body = pipeline::PipelineBody::deserialize(toml::de::Deserializer::from(
+            toml::Spanned::new(span, table),
+        ))
+        .map_err(|e| self.toml_error(&e))?;
+        let Some(source) = source else {
+            return Err(self.error_at(
+                0..0,
+                "missing [source]: every pipeline needs one, e.g. [source] kind = \"file\"",
+            ));
+        };
+        let source = crate::sources::SourceConfig::from_toml(source)
+            .map_err(|e| self.located(&e.message, e.span))?;
+        Ok(body.with_source(source))
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> Error {
+        self.located(e.message(), e.span())
+    }
+
+    /// A diagnostic for a serde-style `message` at `span`.
+    fn located(&self, message: &str, span: Option<Range<usize>>) -> Error {
+        Error::Config(diagnostic::from_message(
+            &self.path,
+            &self.original,
+            &self.interpolated,
+            message,
+            span,
+        ))
     }
 
     /// A diagnostic at `span` (a byte range in the interpolated text).

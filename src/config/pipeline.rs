@@ -10,26 +10,57 @@ use crate::sources::SourceConfig;
 use crate::transforms::TransformConfig;
 
 /// One pipeline file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// What the pipeline is for, shown by `flowline status`.
-    #[serde(default)]
+    /// What the pipeline is for, shown by `flowline status --json`.
     pub description: Option<String>,
     /// `batch` (the default): a run reads the source to its end and stops.
-    #[serde(default)]
     pub mode: Mode,
     /// `[source]`: where the data comes from; `kind` picks the connector.
     pub source: SourceConfig,
     /// `[[transform]]`: in-flight steps applied to every batch, in order.
-    #[serde(default)]
     pub transform: Vec<Spanned<TransformConfig>>,
     /// `[destination]`: the table the data lands in.
     pub destination: DestinationConfig,
     /// Fail the run once more than this many rows went to the dead-letter
     /// table. Unset: no limit.
-    #[serde(default)]
     pub max_bad_rows: Option<u64>,
+}
+
+/// Everything of a pipeline file but `[source]`, which is read separately
+/// with the config struct its `kind` names (see [`SourceConfig::from_toml`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PipelineBody {
+    /// What the pipeline is for, shown by `flowline status --json`.
+    #[serde(default)]
+    description: Option<String>,
+    /// `batch` (the default): a run reads the source to its end and stops.
+    #[serde(default)]
+    mode: Mode,
+    /// `[[transform]]`: in-flight steps applied to every batch, in order.
+    #[serde(default)]
+    transform: Vec<Spanned<TransformConfig>>,
+    /// `[destination]`: the table the data lands in.
+    destination: DestinationConfig,
+    /// Fail the run once more than this many rows went to the dead-letter
+    /// table. Unset: no limit.
+    #[serde(default)]
+    max_bad_rows: Option<u64>,
+}
+
+impl PipelineBody {
+    /// The whole pipeline, with its source.
+    pub(super) fn with_source(self, source: SourceConfig) -> PipelineConfig {
+        PipelineConfig {
+            description: self.description,
+            mode: self.mode,
+            source,
+            transform: self.transform,
+            destination: self.destination,
+            max_bad_rows: self.max_bad_rows,
+        }
+    }
 }
 
 /// How a pipeline runs.

@@ -45,9 +45,15 @@ fn is_float(t: &str) -> bool {
     t == "FLOAT" || t == "DOUBLE"
 }
 
+/// A type name without identifier quotes: DuckDB spells struct members
+/// `STRUCT(id BIGINT)` where flowline writes `STRUCT("id" BIGINT)`.
+fn unquoted(t: &str) -> String {
+    t.replace('"', "")
+}
+
 /// Whether values of type `source` fit a column of type `target` as is.
 pub fn fits(target: &str, source: &str) -> bool {
-    if target == source || target == "VARCHAR" {
+    if target == source || target == "VARCHAR" || unquoted(target) == unquoted(source) {
         return true;
     }
     if let Some(s) = int_rank(source) {
@@ -110,6 +116,7 @@ mod tests {
         assert!(fits("VARCHAR", "DATE"));
         assert!(fits("DECIMAL(22,2)", "BIGINT"));
         assert!(fits("TIMESTAMP", "DATE"));
+        assert!(fits("STRUCT(id BIGINT)", "STRUCT(\"id\" BIGINT)"));
         assert!(!fits("INTEGER", "BIGINT"));
         assert!(!fits("BIGINT", "DOUBLE"));
         assert!(!fits("DATE", "VARCHAR"));

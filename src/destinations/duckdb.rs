@@ -32,6 +32,26 @@ CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
 /// Name of the per-load staging table (temporary, per connection).
 const STAGE: &str = "_flowline_stage";
 
+/// Applies `[warehouse]` settings to a connection.
+fn apply_settings(conn: &duckdb::Connection, config: &WarehouseConfig) -> Result<()> {
+    let mut settings = format!(
+        "SET memory_limit = {};",
+        quote_literal(&config.memory_limit)
+    );
+    if let Some(threads) = config.threads {
+        settings.push_str(&format!("SET threads = {threads};"));
+    }
+    conn.execute_batch(&settings)
+        .map_err(|e| Error::warehouse("[warehouse] settings", e))
+}
+
+/// Checks `[warehouse]` settings on a throwaway in-memory database.
+pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
+    let conn = duckdb::Connection::open_in_memory()
+        .map_err(|e| Error::warehouse("checking [warehouse] settings", e))?;
+    apply_settings(&conn, config)
+}
+
 /// A DuckDB database file.
 pub struct DuckDbWarehouse {
     conn: Mutex<duckdb::Connection>,
@@ -54,15 +74,7 @@ impl DuckDbWarehouse {
                 Error::warehouse(format!("opening {}", path.display()), e)
             }
         })?;
-        let mut settings = format!(
-            "SET memory_limit = {};",
-            quote_literal(&config.memory_limit)
-        );
-        if let Some(threads) = config.threads {
-            settings.push_str(&format!("SET threads = {threads};"));
-        }
-        conn.execute_batch(&settings)
-            .map_err(|e| Error::warehouse("applying [warehouse] settings", e))?;
+        apply_settings(&conn, config)?;
         conn.execute_batch(INTERNAL_TABLES)
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {
@@ -78,6 +90,18 @@ impl DuckDbWarehouse {
 }
 
 impl Warehouse for DuckDbWarehouse {
+    fn table_exists(&self, table: &TableName) -> Result<bool> {
+        let conn = self.connection()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+                params![table.schema, table.table],
+                |row| row.get(0),
+            )
+            .map_err(|e| Error::warehouse("looking up a table", e))?;
+        Ok(n > 0)
+    }
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
         Ok(Box::new(DuckDbDestination {
             conn: self.connection()?,
@@ -278,6 +302,17 @@ impl DuckDbDestination {
         Ok(columns)
     }
 
+    /// Whether rows upsert on the primary key: `merge`, and `replace` (a
+    /// merge pipeline's full refresh) when a key is given, so a rebuilt table
+    /// holds one row per key just as the merged one did.
+    fn upserts(&self) -> bool {
+        match self.load.write {
+            WriteMode::Merge => true,
+            WriteMode::Replace => !self.load.primary_key.is_empty(),
+            WriteMode::Append => false,
+        }
+    }
+
     fn stage(&self, batch: RecordBatch) -> Result<()> {
         self.exec(
             &format!(
@@ -340,7 +375,7 @@ impl Destination for DuckDbDestination {
             self.replace_started = true;
         }
         let schema = batch.schema();
-        if self.load.write == WriteMode::Merge {
+        if self.upserts() {
             for key in &self.load.primary_key {
                 if schema.field_with_name(key).is_err() {
                     return Err(Error::pipeline(
@@ -370,7 +405,7 @@ impl Destination for DuckDbDestination {
             quote_ident(&table.table)
         );
         match self.load.write {
-            WriteMode::Merge => {
+            _ if self.upserts() => {
                 self.stage(batch)?;
                 self.merge_from_stage(&qualified)
             }
@@ -390,22 +425,19 @@ impl Destination for DuckDbDestination {
             return Ok(());
         }
         self.begin()?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "INSERT INTO main._flowline_dead_letter VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            )
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
-        for letter in letters {
-            stmt.execute(params![
-                self.load.pipeline,
-                self.load.run_id,
-                letter.origin,
-                letter.reason,
-                letter.raw
-            ])
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+        self.insert_dead_letters(letters)
+    }
+
+    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        self.rollback()?;
+        if letters.is_empty() {
+            return Ok(());
         }
+        self.exec("BEGIN TRANSACTION", "starting a transaction")?;
+        self.in_transaction = true;
+        self.insert_dead_letters(letters)?;
+        self.exec("COMMIT", "committing dead letters")?;
+        self.in_transaction = false;
         Ok(())
     }
 
@@ -463,6 +495,28 @@ impl Destination for DuckDbDestination {
             self.columns = None;
             self.replace_started = false;
             self.exec("ROLLBACK", "rolling back")?;
+        }
+        Ok(())
+    }
+}
+
+impl DuckDbDestination {
+    fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "INSERT INTO main._flowline_dead_letter VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            )
+            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+        for letter in letters {
+            stmt.execute(params![
+                self.load.pipeline,
+                self.load.run_id,
+                letter.origin,
+                letter.reason,
+                letter.raw
+            ])
+            .map_err(|e| Error::warehouse("recording dead letters", e))?;
         }
         Ok(())
     }

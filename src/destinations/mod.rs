@@ -156,6 +156,9 @@ pub trait Warehouse: Send + Sync {
 
     /// The state `pipeline` last committed, if any.
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>>;
+
+    /// Whether `table` exists.
+    fn table_exists(&self, table: &TableName) -> Result<bool>;
 }
 
 /// One load into one table, committed in steps.
@@ -172,6 +175,10 @@ pub trait Destination: Send {
 
     /// Discards everything written since the last commit.
     fn rollback(&mut self) -> Result<()>;
+
+    /// After a failed run's rollback: records the rows it rejected in a
+    /// transaction of their own, so the user can see why it failed.
+    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
 }
 
 /// Opens the project's warehouse.
@@ -182,5 +189,12 @@ pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
             let path = project.resolve(&config.path);
             Ok(Box::new(duckdb::DuckDbWarehouse::open(&path, config)?))
         }
+    }
+}
+
+/// Checks `[warehouse]` settings without opening the warehouse.
+pub fn check_warehouse_settings(config: &WarehouseConfig) -> Result<()> {
+    match config.kind {
+        crate::config::WarehouseKind::Duckdb => duckdb::check_settings(config),
     }
 }

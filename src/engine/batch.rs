@@ -16,12 +16,15 @@ use super::progress::PipelineProgress;
 use crate::config::{Pipeline, Project};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
 use crate::error::{Error, Result};
-use crate::sources::{SourceBatch, SourceContext};
+use crate::sources::{DeadLetter, SourceBatch, SourceContext};
 use crate::state::{RunRecord, RunStatus, StateStore};
 use crate::transforms::{self, Transform};
 
 /// How many batches may wait between source and loader.
 const QUEUE_DEPTH: usize = 4;
+
+/// Rejected rows kept, past a failed run's rollback, to explain the failure.
+const KEEP_DEAD_LETTERS: usize = 10_000;
 
 /// Options of one `flowline run`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,10 +102,17 @@ async fn execute(
     };
     let table = TableName::parse(dest_config.table.get_ref())
         .map_err(|e| Error::pipeline(&pipeline.name, e))?;
-    let state = match write {
+    let mut state = match write {
         WriteMode::Replace => None,
         _ => warehouse.saved_state(&pipeline.name)?.map(|s| s.state),
     };
+    if state.is_some() && !warehouse.table_exists(&table)? {
+        tracing::warn!(
+            pipeline = %pipeline.name,
+            "table {table} does not exist (renamed or dropped?): loading from the start"
+        );
+        state = None;
+    }
     let destination = warehouse.destination(LoadSpec {
         pipeline: pipeline.name.clone(),
         run_id: run_id.to_string(),
@@ -128,6 +138,7 @@ async fn execute(
         max_bad_rows: config.max_bad_rows,
         progress: progress.clone(),
         last_checkpoint: None,
+        uncommitted_letters: Vec::new(),
     };
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || loader.run(rx, &handle, source_task))
@@ -148,6 +159,8 @@ struct Loader {
     max_bad_rows: Option<u64>,
     progress: Arc<PipelineProgress>,
     last_checkpoint: Option<serde_json::Value>,
+    /// Rejected rows since the last commit, kept (up to a limit) if the run fails.
+    uncommitted_letters: Vec<DeadLetter>,
 }
 
 impl Loader {
@@ -173,6 +186,12 @@ impl Loader {
             if let Err(rollback) = self.destination.rollback() {
                 tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
             }
+            if let Err(keep) = self
+                .destination
+                .keep_dead_letters(&self.uncommitted_letters)
+            {
+                tracing::warn!(pipeline = %self.pipeline, "could not keep rejected rows: {keep}");
+            }
             return Err(e);
         }
         // Commit whatever is left: the final state for `replace`, or rows a
@@ -189,6 +208,9 @@ impl Loader {
         } = batch;
         if !dead_letters.is_empty() {
             self.destination.write_dead_letters(&dead_letters)?;
+            let room = KEEP_DEAD_LETTERS.saturating_sub(self.uncommitted_letters.len());
+            self.uncommitted_letters
+                .extend(dead_letters.iter().take(room).cloned());
             let bad = self.progress.add_bad_rows(dead_letters.len() as u64);
             if let Some(max) = self.max_bad_rows
                 && bad > max
@@ -197,8 +219,8 @@ impl Loader {
                 return Err(Error::pipeline(
                     &self.pipeline,
                     format!(
-                        "{bad} rows rejected, more than max_bad_rows = {max}; the last: {} ({}); \
-                         see the _flowline_dead_letter table",
+                        "{bad} rows rejected, more than max_bad_rows = {max}, so nothing of this \
+                         run was loaded; the last: {} ({}); all are in the _flowline_dead_letter table",
                         last.origin, last.reason
                     ),
                 ));
@@ -216,6 +238,7 @@ impl Loader {
             if self.commit_at_checkpoints {
                 self.destination.commit(Some(&checkpoint))?;
                 self.last_checkpoint = None;
+                self.uncommitted_letters.clear();
             } else {
                 self.last_checkpoint = Some(checkpoint);
             }

@@ -17,21 +17,75 @@ use std::path::PathBuf;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
 
+use crate::config::diagnostic::SpannedError;
 use crate::error::Result;
+
+/// `a`, `b` as serde lists expected names.
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// `[source]`: which connector reads the data, chosen by `kind`.
 ///
-/// This enum is the registry of source kinds: adding one is one module and
-/// one variant here.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// This enum and [`SourceConfig::from_toml`] are the registry of source
+/// kinds: adding one is one module, one variant and one line there.
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// Local files: CSV, NDJSON, JSON documents, Parquet.
     File(file::FileSourceConfig),
 }
 
+/// Every `kind` a source can have.
+pub const SOURCE_KINDS: &[&str] = &["file"];
+
 impl SourceConfig {
+    /// Reads a `[source]` table: its `kind`, then the rest as that kind's
+    /// config struct, straight from the spanned document so that errors
+    /// keep their exact position.
+    pub fn from_toml(value: Spanned<DeValue<'_>>) -> Result<SourceConfig, SpannedError> {
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return Err(SpannedError {
+                message: "[source] must be a table with a `kind`".into(),
+                span: Some(span),
+            });
+        };
+        let Some(kind) = table.remove("kind") else {
+            return Err(SpannedError {
+                message: format!(
+                    "missing field `kind` in [source] (one of {})",
+                    quoted(SOURCE_KINDS)
+                ),
+                span: Some(span),
+            });
+        };
+        let kind_span = kind.span();
+        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
+        match kind.get_ref().as_str() {
+            Some("file") => Ok(SourceConfig::File(file::FileSourceConfig::deserialize(
+                rest,
+            )?)),
+            Some(other) => Err(SpannedError {
+                message: format!(
+                    "unknown variant `{other}`, expected one of {}",
+                    quoted(SOURCE_KINDS)
+                ),
+                span: Some(kind_span),
+            }),
+            None => Err(SpannedError {
+                message: "`kind` must be a string".into(),
+                span: Some(kind_span),
+            }),
+        }
+    }
+
     /// The `kind` as written in the config.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -89,6 +89,11 @@ pub trait Transform: Send {
 
     /// A short description for error messages: `sql`, `rename`, ...
     fn describe(&self) -> String;
+
+    /// Checks what can be checked without data (SQL syntax), for `flowline validate`.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds the pipeline's transform chain, in order.

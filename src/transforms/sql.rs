@@ -64,4 +64,22 @@ impl Transform for SqlTransform {
     fn describe(&self) -> String {
         "sql".into()
     }
+
+    fn check(&self) -> Result<()> {
+        let parsed: String = self
+            .conn
+            .query_row(
+                "SELECT json_serialize_sql(CAST(? AS VARCHAR))",
+                duckdb::params![self.sql],
+                |row| row.get(0),
+            )
+            .map_err(|e| Error::warehouse("checking transform SQL", e))?;
+        let parsed: serde_json::Value = serde_json::from_str(&parsed)
+            .map_err(|e| Error::Other(format!("checking transform SQL: {e}")))?;
+        if parsed["error"] == true {
+            let message = parsed["error_message"].as_str().unwrap_or("syntax error");
+            return Err(Error::Other(format!("sql transform: {message}")));
+        }
+        Ok(())
+    }
 }
