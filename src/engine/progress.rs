@@ -123,7 +123,7 @@ impl PipelineProgress {
             Some(bar) => {
                 bar.finish_and_clear();
             }
-            None if ok => tracing::info!(pipeline = %self.pipeline, "done: {}", self.message()),
+            None if ok => tracing::debug!(pipeline = %self.pipeline, "done: {}", self.message()),
             None => tracing::info!(pipeline = %self.pipeline, "failed after {}", self.message()),
         }
     }
