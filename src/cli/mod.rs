@@ -1,5 +1,7 @@
 //! The command line: one module per verb, this one parses and dispatches.
 
+mod connections;
+mod discover;
 mod init;
 mod logging;
 mod output;
@@ -54,6 +56,11 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// List pipelines with their last run and saved progress.
     Status,
+    /// Check the connections of flowline.toml.
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
+    /// List the schemas, tables and columns behind a connection, or write a pipeline for one.
+    Discover(discover::DiscoverArgs),
 }
 
 /// Whether progress bars and colours make sense.
@@ -75,6 +82,12 @@ impl Cli {
             Command::Run(args) => runtime.block_on(run::execute(&self.project, self.json, args)),
             Command::Sql(args) => sql::execute(&self.project, self.json, args),
             Command::Status => status::execute(&self.project, self.json),
+            Command::Connections(command) => {
+                runtime.block_on(connections::execute(&self.project, self.json, command))
+            }
+            Command::Discover(args) => {
+                runtime.block_on(discover::execute(&self.project, self.json, args))
+            }
         }
     }
 }

@@ -82,12 +82,7 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
                 ),
                 _ => {
                     let error = record.error.as_deref().unwrap_or("unknown error");
-                    let prefix = format!("pipeline {}: ", record.pipeline);
-                    println!(
-                        "FAILED  {}: {}",
-                        record.pipeline,
-                        error.strip_prefix(&prefix).unwrap_or(error)
-                    )
+                    println!("FAILED  {}: {error}", record.pipeline)
                 }
             }
         }

@@ -14,17 +14,18 @@ use crate::transforms;
 
 /// Prints problems (or "ok") and fails on any error.
 pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
-    let project = match Project::load(project_dir) {
+    let project = match Project::load_reporting(project_dir) {
         Ok(project) => project,
-        Err(e) if json => {
-            let report = json!({ "ok": false, "errors": [e.to_string()], "warnings": [] });
+        Err(errors) if json => {
+            let report =
+                json!({ "ok": false, "pipelines": null, "errors": errors, "warnings": [] });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
             return Ok(ExitCode::FAILURE);
         }
-        Err(e) => return Err(e),
+        Err(errors) => return Err(Error::Config(errors.join("\n\n"))),
     };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -38,7 +39,12 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
             state: None,
         };
         let file = pipeline.file.display();
-        match pipeline.config.source.build().check(&ctx) {
+        match pipeline
+            .config
+            .source
+            .build(&project)
+            .and_then(|s| s.check(&ctx))
+        {
             Ok(found) => warnings.extend(found.into_iter().map(|w| format!("{file}: {w}"))),
             Err(e) => errors.push(format!("{file}: {e}")),
         }

@@ -54,16 +54,21 @@ pub struct Pipeline {
 impl Project {
     /// Loads and checks every file of the project in `dir`.
     pub fn load(dir: &Path) -> Result<Project> {
+        Self::load_reporting(dir).map_err(|errors| Error::Config(errors.join("\n\n")))
+    }
+
+    /// Like [`Project::load`], but reports every broken file separately.
+    pub fn load_reporting(dir: &Path) -> std::result::Result<Project, Vec<String>> {
         let dir = dir.to_path_buf();
         let project_file = dir.join(PROJECT_FILE);
         if !project_file.exists() {
-            return Err(Error::Config(format!(
+            return Err(vec![format!(
                 "{} not found: {} is not a flowline project (create one with `flowline init`)",
                 project_file.display(),
                 dir.display()
-            )));
+            )]);
         }
-        let vars = Variables::load(&dir)?;
+        let vars = Variables::load(&dir).map_err(|e| vec![e.to_string()])?;
         let mut errors = Vec::new();
         let settings =
             match ConfigFile::read(&project_file, &vars).and_then(|f| f.parse::<ProjectFile>()) {
@@ -75,7 +80,7 @@ impl Project {
             };
 
         let mut pipelines = Vec::new();
-        for file in pipeline_files(&dir)? {
+        for file in pipeline_files(&dir).map_err(|e| vec![e.to_string()])? {
             let name = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
@@ -101,7 +106,7 @@ impl Project {
                 settings,
                 pipelines,
             }),
-            _ => Err(Error::Config(errors.join("\n\n"))),
+            _ => Err(errors),
         }
     }
 

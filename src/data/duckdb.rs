@@ -61,6 +61,7 @@ pub fn append(
     table: &str,
     batch: RecordBatch,
 ) -> Result<()> {
+    let batch = intervals_as_text(batch)?;
     let appender = match catalog {
         Some(catalog) => conn.appender_to_catalog_and_db(table, catalog, schema),
         None => conn.appender_to_db(table, schema),
@@ -73,6 +74,56 @@ pub fn append(
     appender
         .flush()
         .map_err(|e| Error::warehouse(format!("appending to {schema}.{table}"), e))
+}
+
+/// DuckDB's Arrow appender drops the nulls of INTERVAL columns (they arrive
+/// as zero). Such columns go in as text instead, which the appender casts to
+/// the table's INTERVAL type, nulls kept.
+fn intervals_as_text(batch: RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::{IntervalMonthDayNanoType, IntervalUnit};
+    let affected = |f: &Field, c: &ArrayRef| {
+        matches!(
+            f.data_type(),
+            DataType::Interval(IntervalUnit::MonthDayNano)
+        ) && c.null_count() > 0
+    };
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .any(|(f, c)| affected(f, c))
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if affected(field, column) {
+            let text: StringArray = column
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        format!(
+                            "{} months {} days {} microseconds",
+                            v.months,
+                            v.days,
+                            v.nanoseconds / 1000
+                        )
+                    })
+                })
+                .collect();
+            columns.push(Arc::new(text));
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+        } else {
+            columns.push(column.clone());
+            fields.push(field.as_ref().clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::arrow("appending intervals", e))
 }
 
 /// Runs `sql` and returns its result as Arrow: the schema and the batches.

@@ -1,6 +1,7 @@
 //! Arrow helpers shared by every connector: type names, schema inference,
 //! schema evolution and converting text columns with row-level errors.
 
+pub mod builders;
 pub mod convert;
 pub mod duckdb;
 pub mod evolve;

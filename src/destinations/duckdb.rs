@@ -42,7 +42,7 @@ fn apply_settings(conn: &duckdb::Connection, config: &WarehouseConfig) -> Result
         settings.push_str(&format!("SET threads = {threads};"));
     }
     conn.execute_batch(&settings)
-        .map_err(|e| Error::warehouse("[warehouse] settings", e))
+        .map_err(|e| Error::warehouse("applying memory_limit/threads", e))
 }
 
 /// Checks `[warehouse]` settings on a throwaway in-memory database.
@@ -306,11 +306,7 @@ impl DuckDbDestination {
     /// merge pipeline's full refresh) when a key is given, so a rebuilt table
     /// holds one row per key just as the merged one did.
     fn upserts(&self) -> bool {
-        match self.load.write {
-            WriteMode::Merge => true,
-            WriteMode::Replace => !self.load.primary_key.is_empty(),
-            WriteMode::Append => false,
-        }
+        self.load.upsert && !self.load.primary_key.is_empty()
     }
 
     fn stage(&self, batch: RecordBatch) -> Result<()> {

@@ -122,6 +122,9 @@ pub struct LoadSpec {
     pub write: WriteMode,
     /// Key columns for `merge`.
     pub primary_key: Vec<String>,
+    /// Rows upsert on `primary_key` (a `merge` pipeline, or a `replace` one
+    /// with a key): also when a full refresh rebuilds the table.
+    pub upsert: bool,
     /// Schema evolution policy.
     pub schema: SchemaPolicy,
 }

@@ -75,7 +75,11 @@ pub async fn run_pipeline(
         Ok(()) => record.status = RunStatus::Succeeded,
         Err(e) => {
             record.status = RunStatus::Failed;
-            record.error = Some(crate::config::secrets::redact(&e.to_string()));
+            let message = match e {
+                Error::Pipeline { message, .. } => message,
+                other => other.to_string(),
+            };
+            record.error = Some(crate::config::secrets::redact(&message));
         }
     }
     if let Err(e) = store.finish_run(&record) {
@@ -119,6 +123,11 @@ async fn execute(
         table,
         write,
         primary_key: dest_config.primary_key.clone(),
+        upsert: match dest_config.write_mode() {
+            WriteMode::Merge => true,
+            WriteMode::Replace => !dest_config.primary_key.is_empty(),
+            WriteMode::Append => false,
+        },
         schema: dest_config.schema,
     })?;
     let chain = transforms::build(&config.transform)?;
@@ -129,7 +138,8 @@ async fn execute(
     };
 
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let source_task = tokio::spawn(config.source.build().read(ctx, tx));
+    let source = config.source.build(project)?;
+    let source_task = tokio::spawn(source.read(ctx, tx));
     let loader = Loader {
         pipeline: pipeline.name.clone(),
         destination,

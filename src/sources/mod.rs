@@ -10,7 +10,12 @@
 //! - a row it cannot convert becomes a [`DeadLetter`] on the batch, never an
 //!   error that stops the run.
 
+pub mod catalog;
+pub mod database;
 pub mod file;
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
 
 use std::path::PathBuf;
 
@@ -20,6 +25,7 @@ use tokio::sync::mpsc;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
+use crate::config::Project;
 use crate::config::diagnostic::SpannedError;
 use crate::error::Result;
 
@@ -40,10 +46,16 @@ fn quoted(names: &[&str]) -> String {
 pub enum SourceConfig {
     /// Local files: CSV, NDJSON, JSON documents, Parquet.
     File(file::FileSourceConfig),
+    /// A Postgres table or query, over binary COPY.
+    Postgres(database::DatabaseSourceConfig),
+    /// A MySQL or MariaDB table or query.
+    Mysql(database::DatabaseSourceConfig),
+    /// A SQLite table or query.
+    Sqlite(database::DatabaseSourceConfig),
 }
 
 /// Every `kind` a source can have.
-pub const SOURCE_KINDS: &[&str] = &["file"];
+pub const SOURCE_KINDS: &[&str] = &["file", "postgres", "mysql", "sqlite"];
 
 impl SourceConfig {
     /// Reads a `[source]` table: its `kind`, then the rest as that kind's
@@ -72,6 +84,15 @@ impl SourceConfig {
             Some("file") => Ok(SourceConfig::File(file::FileSourceConfig::deserialize(
                 rest,
             )?)),
+            Some("postgres") => Ok(SourceConfig::Postgres(
+                database::DatabaseSourceConfig::deserialize(rest)?,
+            )),
+            Some("mysql") => Ok(SourceConfig::Mysql(
+                database::DatabaseSourceConfig::deserialize(rest)?,
+            )),
+            Some("sqlite") => Ok(SourceConfig::Sqlite(
+                database::DatabaseSourceConfig::deserialize(rest)?,
+            )),
             Some(other) => Err(SpannedError {
                 message: format!(
                     "unknown variant `{other}`, expected one of {}",
@@ -90,14 +111,31 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::File(_) => "file",
+            SourceConfig::Postgres(_) => "postgres",
+            SourceConfig::Mysql(_) => "mysql",
+            SourceConfig::Sqlite(_) => "sqlite",
         }
     }
 
-    /// Builds the source this config describes.
-    pub fn build(&self) -> Box<dyn Source> {
-        match self {
+    /// Builds the source this config describes; `project` resolves named
+    /// connections and relative paths.
+    pub fn build(&self, project: &Project) -> Result<Box<dyn Source>> {
+        let connections = &project.settings.connections;
+        Ok(match self {
             SourceConfig::File(config) => Box::new(file::FileSource::new(config.clone())),
-        }
+            SourceConfig::Postgres(config) => Box::new(postgres::PostgresSource::new(
+                config.clone(),
+                config.resolve_url(connections)?,
+            )),
+            SourceConfig::Mysql(config) => Box::new(mysql::MysqlSource::new(
+                config.clone(),
+                config.resolve_url(connections)?,
+            )),
+            SourceConfig::Sqlite(config) => Box::new(sqlite::SqliteSource::new(
+                config.clone(),
+                sqlite::database_path(&config.resolve_url(connections)?, &project.dir),
+            )),
+        })
     }
 }
 

@@ -103,11 +103,11 @@ pub fn build(steps: &[Spanned<TransformConfig>]) -> Result<Vec<Box<dyn Transform
 
 fn build_one(step: &TransformConfig) -> Result<Box<dyn Transform>> {
     if let Some(query) = &step.sql {
-        return Ok(Box::new(sql::SqlTransform::new(query.clone())?));
+        return Ok(Box::new(sql::SqlTransform::new("sql", query.clone())?));
     }
     if let Some(condition) = &step.filter {
         let query = format!("select * from input where {condition}");
-        return Ok(Box::new(sql::SqlTransform::new(query)?));
+        return Ok(Box::new(sql::SqlTransform::new("filter", query)?));
     }
     if let Some(map) = &step.rename {
         return Ok(Box::new(builtin::Rename(map.clone())));

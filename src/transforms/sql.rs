@@ -10,19 +10,21 @@ use crate::error::{Error, Result};
 
 /// Runs one SQL query per batch, with the batch as the table `input`.
 pub struct SqlTransform {
+    label: &'static str,
     sql: String,
     conn: duckdb::Connection,
     input_schema: Option<arrow::datatypes::SchemaRef>,
 }
 
 impl SqlTransform {
-    /// A transform running `sql`.
-    pub fn new(sql: String) -> Result<Self> {
+    /// A transform running `sql`, named `label` (`sql`, `filter`) in errors.
+    pub fn new(label: &'static str, sql: String) -> Result<Self> {
         let conn = duckdb::Connection::open_in_memory()
             .map_err(|e| Error::warehouse("opening the transform engine", e))?;
         conn.execute_batch("SET threads = 1")
             .map_err(|e| Error::warehouse("configuring the transform engine", e))?;
         Ok(SqlTransform {
+            label,
             sql,
             conn,
             input_schema: None,
@@ -49,7 +51,9 @@ impl Transform for SqlTransform {
         }
         append(&self.conn, None, "main", "input", batch)?;
         let (schema, batches) = query(&self.conn, &self.sql).map_err(|e| match e {
-            Error::Warehouse { source, .. } => Error::Other(format!("sql transform: {source}")),
+            Error::Warehouse { source, .. } => {
+                Error::Other(format!("{} transform: {source}", self.label))
+            }
             other => other,
         })?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -62,7 +66,7 @@ impl Transform for SqlTransform {
     }
 
     fn describe(&self) -> String {
-        "sql".into()
+        self.label.into()
     }
 
     fn check(&self) -> Result<()> {
@@ -76,9 +80,10 @@ impl Transform for SqlTransform {
             .map_err(|e| Error::warehouse("checking transform SQL", e))?;
         let parsed: serde_json::Value = serde_json::from_str(&parsed)
             .map_err(|e| Error::Other(format!("checking transform SQL: {e}")))?;
-        if parsed["error"] == true {
+        // Statements the serializer does not cover (PIVOT, ...) are not errors.
+        if parsed["error"] == true && parsed["error_type"] == "parser" {
             let message = parsed["error_message"].as_str().unwrap_or("syntax error");
-            return Err(Error::Other(format!("sql transform: {message}")));
+            return Err(Error::Other(format!("{} transform: {message}", self.label)));
         }
         Ok(())
     }

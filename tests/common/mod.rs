@@ -113,3 +113,143 @@ pub fn orders_csv(first: i64, rows: i64) -> String {
     }
     csv
 }
+
+/// Whether `name` answers at `addr`. Under CI a missing service fails the
+/// test naming it; elsewhere the test is skipped with a message.
+pub fn service(name: &str, addr: &str) -> bool {
+    let reachable = addr
+        .parse()
+        .ok()
+        .and_then(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).ok()
+        })
+        .is_some();
+    if !reachable {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not reachable at {addr}: CI needs it running (see .ci/run)"
+        );
+        eprintln!("SKIPPED: {name} is not reachable at {addr}");
+    }
+    reachable
+}
+
+/// A unique name for test databases.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Runs `f` on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// A Postgres database created for one test and dropped after it.
+pub struct PgDatabase {
+    /// Its name.
+    pub name: String,
+}
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl PgDatabase {
+    /// Creates a new empty database, or `None` when Postgres is not there (outside CI).
+    pub fn create() -> Option<Self> {
+        if !service("PostgreSQL", "127.0.0.1:5432") {
+            return None;
+        }
+        let name = unique("flowline_test");
+        pg_execute(PG_ADMIN_URL, &format!("CREATE DATABASE {name}"));
+        Some(PgDatabase { name })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Runs SQL statements in it.
+    pub fn execute(&self, sql: &str) {
+        pg_execute(&self.url(), sql);
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::panic::catch_unwind(|| pg_execute(PG_ADMIN_URL, &sql));
+    }
+}
+
+/// Runs SQL statements against the Postgres at `url`.
+pub fn pg_execute(url: &str, sql: &str) {
+    block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to postgres");
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(sql)
+            .await
+            .expect("postgres statements");
+        drop(client);
+        let _ = driver.await;
+    })
+}
+
+/// A MariaDB/MySQL database created for one test and dropped after it.
+pub struct MyDatabase {
+    /// Its name.
+    pub name: String,
+}
+
+pub const MY_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306";
+
+impl MyDatabase {
+    /// Creates a new empty database, or `None` when MariaDB is not there (outside CI).
+    pub fn create() -> Option<Self> {
+        if !service("MariaDB", "127.0.0.1:3306") {
+            return None;
+        }
+        let name = unique("flowline_test");
+        my_execute(MY_ADMIN_URL, &format!("CREATE DATABASE {name}"));
+        Some(MyDatabase { name })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:3306/{}", self.name)
+    }
+
+    /// Runs SQL statements in it.
+    pub fn execute(&self, sql: &str) {
+        my_execute(&self.url(), sql);
+    }
+}
+
+impl Drop for MyDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
+        let _ = std::panic::catch_unwind(|| my_execute(MY_ADMIN_URL, &sql));
+    }
+}
+
+/// Runs SQL statements against the MySQL/MariaDB at `url`.
+pub fn my_execute(url: &str, sql: &str) {
+    use mysql_async::prelude::Queryable;
+    block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url)
+            .await
+            .expect("connect to mariadb");
+        conn.query_drop(sql).await.expect("mariadb statements");
+        let _ = conn.disconnect().await;
+    })
+}

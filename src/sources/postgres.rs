@@ -1,0 +1,780 @@
+//! `kind = "postgres"`: tables and queries streamed with the binary
+//! `COPY (query) TO STDOUT` protocol straight into Arrow builders, optionally
+//! split into ranges of an integer key read in parallel, and incremental on
+//! a cursor column.
+
+use std::error::Error as StdError;
+
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use futures_util::{StreamExt, pin_mut};
+use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
+use tokio_postgres::types::{FromSql, Kind, Type};
+use tokio_postgres::{Client, NoTls};
+
+use super::database::{
+    CursorBounds, CursorState, DatabaseSourceConfig, TableInfo, Unsupported, initial_value,
+    lag_sql, where_clause,
+};
+use super::{BatchSender, Source, SourceBatch, SourceContext};
+use crate::data::builders::{BatchBuilder, Value};
+use crate::error::{Error, Result};
+
+/// Reads a Postgres table or query.
+pub struct PostgresSource {
+    config: DatabaseSourceConfig,
+    url: String,
+}
+
+impl PostgresSource {
+    /// A source reading `config` from the database at `url`.
+    pub fn new(config: DatabaseSourceConfig, url: String) -> Self {
+        PostgresSource { config, url }
+    }
+}
+
+/// Connects and drives the connection in the background.
+pub async fn connect(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| Error::Other(format!("postgres: {}", describe_error(&e))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection error phrased by its cause: refused, DNS, auth, database.
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let what = match db.code().code() {
+            "28P01" | "28000" => "authentication failed",
+            "3D000" => "database does not exist",
+            _ => "server error",
+        };
+        return format!("{what}: {}", db.message());
+    }
+    let mut source = e.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => format!("connection refused ({io})"),
+                _ if io.to_string().contains("failed to lookup")
+                    || io.to_string().contains("resolve") =>
+                {
+                    format!("host name not found ({io})")
+                }
+                _ => format!("network error ({io})"),
+            };
+        }
+        source = inner.source();
+    }
+    e.to_string()
+}
+
+fn pg_err(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::Other(format!("postgres: {context}: {}", describe_error(&e)))
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// How one column is read from COPY rows.
+#[derive(Debug, Clone)]
+enum Decode {
+    Bool,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Numeric(i8),
+    Text,
+    Json,
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Oid,
+    Array(Box<Decode>),
+}
+
+/// A column as read: its Arrow field, the SELECT expression and decoder.
+#[derive(Debug, Clone)]
+struct Column {
+    field: Field,
+    select: String,
+    decode: Decode,
+    sql_type: Type,
+}
+
+/// Maps a Postgres type to its decoder and Arrow type; `None` when unmapped.
+fn map_type(ty: &Type, numeric: Option<(u8, i8)>) -> Option<(Decode, DataType)> {
+    let mapped = match *ty {
+        Type::BOOL => (Decode::Bool, DataType::Boolean),
+        Type::INT2 => (Decode::Int16, DataType::Int16),
+        Type::INT4 => (Decode::Int32, DataType::Int32),
+        Type::INT8 => (Decode::Int64, DataType::Int64),
+        Type::OID => (Decode::Oid, DataType::Int64),
+        Type::FLOAT4 => (Decode::Float32, DataType::Float32),
+        Type::FLOAT8 => (Decode::Float64, DataType::Float64),
+        Type::NUMERIC => {
+            let (p, s) = numeric.unwrap_or((38, 9));
+            (Decode::Numeric(s), DataType::Decimal128(p, s))
+        }
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::CHAR | Type::UNKNOWN => {
+            (Decode::Text, DataType::Utf8)
+        }
+        Type::JSON | Type::JSONB => (Decode::Json, DataType::Utf8),
+        Type::BYTEA => (Decode::Bytea, DataType::Binary),
+        Type::DATE => (Decode::Date, DataType::Date32),
+        Type::TIME => (Decode::Time, DataType::Time64(TimeUnit::Microsecond)),
+        Type::TIMESTAMP => (
+            Decode::Timestamp,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+        ),
+        Type::TIMESTAMPTZ => (
+            Decode::TimestampTz,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ),
+        Type::INTERVAL => (
+            Decode::Interval,
+            DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano),
+        ),
+        Type::UUID => (Decode::Uuid, DataType::Utf8),
+        _ => match ty.kind() {
+            Kind::Enum(_) => (Decode::Text, DataType::Utf8),
+            Kind::Domain(inner) => return map_type(inner, numeric),
+            Kind::Array(item) => {
+                let (decode, dt) = map_type(item, None)?;
+                let supported = matches!(
+                    decode,
+                    Decode::Bool
+                        | Decode::Int16
+                        | Decode::Int32
+                        | Decode::Int64
+                        | Decode::Float32
+                        | Decode::Float64
+                        | Decode::Text
+                );
+                if !supported || !matches!(item.kind(), Kind::Simple) {
+                    return None;
+                }
+                (
+                    Decode::Array(Box::new(decode)),
+                    DataType::List(std::sync::Arc::new(Field::new("item", dt, true))),
+                )
+            }
+            _ => return None,
+        },
+    };
+    Some(mapped)
+}
+
+/// Any value's raw bytes as text: enum labels, and text-like types.
+struct RawText(String);
+
+impl<'a> FromSql<'a> for RawText {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawText(std::str::from_utf8(raw)?.to_string()))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// `numeric` in its binary form: base-10000 digits, weight and sign.
+struct RawNumeric {
+    negative: bool,
+    special: bool,
+    weight: i16,
+    digits: Vec<i16>,
+}
+
+impl<'a> FromSql<'a> for RawNumeric {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        let word = |i: usize| -> std::result::Result<u16, Box<dyn StdError + Sync + Send>> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "truncated numeric".into())
+        };
+        let ndigits = word(0)? as usize;
+        let weight = word(1)? as i16;
+        let sign = word(2)?;
+        let digits = (0..ndigits)
+            .map(|i| word(4 + i).map(|d| d as i16))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(RawNumeric {
+            negative: sign == 0x4000,
+            special: sign == 0xC000 || sign == 0xD000 || sign == 0xF000,
+            weight,
+            digits,
+        })
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+impl RawNumeric {
+    /// The value scaled by 10^scale, `None` for NaN and infinities.
+    fn scaled(&self, scale: i8) -> std::result::Result<Option<i128>, String> {
+        if self.special {
+            return Ok(None);
+        }
+        let mut acc: i128 = 0;
+        for (i, d) in self.digits.iter().enumerate() {
+            let exponent = 4 * (self.weight as i32 - i as i32) + scale as i32;
+            let d = *d as i128;
+            let term = if exponent >= 0 {
+                10i128
+                    .checked_pow(exponent as u32)
+                    .and_then(|p| p.checked_mul(d))
+            } else {
+                10i128
+                    .checked_pow((-exponent) as u32)
+                    .map(|p| d / p)
+                    .or(Some(0))
+            };
+            acc = term
+                .and_then(|t| acc.checked_add(t))
+                .ok_or_else(|| "numeric value does not fit DECIMAL(38)".to_string())?;
+        }
+        Ok(Some(if self.negative { -acc } else { acc }))
+    }
+}
+
+/// `interval` in its binary form.
+struct RawInterval(IntervalMonthDayNano);
+
+impl<'a> FromSql<'a> for RawInterval {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        if raw.len() != 16 {
+            return Err("bad interval".into());
+        }
+        let micros = i64::from_be_bytes(raw[0..8].try_into()?);
+        let days = i32::from_be_bytes(raw[8..12].try_into()?);
+        let months = i32::from_be_bytes(raw[12..16].try_into()?);
+        Ok(RawInterval(IntervalMonthDayNano::new(
+            months,
+            days,
+            micros * 1000,
+        )))
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::INTERVAL
+    }
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+fn get<'a, T: FromSql<'a>>(
+    row: &'a BinaryCopyOutRow,
+    i: usize,
+) -> std::result::Result<Option<T>, String> {
+    row.try_get::<Option<T>>(i).map_err(|e| match e.source() {
+        Some(inner) => inner.to_string(),
+        None => e.to_string(),
+    })
+}
+
+fn decode_value(
+    decode: &Decode,
+    row: &BinaryCopyOutRow,
+    i: usize,
+) -> std::result::Result<Value, String> {
+    let value = match decode {
+        Decode::Bool => get::<bool>(row, i)?.map(Value::Bool),
+        Decode::Int16 => get::<i16>(row, i)?.map(|v| Value::Int(v.into())),
+        Decode::Int32 => get::<i32>(row, i)?.map(|v| Value::Int(v.into())),
+        Decode::Int64 => get::<i64>(row, i)?.map(Value::Int),
+        Decode::Oid => get::<u32>(row, i)?.map(|v| Value::Int(v.into())),
+        Decode::Float32 => get::<f32>(row, i)?.map(|v| Value::Float(v.into())),
+        Decode::Float64 => get::<f64>(row, i)?.map(Value::Float),
+        Decode::Numeric(scale) => match get::<RawNumeric>(row, i)? {
+            Some(n) => n.scaled(*scale)?.map(Value::Decimal),
+            None => None,
+        },
+        Decode::Text => get::<RawText>(row, i)?.map(|t| Value::Text(t.0)),
+        Decode::Json => get::<serde_json::Value>(row, i)?.map(|v| Value::Text(v.to_string())),
+        Decode::Bytea => get::<Vec<u8>>(row, i)?.map(Value::Bytes),
+        Decode::Date => {
+            get::<NaiveDate>(row, i)?.map(|d| Value::Date((d - EPOCH).num_days() as i32))
+        }
+        Decode::Time => get::<NaiveTime>(row, i)?.map(|t| {
+            Value::Time(
+                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64,
+            )
+        }),
+        Decode::Timestamp => {
+            get::<NaiveDateTime>(row, i)?.map(|t| Value::Timestamp(t.and_utc().timestamp_micros()))
+        }
+        Decode::TimestampTz => {
+            get::<DateTime<Utc>>(row, i)?.map(|t| Value::Timestamp(t.timestamp_micros()))
+        }
+        Decode::Interval => get::<RawInterval>(row, i)?.map(|v| Value::Interval(v.0)),
+        Decode::Uuid => get::<uuid::Uuid>(row, i)?.map(|u| Value::Text(u.to_string())),
+        Decode::Array(item) => decode_array(item, row, i)?,
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+fn decode_array(
+    item: &Decode,
+    row: &BinaryCopyOutRow,
+    i: usize,
+) -> std::result::Result<Option<Value>, String> {
+    fn list<T>(items: Option<Vec<Option<T>>>, f: impl Fn(T) -> Value) -> Option<Value> {
+        items.map(|v| Value::List(v.into_iter().map(|x| x.map_or(Value::Null, &f)).collect()))
+    }
+    Ok(match item {
+        Decode::Bool => list(get::<Vec<Option<bool>>>(row, i)?, Value::Bool),
+        Decode::Int16 => list(get::<Vec<Option<i16>>>(row, i)?, |v| Value::Int(v.into())),
+        Decode::Int32 => list(get::<Vec<Option<i32>>>(row, i)?, |v| Value::Int(v.into())),
+        Decode::Int64 => list(get::<Vec<Option<i64>>>(row, i)?, Value::Int),
+        Decode::Float32 => list(get::<Vec<Option<f32>>>(row, i)?, |v| Value::Float(v.into())),
+        Decode::Float64 => list(get::<Vec<Option<f64>>>(row, i)?, Value::Float),
+        _ => list(get::<Vec<Option<RawText>>>(row, i)?, |v| Value::Text(v.0)),
+    })
+}
+
+/// Precision and scale of the numeric columns of a table.
+async fn numeric_precisions(client: &Client, table: &str) -> Result<Vec<(String, u8, i8)>> {
+    let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+    let rows = client
+        .query(
+            "SELECT column_name::text, numeric_precision::int4, numeric_scale::int4 \
+             FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 \
+             AND data_type = 'numeric' AND numeric_precision IS NOT NULL",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(pg_err("reading column precisions"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let p: i32 = r.get(1);
+            let s: i32 = r.get(2);
+            (
+                r.get::<_, String>(0),
+                p.clamp(1, 38) as u8,
+                s.clamp(0, 38) as i8,
+            )
+        })
+        .collect())
+}
+
+impl PostgresSource {
+    /// The columns of what this source reads, with how each is read.
+    async fn columns(&self, client: &Client) -> Result<Vec<Column>> {
+        let relation = self.config.relation(quote);
+        let statement = client
+            .prepare(&format!("SELECT * FROM {relation} LIMIT 0"))
+            .await
+            .map_err(pg_err(&format!("describing {}", self.config.describe())))?;
+        let precisions = match &self.config.table {
+            Some(table) => numeric_precisions(client, table).await?,
+            None => Vec::new(),
+        };
+        let mut columns = Vec::new();
+        for column in statement.columns() {
+            let name = column.name().to_string();
+            let numeric = precisions
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, p, s)| (*p, *s));
+            let (decode, dt, select, sql_type) = match map_type(column.type_(), numeric) {
+                Some((decode, dt)) => (decode, dt, quote(&name), column.type_().clone()),
+                None if self.config.unsupported == Unsupported::Text => (
+                    Decode::Text,
+                    DataType::Utf8,
+                    format!("{}::text", quote(&name)),
+                    Type::TEXT,
+                ),
+                None => {
+                    return Err(Error::Other(format!(
+                        "{}: column \"{name}\" has type {} that flowline cannot map; \
+                         set unsupported = \"text\" in [source] to load it as text, or cast it in a query",
+                        self.config.describe(),
+                        column.type_().name()
+                    )));
+                }
+            };
+            columns.push(Column {
+                field: Field::new(&name, dt, true),
+                select,
+                decode,
+                sql_type,
+            });
+        }
+        Ok(columns)
+    }
+
+    /// The cursor bounds of this run, from saved state and the current maximum.
+    async fn bounds(
+        &self,
+        client: &Client,
+        ctx: &SourceContext,
+        cursor: &str,
+    ) -> Result<CursorBounds> {
+        let lower = match &ctx.state {
+            Some(state) => {
+                let saved: CursorState = serde_json::from_value(state.clone())
+                    .map_err(|e| Error::Other(format!("saved state is not a cursor: {e}")))?;
+                Some((saved.value, false))
+            }
+            None => self
+                .config
+                .incremental
+                .as_ref()
+                .and_then(|i| i.initial.as_ref())
+                .map(|v| (initial_value(v), true)),
+        };
+        let relation = self.config.relation(quote);
+        let row = client
+            .query_one(
+                &format!("SELECT max({})::text FROM {relation}", quote(cursor)),
+                &[],
+            )
+            .await
+            .map_err(pg_err("reading the cursor's high-water mark"))?;
+        Ok(CursorBounds {
+            lower,
+            upper: row.get(0),
+        })
+    }
+
+    /// The integer column to split ranges on, if any.
+    async fn split_column(&self, client: &Client, columns: &[Column]) -> Result<Option<String>> {
+        if let Some(column) = &self.config.split_by {
+            return Ok(Some(column.clone()));
+        }
+        let Some(table) = &self.config.table else {
+            return Ok(None);
+        };
+        let rows = client
+            .query(
+                "SELECT a.attname::text FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+                &[&self.config.relation(quote)],
+            )
+            .await
+            .map_err(pg_err(&format!("reading the primary key of {table}")))?;
+        if rows.len() != 1 {
+            return Ok(None);
+        }
+        let key: String = rows[0].get(0);
+        let is_int = columns.iter().any(|c| {
+            c.field.name() == &key
+                && matches!(c.decode, Decode::Int16 | Decode::Int32 | Decode::Int64)
+        });
+        Ok(is_int.then_some(key))
+    }
+
+    /// Range predicates splitting the rows of `filter` on `column` into `n` parts.
+    async fn ranges(
+        &self,
+        client: &Client,
+        column: &str,
+        filter: &str,
+        n: usize,
+    ) -> Result<Vec<String>> {
+        let relation = self.config.relation(quote);
+        let q = quote(column);
+        let row = client
+            .query_one(
+                &format!("SELECT min({q})::int8, max({q})::int8 FROM {relation}{filter}"),
+                &[],
+            )
+            .await
+            .map_err(pg_err("reading the split range"))?;
+        let (Some(min), Some(max)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1))
+        else {
+            return Ok(vec![String::new()]);
+        };
+        let span = (max as i128 - min as i128 + 1) as u128;
+        let n = (n as u128).min(span).max(1);
+        let step = span.div_ceil(n);
+        let mut ranges = Vec::new();
+        for k in 0..n {
+            let lo = min as i128 + (k * step) as i128;
+            let hi = lo + step as i128;
+            let mut predicate = format!("{q} >= {lo} AND {q} < {hi}");
+            if k == 0 {
+                predicate = format!("({predicate} OR {q} IS NULL)");
+            }
+            ranges.push(predicate);
+        }
+        Ok(ranges)
+    }
+}
+
+/// Streams the rows of one COPY query into batches.
+async fn copy_range(
+    url: String,
+    query: String,
+    columns: Vec<Column>,
+    batch_size: usize,
+    out: BatchSender,
+) -> Result<()> {
+    let client = connect(&url).await?;
+    let types: Vec<Type> = columns.iter().map(|c| c.sql_type.clone()).collect();
+    let fields: Vec<Field> = columns.iter().map(|c| c.field.clone()).collect();
+    let mut builder = BatchBuilder::new(fields, batch_size.min(65_536))?;
+    let stream = client
+        .copy_out(query.as_str())
+        .await
+        .map_err(pg_err("starting COPY"))?;
+    let rows = BinaryCopyOutStream::new(stream, &types);
+    pin_mut!(rows);
+    let mut bytes = 0u64;
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(pg_err("reading rows"))?;
+        for (i, column) in columns.iter().enumerate() {
+            let value = decode_value(&column.decode, &row, i)
+                .map_err(|e| Error::Other(format!("column \"{}\": {e}", column.field.name())))?;
+            bytes += 8;
+            builder.append(i, value)?;
+        }
+        builder.end_row();
+        if builder.rows() >= batch_size {
+            let batch = SourceBatch {
+                batch: builder.finish()?,
+                bytes: std::mem::take(&mut bytes),
+                dead_letters: Vec::new(),
+                checkpoint: None,
+            };
+            if out.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if builder.rows() > 0 {
+        let batch = SourceBatch {
+            batch: builder.finish()?,
+            bytes,
+            dead_letters: Vec::new(),
+            checkpoint: None,
+        };
+        let _ = out.send(batch).await;
+    }
+    Ok(())
+}
+
+/// Connects and returns the server's version, for `flowline connections test`.
+pub async fn server_version(url: &str) -> Result<String> {
+    let client = connect(url).await?;
+    let row = client
+        .query_one("SELECT version()", &[])
+        .await
+        .map_err(pg_err("asking the version"))?;
+    Ok(row.get(0))
+}
+
+/// Every user table with its columns, key and estimated rows.
+pub async fn discover(url: &str) -> Result<Vec<TableInfo>> {
+    let client = connect(url).await?;
+    let tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.reltuples::int8 FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(pg_err("listing tables"))?;
+    let columns = client
+        .query(
+            "SELECT table_schema::text, table_name::text, column_name::text, \
+             CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END::text \
+             FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+             ORDER BY table_schema, table_name, ordinal_position",
+            &[],
+        )
+        .await
+        .map_err(pg_err("listing columns"))?;
+    let keys = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indisprimary ORDER BY 1, 2, a.attnum",
+            &[],
+        )
+        .await
+        .map_err(pg_err("listing keys"))?;
+    Ok(tables
+        .iter()
+        .map(|t| {
+            let (schema, table): (String, String) = (t.get(0), t.get(1));
+            let same = |r: &tokio_postgres::Row| {
+                r.get::<_, String>(0) == schema && r.get::<_, String>(1) == table
+            };
+            TableInfo {
+                rows: Some(t.get::<_, i64>(2)).filter(|n| *n >= 0),
+                columns: columns
+                    .iter()
+                    .filter(|r| same(r))
+                    .map(|r| (r.get(2), r.get(3)))
+                    .collect(),
+                primary_key: keys.iter().filter(|r| same(r)).map(|r| r.get(2)).collect(),
+                schema,
+                table,
+            }
+        })
+        .collect())
+}
+
+#[async_trait::async_trait]
+impl Source for PostgresSource {
+    async fn read(self: Box<Self>, ctx: SourceContext, out: BatchSender) -> Result<()> {
+        self.config.check()?;
+        let client = connect(&self.url).await?;
+        let columns = self.columns(&client).await?;
+        let relation = self.config.relation(quote);
+        let (filter, checkpoint) = match &self.config.incremental {
+            Some(incremental) => {
+                let bounds = self.bounds(&client, &ctx, &incremental.cursor).await?;
+                let cursor_type = columns
+                    .iter()
+                    .find(|c| c.field.name() == &incremental.cursor)
+                    .map(|c| c.sql_type.name().to_string())
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "incremental.cursor \"{}\" is not a column of {}",
+                            incremental.cursor,
+                            self.config.describe()
+                        ))
+                    })?;
+                let lag = incremental.lag.as_ref().map(lag_sql).transpose()?;
+                let filter =
+                    where_clause(&quote(&incremental.cursor), &bounds, lag.as_deref(), |l| {
+                        format!("CAST({l} AS {cursor_type})")
+                    });
+                let state = match (&bounds.upper, &bounds.lower) {
+                    (Some(upper), _) => Some(CursorState {
+                        cursor: incremental.cursor.clone(),
+                        value: upper.clone(),
+                    }),
+                    (None, Some((lower, false))) => Some(CursorState {
+                        cursor: incremental.cursor.clone(),
+                        value: lower.clone(),
+                    }),
+                    _ => None,
+                };
+                (filter, state)
+            }
+            None => (String::new(), None),
+        };
+
+        let parallel = self
+            .config
+            .parallel
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let split = if parallel > 1 {
+            self.split_column(&client, &columns).await?
+        } else {
+            None
+        };
+        let ranges = match &split {
+            Some(column) => self.ranges(&client, column, &filter, parallel).await?,
+            None => vec![String::new()],
+        };
+        let select: Vec<&str> = columns.iter().map(|c| c.select.as_str()).collect();
+        let mut tasks = Vec::new();
+        for range in ranges {
+            let predicate = match (filter.is_empty(), range.is_empty()) {
+                (_, true) => filter.clone(),
+                (true, false) => format!(" WHERE {range}"),
+                (false, false) => format!("{filter} AND {range}"),
+            };
+            let query = format!(
+                "COPY (SELECT {} FROM {relation}{predicate}) TO STDOUT (FORMAT binary)",
+                select.join(", ")
+            );
+            tracing::debug!(pipeline = %ctx.pipeline, "{query}");
+            tasks.push(tokio::spawn(copy_range(
+                self.url.clone(),
+                query,
+                columns.clone(),
+                self.config.batch_size,
+                out.clone(),
+            )));
+        }
+        for task in tasks {
+            task.await
+                .map_err(|e| Error::Other(format!("postgres reader stopped: {e}")))??;
+        }
+        if let Some(state) = checkpoint {
+            let value = serde_json::to_value(state).map_err(|e| Error::Other(e.to_string()))?;
+            let _ = out
+                .send(SourceBatch {
+                    batch: arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
+                        arrow::datatypes::Schema::empty(),
+                    )),
+                    bytes: 0,
+                    dead_letters: Vec::new(),
+                    checkpoint: Some(value),
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    fn check(&self, _ctx: &SourceContext) -> Result<Vec<String>> {
+        self.config.check()?;
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numerics_scale_exactly() {
+        // 12345.678 = digits [1, 2345, 6780], weight 1
+        let n = RawNumeric {
+            negative: true,
+            special: false,
+            weight: 1,
+            digits: vec![1, 2345, 6780],
+        };
+        assert_eq!(n.scaled(3), Ok(Some(-12_345_678)));
+        assert_eq!(n.scaled(0), Ok(Some(-12_345)));
+        let huge = RawNumeric {
+            negative: false,
+            special: false,
+            weight: 10,
+            digits: vec![9999],
+        };
+        assert!(huge.scaled(0).is_err());
+        let nan = RawNumeric {
+            negative: false,
+            special: true,
+            weight: 0,
+            digits: vec![],
+        };
+        assert_eq!(nan.scaled(2), Ok(None));
+    }
+}
