@@ -124,3 +124,67 @@ fn merge_survives_kill_9() {
 fn replace_survives_kill_9() {
     kill_at_several_points_then_rerun("replace");
 }
+
+/// A Postgres table read into DuckDB, killed at several points: the load is
+/// one transaction with its cursor, so a re-run completes it exactly.
+fn postgres_kill_9_then_rerun(write: &str) {
+    let Some(db) = common::PgDatabase::create() else {
+        return;
+    };
+    let rows: i64 = 400_000;
+    db.execute(&format!(
+        "CREATE TABLE events (id bigint PRIMARY KEY, payload text, amount numeric(12,2));
+         INSERT INTO events SELECT g, md5(g::text), g / 100.0 FROM generate_series(1, {rows}) g;"
+    ));
+    let p = TestProject::new();
+    p.write(
+        "flowline.toml",
+        format!(
+            "[project]\nname = \"k\"\n[connections.pg]\nurl = \"{}\"\n",
+            db.url()
+        ),
+    );
+    let keys = if write == "merge" {
+        "primary_key = [\"id\"]\n"
+    } else {
+        ""
+    };
+    p.write(
+        "pipelines/orders.toml",
+        format!(
+            "[source]\nkind = \"postgres\"\nconnection = \"pg\"\ntable = \"events\"\nbatch_size = 10000\n\
+             incremental = {{ cursor = \"id\" }}\n\n[destination]\ntable = \"raw.orders\"\nwrite = \"{write}\"\n{keys}"
+        ),
+    );
+    let mut killed = 0;
+    for delay_ms in [60, 200, 450, 800, 1200] {
+        if run_and_kill(&p, Duration::from_millis(delay_ms)) {
+            killed += 1;
+        }
+    }
+    assert!(killed > 0, "no run was killed mid-load");
+    for _ in 0..2 {
+        p.ok(&["run"]);
+        assert_eq!(p.scalar("select count(*) from raw.orders"), rows);
+        assert_eq!(p.scalar("select count(distinct id) from raw.orders"), rows);
+        assert_eq!(
+            p.scalar("select sum(id) from raw.orders"),
+            rows * (rows + 1) / 2
+        );
+    }
+}
+
+#[test]
+fn postgres_append_survives_kill_9() {
+    postgres_kill_9_then_rerun("append");
+}
+
+#[test]
+fn postgres_merge_survives_kill_9() {
+    postgres_kill_9_then_rerun("merge");
+}
+
+#[test]
+fn postgres_replace_survives_kill_9() {
+    postgres_kill_9_then_rerun("replace");
+}
