@@ -52,15 +52,11 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
     let mut records = Vec::new();
     for pipeline in selected {
         let tracker = Arc::new(progress.pipeline(&pipeline.name));
-        let record = run_pipeline(
-            &project,
-            pipeline,
-            warehouse.as_ref(),
-            store.as_ref(),
-            options,
-            tracker,
-        )
-        .await;
+        let own =
+            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)?;
+        let target = own.as_deref().unwrap_or(warehouse.as_ref());
+        let record =
+            run_pipeline(&project, pipeline, target, store.as_ref(), options, tracker).await;
         if !json {
             let table = pipeline.config.destination.table.get_ref();
             let secs = record.duration().as_secs_f64().max(1e-3);

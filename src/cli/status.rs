@@ -22,7 +22,12 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     let mut report = Vec::new();
     for pipeline in &project.pipelines {
         let run = last_runs.iter().find(|r| r.pipeline == pipeline.name);
-        let saved = warehouse.saved_state(&pipeline.name)?;
+        let own =
+            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)?;
+        let saved = own
+            .as_deref()
+            .unwrap_or(warehouse.as_ref())
+            .saved_state(&pipeline.name)?;
         let progress = saved
             .as_ref()
             .map(|s| summarize(&s.state))

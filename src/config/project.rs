@@ -39,6 +39,12 @@ pub struct WarehouseConfig {
     /// DuckDB database file, relative to the project. Default `.flowline/warehouse.duckdb`.
     #[serde(default = "default_warehouse_path")]
     pub path: String,
+    /// Postgres: the database URL (prefer `connection` with `${VAR}`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Postgres: a `[connections.<name>]` whose `url` is used.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// DuckDB's memory limit (`"512MB"`, `"2GB"`). Beyond it DuckDB spills
     /// to disk, so loads of any size run in bounded memory. Default `"1GB"`.
     #[serde(default = "default_memory_limit")]
@@ -55,6 +61,8 @@ impl Default for WarehouseConfig {
             path: default_warehouse_path(),
             memory_limit: default_memory_limit(),
             threads: None,
+            url: None,
+            connection: None,
         }
     }
 }
@@ -74,6 +82,8 @@ pub enum WarehouseKind {
     /// An embedded DuckDB file.
     #[default]
     Duckdb,
+    /// A Postgres database (`url` or `connection`).
+    Postgres,
 }
 
 /// `[state]`: the run-history store.

@@ -96,6 +96,73 @@ pub fn supertype(target: &str, source: &str) -> String {
     "VARCHAR".into()
 }
 
+/// A change a table needs before a batch fits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A column the table lacks.
+    Add {
+        /// Its name.
+        column: String,
+        /// Its (canonical) SQL type.
+        sql_type: String,
+    },
+    /// A column whose type must widen.
+    Widen {
+        /// Its name as in the table.
+        column: String,
+        /// The type it has.
+        from: String,
+        /// The type it needs.
+        to: String,
+    },
+}
+
+/// Plans the changes that make `source` columns fit `table` columns (names
+/// match case-insensitively, types are canonical SQL names) and applies them
+/// to `table`. Without `allow_widening` a needed widening is an error saying
+/// what to do.
+pub fn plan(
+    table: &mut Vec<(String, String)>,
+    source: &[(String, String)],
+    allow_widening: bool,
+    table_name: &str,
+) -> Result<Vec<Change>, String> {
+    let mut changes = Vec::new();
+    for (name, source_type) in source {
+        match table
+            .iter_mut()
+            .find(|(column, _)| column.eq_ignore_ascii_case(name))
+        {
+            None => {
+                changes.push(Change::Add {
+                    column: name.clone(),
+                    sql_type: source_type.clone(),
+                });
+                table.push((name.clone(), source_type.clone()));
+            }
+            Some((column, table_type)) => match evolve(table_type, source_type) {
+                Evolution::Fits => {}
+                Evolution::Widen(wider) if allow_widening => {
+                    changes.push(Change::Widen {
+                        column: column.clone(),
+                        from: table_type.clone(),
+                        to: wider.clone(),
+                    });
+                    *table_type = wider;
+                }
+                Evolution::Widen(wider) => {
+                    return Err(format!(
+                        "column \"{column}\" is {table_type} in table {table_name} but {source_type} in the source; \
+                         set schema = \"evolve\" in [destination] to widen it to {wider}, \
+                         or cast it in a [[transform]]"
+                    ));
+                }
+            },
+        }
+    }
+    Ok(changes)
+}
+
 /// Decides what storing `source` values in a `target` column needs.
 pub fn evolve(target: &str, source: &str) -> Evolution {
     if fits(target, source) {

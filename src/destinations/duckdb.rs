@@ -14,7 +14,7 @@ use super::{
 };
 use crate::config::WarehouseConfig;
 use crate::data::duckdb::{append, column_definitions, normalize, query};
-use crate::data::evolve::{Evolution, evolve};
+use crate::data::evolve::{Change, plan};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
 use crate::error::{Error, Result};
 use crate::sources::DeadLetter;
@@ -249,54 +249,39 @@ impl DuckDbDestination {
             return Ok(columns);
         };
         // The table being built by `replace` belongs to this load alone.
-        let policy = if self.load.write == WriteMode::Replace {
-            SchemaPolicy::Evolve
-        } else {
-            self.load.schema
-        };
-        for field in schema.fields() {
-            let source_type = duckdb_type(field.data_type());
-            let found = columns
-                .iter_mut()
-                .find(|(name, _)| name.eq_ignore_ascii_case(field.name()));
-            match found {
-                None => {
-                    self.exec(
-                        &format!(
-                            "ALTER TABLE {qualified} ADD COLUMN {} {source_type}",
-                            quote_ident(field.name())
-                        ),
-                        "adding a column",
-                    )?;
-                    tracing::info!(pipeline = %self.load.pipeline, "added column {} {source_type} to {}", field.name(), self.load.table);
-                    columns.push((field.name().clone(), source_type));
-                }
-                Some((name, table_type)) => match evolve(table_type, &source_type) {
-                    Evolution::Fits => {}
-                    Evolution::Widen(wider) if policy == SchemaPolicy::Evolve => {
-                        self.exec(
-                            &format!(
-                                "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {wider}",
-                                quote_ident(name)
-                            ),
-                            "widening a column",
-                        )?;
-                        tracing::info!(pipeline = %self.load.pipeline, "widened column {name} of {} from {table_type} to {wider}", self.load.table);
-                        *table_type = wider;
-                    }
-                    Evolution::Widen(wider) => {
-                        return Err(Error::pipeline(
-                            &self.load.pipeline,
-                            format!(
-                                "column \"{name}\" is {table_type} in table {} but {source_type} in the source; \
-                                 set schema = \"evolve\" in [destination] to widen it to {wider}, \
-                                 or cast it in a [[transform]]",
-                                self.load.table
-                            ),
-                        ));
-                    }
-                },
-            }
+        let allow_widening =
+            self.load.write == WriteMode::Replace || self.load.schema == SchemaPolicy::Evolve;
+        let source: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
+            .collect();
+        let changes = plan(
+            &mut columns,
+            &source,
+            allow_widening,
+            &self.load.table.to_string(),
+        )
+        .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
+        for change in changes {
+            let (sql, what) = match &change {
+                Change::Add { column, sql_type } => (
+                    format!(
+                        "ALTER TABLE {qualified} ADD COLUMN {} {sql_type}",
+                        quote_ident(column)
+                    ),
+                    "adding a column",
+                ),
+                Change::Widen { column, to, .. } => (
+                    format!(
+                        "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
+                        quote_ident(column)
+                    ),
+                    "widening a column",
+                ),
+            };
+            self.exec(&sql, what)?;
+            tracing::info!(pipeline = %self.load.pipeline, "{}: {change:?}", self.load.table);
         }
         self.columns = Some(columns.clone());
         Ok(columns)

@@ -7,6 +7,7 @@
 //! nor duplicates rows: the re-run starts from the last committed state.
 
 pub mod duckdb;
+pub mod postgres;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -29,6 +30,10 @@ pub struct DestinationConfig {
     /// Columns identifying a row; required for `merge`.
     #[serde(default)]
     pub primary_key: Vec<String>,
+    /// Load into this `[connections.<name>]` (a Postgres database) instead
+    /// of the project's warehouse.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// `strict` (default): a source type that does not fit the table's column
     /// fails the run. `evolve`: the column is widened to a type holding both.
     #[serde(default)]
@@ -192,12 +197,59 @@ pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
             let path = project.resolve(&config.path);
             Ok(Box::new(duckdb::DuckDbWarehouse::open(&path, config)?))
         }
+        crate::config::WarehouseKind::Postgres => {
+            let url = match (&config.url, &config.connection) {
+                (Some(url), None) => url.clone(),
+                (None, Some(name)) => connection_url(project, name)?,
+                _ => {
+                    return Err(crate::error::Error::Config(
+                        "[warehouse] kind = \"postgres\" needs either url or connection".into(),
+                    ));
+                }
+            };
+            Ok(Box::new(postgres::PostgresWarehouse::open(&url)?))
+        }
     }
+}
+
+/// The warehouse a pipeline loads into when its `[destination]` names its
+/// own `connection`; `None` means the project's warehouse.
+pub fn open_pipeline_warehouse(
+    project: &Project,
+    config: &DestinationConfig,
+) -> Result<Option<Box<dyn Warehouse>>> {
+    let Some(name) = &config.connection else {
+        return Ok(None);
+    };
+    let url = connection_url(project, name)?;
+    match crate::sources::catalog::DatabaseKind::of(&url)? {
+        crate::sources::catalog::DatabaseKind::Postgres => {
+            Ok(Some(Box::new(postgres::PostgresWarehouse::open(&url)?)))
+        }
+        other => Err(crate::error::Error::Config(format!(
+            "[destination] connection = \"{name}\": {} is not a supported destination (postgres is)",
+            other.source_kind()
+        ))),
+    }
+}
+
+fn connection_url(project: &Project, name: &str) -> Result<String> {
+    project
+        .settings
+        .connections
+        .get(name)
+        .and_then(|c| c.url.clone())
+        .ok_or_else(|| {
+            crate::error::Error::Config(format!(
+                "no [connections.{name}] with a url in flowline.toml"
+            ))
+        })
 }
 
 /// Checks `[warehouse]` settings without opening the warehouse.
 pub fn check_warehouse_settings(config: &WarehouseConfig) -> Result<()> {
     match config.kind {
         crate::config::WarehouseKind::Duckdb => duckdb::check_settings(config),
+        crate::config::WarehouseKind::Postgres => Ok(()),
     }
 }

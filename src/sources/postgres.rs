@@ -5,7 +5,10 @@
 
 use std::error::Error as StdError;
 
-use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, TimeUnit};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use futures_util::{StreamExt, pin_mut};
 use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
@@ -382,50 +385,99 @@ async fn numeric_precisions(client: &Client, table: &str) -> Result<Vec<(String,
         .collect())
 }
 
+/// The columns of `relation` (a quoted table or `(query) AS q`), with how
+/// each is read; `table` gives numeric precisions, `name` is for messages.
+async fn describe(
+    client: &Client,
+    relation: &str,
+    table: Option<&str>,
+    unsupported: Unsupported,
+    name: &str,
+) -> Result<Vec<Column>> {
+    let statement = client
+        .prepare(&format!("SELECT * FROM {relation} LIMIT 0"))
+        .await
+        .map_err(pg_err(&format!("describing {name}")))?;
+    let precisions = match table {
+        Some(table) => numeric_precisions(client, table).await?,
+        None => Vec::new(),
+    };
+    let mut columns = Vec::new();
+    for column in statement.columns() {
+        let column_name = column.name().to_string();
+        let numeric = precisions
+            .iter()
+            .find(|(n, _, _)| *n == column_name)
+            .map(|(_, p, s)| (*p, *s));
+        let (decode, dt, select, sql_type) = match map_type(column.type_(), numeric) {
+            Some((decode, dt)) => (decode, dt, quote(&column_name), column.type_().clone()),
+            None if unsupported == Unsupported::Text => (
+                Decode::Text,
+                DataType::Utf8,
+                format!("{}::text", quote(&column_name)),
+                Type::TEXT,
+            ),
+            None => {
+                return Err(Error::Other(format!(
+                    "{name}: column \"{column_name}\" has type {} that flowline cannot map; \
+                     set unsupported = \"text\" in [source] to load it as text, or cast it in a query",
+                    column.type_().name()
+                )));
+            }
+        };
+        columns.push(Column {
+            field: Field::new(&column_name, dt, true),
+            select,
+            decode,
+            sql_type,
+        });
+    }
+    Ok(columns)
+}
+
+/// Runs `sql` and returns its rows as Arrow (for `flowline sql` on a Postgres
+/// warehouse): queries go through binary COPY, other statements just run.
+pub async fn query_arrow(url: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let client = connect(url).await?;
+    let sql = sql.trim().trim_end_matches(';');
+    let statement = client.prepare(sql).await.map_err(pg_err("query"))?;
+    if statement.columns().is_empty() {
+        client.batch_execute(sql).await.map_err(pg_err("query"))?;
+        return Ok((Arc::new(Schema::empty()), Vec::new()));
+    }
+    let relation = format!("({sql}) AS flowline_q");
+    let columns = describe(&client, &relation, None, Unsupported::Text, "query").await?;
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|c| c.field.clone()).collect::<Vec<_>>(),
+    ));
+    let select: Vec<&str> = columns.iter().map(|c| c.select.as_str()).collect();
+    let copy = format!(
+        "COPY (SELECT {} FROM {relation}) TO STDOUT (FORMAT binary)",
+        select.join(", ")
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let reader = tokio::spawn(copy_range(url.to_string(), copy, columns, 65_536, tx));
+    let mut batches = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        batches.push(batch.batch);
+    }
+    reader
+        .await
+        .map_err(|e| Error::Other(format!("query stopped: {e}")))??;
+    Ok((schema, batches))
+}
+
 impl PostgresSource {
     /// The columns of what this source reads, with how each is read.
     async fn columns(&self, client: &Client) -> Result<Vec<Column>> {
-        let relation = self.config.relation(quote);
-        let statement = client
-            .prepare(&format!("SELECT * FROM {relation} LIMIT 0"))
-            .await
-            .map_err(pg_err(&format!("describing {}", self.config.describe())))?;
-        let precisions = match &self.config.table {
-            Some(table) => numeric_precisions(client, table).await?,
-            None => Vec::new(),
-        };
-        let mut columns = Vec::new();
-        for column in statement.columns() {
-            let name = column.name().to_string();
-            let numeric = precisions
-                .iter()
-                .find(|(n, _, _)| *n == name)
-                .map(|(_, p, s)| (*p, *s));
-            let (decode, dt, select, sql_type) = match map_type(column.type_(), numeric) {
-                Some((decode, dt)) => (decode, dt, quote(&name), column.type_().clone()),
-                None if self.config.unsupported == Unsupported::Text => (
-                    Decode::Text,
-                    DataType::Utf8,
-                    format!("{}::text", quote(&name)),
-                    Type::TEXT,
-                ),
-                None => {
-                    return Err(Error::Other(format!(
-                        "{}: column \"{name}\" has type {} that flowline cannot map; \
-                         set unsupported = \"text\" in [source] to load it as text, or cast it in a query",
-                        self.config.describe(),
-                        column.type_().name()
-                    )));
-                }
-            };
-            columns.push(Column {
-                field: Field::new(&name, dt, true),
-                select,
-                decode,
-                sql_type,
-            });
-        }
-        Ok(columns)
+        describe(
+            client,
+            &self.config.relation(quote),
+            self.config.table.as_deref(),
+            self.config.unsupported,
+            &self.config.describe(),
+        )
+        .await
     }
 
     /// The cursor bounds of this run, from saved state and the current maximum.
