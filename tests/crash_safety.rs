@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestProject, orders_csv};
+use common::{TestProject, orders_csv, run_and_kill};
 
 const FILES: i64 = 24;
 const ROWS_PER_FILE: i64 = 25_000;
@@ -32,26 +32,6 @@ fn project(write: &str) -> TestProject {
         );
     }
     p
-}
-
-/// Starts a run and kills it with SIGKILL after `delay` (if still running).
-fn run_and_kill(p: &TestProject, delay: Duration) -> bool {
-    let mut child = p
-        .command(&["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let started = Instant::now();
-    while started.elapsed() < delay {
-        if child.try_wait().expect("wait").is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    true
 }
 
 fn assert_complete(p: &TestProject) {

@@ -576,3 +576,49 @@ fn mariadb_connections_test_and_discover() {
         "{err}"
     );
 }
+
+#[test]
+fn interval_lags_work_on_mariadb_and_sqlite_and_a_changed_cursor_starts_over() {
+    let Some(db) = MyDatabase::create() else {
+        return;
+    };
+    db.execute(
+        "CREATE TABLE ev (id int PRIMARY KEY, at datetime NOT NULL);
+         INSERT INTO ev VALUES (1, '2024-01-01 10:00:00'), (2, '2024-01-01 11:00:00');",
+    );
+    let p = project_with(
+        &db.url().replace("mysql://", "mariadb://"),
+        "kind = \"mysql\"\nconnection = \"db\"\ntable = \"ev\"\nincremental = { cursor = \"at\", lag = \"90 minutes\" }",
+        "table = \"ev\"\nwrite = \"merge\"\nprimary_key = [\"id\"]",
+    );
+    p.ok(&["run"]);
+    let out = p.ok(&["run"]);
+    assert!(
+        out.contains("2 rows"),
+        "re-reads the 90 minutes behind the mark: {out}"
+    );
+    assert_eq!(p.scalar("select count(*) from ev"), 2);
+
+    p.write(
+        "pipelines/load.toml",
+        "[source]\nkind = \"mysql\"\nconnection = \"db\"\ntable = \"ev\"\nincremental = { cursor = \"id\" }\n[destination]\ntable = \"ev\"\nwrite = \"merge\"\nprimary_key = [\"id\"]\n",
+    );
+    let out = p.ok(&["run"]);
+    assert!(
+        out.contains("2 rows"),
+        "a new cursor column loads from the start: {out}"
+    );
+
+    let lite = TestProject::new();
+    let conn = rusqlite::Connection::open(lite.path().join("a.db")).expect("sqlite");
+    conn.execute_batch("CREATE TABLE ev (id INTEGER PRIMARY KEY, at TEXT); INSERT INTO ev VALUES (1, '2024-01-01 10:00:00'), (2, '2024-01-01 11:00:00');")
+        .expect("create");
+    drop(conn);
+    lite.write(
+        "pipelines/ev.toml",
+        "[source]\nkind = \"sqlite\"\nurl = \"sqlite://a.db\"\ntable = \"ev\"\nincremental = { cursor = \"at\", lag = \"30 minutes\" }\n[destination]\ntable = \"ev\"\nwrite = \"merge\"\nprimary_key = [\"id\"]\n",
+    );
+    lite.ok(&["run"]);
+    let out = lite.ok(&["run"]);
+    assert!(out.contains("1 row "), "{out}");
+}

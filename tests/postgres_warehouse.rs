@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{PgDatabase, TestProject, orders_csv};
+use common::{PgDatabase, TestProject, orders_csv, run_and_kill};
 
 fn project(db: &PgDatabase, pipeline: &str) -> TestProject {
     let p = TestProject::new();
@@ -159,26 +159,9 @@ fn kill_9_into_postgres(write: &str) {
     }
     let mut killed = 0;
     for delay in [80u64, 250, 500, 900, 1400] {
-        let mut child = p
-            .command(&["run"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let started = Instant::now();
-        let mut finished = false;
-        while started.elapsed() < Duration::from_millis(delay) {
-            if child.try_wait().expect("wait").is_some() {
-                finished = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !finished {
-            child.kill().expect("kill");
+        if run_and_kill(&p, Duration::from_millis(delay)) {
             killed += 1;
         }
-        let _ = child.wait();
     }
     assert!(killed > 0, "no run was killed mid-load");
     let total = files * per_file;
@@ -206,4 +189,49 @@ fn merge_into_postgres_survives_kill_9() {
 #[test]
 fn replace_into_postgres_survives_kill_9() {
     kill_9_into_postgres("replace");
+}
+
+#[test]
+fn nested_json_lands_as_json_text_and_bad_destinations_are_caught_by_validate() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let p = project(
+        &db,
+        "[source]\nkind = \"file\"\npath = \"data/*.ndjson\"\n[destination]\ntable = \"ev\"\n",
+    );
+    p.write(
+        "data/a.ndjson",
+        "{\"id\": 1, \"user\": {\"name\": \"ann\"}, \"tags\": [\"a\", \"b\"]}\n{\"id\": 2}\n",
+    );
+    p.ok(&["run"]);
+    assert_eq!(
+        p.scalar(
+            "select count(*) from ev where (\"user\"::jsonb)->>'name' = 'ann' and tags::jsonb ? 'b'"
+        ),
+        1
+    );
+    assert_eq!(
+        p.scalar("select count(*) from ev where \"user\" is null"),
+        1
+    );
+
+    p.write(
+        "pipelines/bad.toml",
+        "[source]\nkind = \"file\"\npath = \"x.csv\"\n[destination]\nconnection = \"nosuch\"\ntable = \"t\"\n",
+    );
+    let err = p.fails(&["validate"]);
+    assert!(err.contains("connections.nosuch"), "{err}");
+    let out = p.flowline(&["run", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a report despite the bad pipeline");
+    let runs = report["runs"].as_array().expect("runs");
+    assert!(
+        runs.iter()
+            .any(|r| r["pipeline"] == "bad" && r["status"] == "failed")
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r["pipeline"] == "orders" && r["status"] == "succeeded")
+    );
 }

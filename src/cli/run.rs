@@ -25,6 +25,22 @@ pub struct RunArgs {
     pub full_refresh: bool,
 }
 
+/// The record of a pipeline that could not start (its destination could not be opened).
+fn failed_to_start(pipeline: &str, error: &crate::error::Error) -> crate::state::RunRecord {
+    let now = chrono::Utc::now();
+    crate::state::RunRecord {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        pipeline: pipeline.to_string(),
+        started_at: now,
+        ended_at: Some(now),
+        status: RunStatus::Failed,
+        rows: 0,
+        bytes: 0,
+        bad_rows: 0,
+        error: Some(crate::config::secrets::redact(&error.to_string())),
+    }
+}
+
 /// Runs the selected pipelines one after another.
 pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
@@ -53,10 +69,14 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
     for pipeline in selected {
         let tracker = Arc::new(progress.pipeline(&pipeline.name));
         let own =
-            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)?;
-        let target = own.as_deref().unwrap_or(warehouse.as_ref());
-        let record =
-            run_pipeline(&project, pipeline, target, store.as_ref(), options, tracker).await;
+            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination);
+        let record = match &own {
+            Ok(own) => {
+                let target = own.as_deref().unwrap_or(warehouse.as_ref());
+                run_pipeline(&project, pipeline, target, store.as_ref(), options, tracker).await
+            }
+            Err(e) => failed_to_start(&pipeline.name, e),
+        };
         if !json {
             let table = pipeline.config.destination.table.get_ref();
             let secs = record.duration().as_secs_f64().max(1e-3);

@@ -24,6 +24,10 @@ pub fn execute(project_dir: &Path, json: bool, args: SqlArgs) -> Result<ExitCode
     let warehouse = open_warehouse(&project)?;
     let result = warehouse.query(&args.query)?;
     let format = if json { Format::Json } else { args.format };
+    if result.schema.fields().is_empty() {
+        println!("ok");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("{}", render(&result.schema, &result.batches, format)?);
     Ok(ExitCode::SUCCESS)
 }

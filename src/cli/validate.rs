@@ -29,7 +29,7 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    if let Err(e) = check_warehouse_settings(&project.settings.warehouse) {
+    if let Err(e) = check_warehouse_settings(&project) {
         errors.push(format!("flowline.toml: {e}"));
     }
     for pipeline in &project.pipelines {
@@ -47,6 +47,11 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         {
             Ok(found) => warnings.extend(found.into_iter().map(|w| format!("{file}: {w}"))),
             Err(e) => errors.push(format!("{file}: {e}")),
+        }
+        if let Err(e) =
+            crate::destinations::check_destination(&project, &pipeline.config.destination)
+        {
+            errors.push(format!("{file}: {e}"));
         }
         match transforms::build(&pipeline.config.transform) {
             Ok(chain) => {

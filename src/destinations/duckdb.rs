@@ -52,6 +52,26 @@ pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
     apply_settings(&conn, config)
 }
 
+/// Creates a new warehouse file under a temporary name and renames it into
+/// place, so a process killed while creating it never leaves a file DuckDB
+/// cannot open.
+fn create_atomically(path: &Path) -> Result<()> {
+    let tmp = path.with_extension("duckdb.creating");
+    let wal = path.with_extension("duckdb.creating.wal");
+    for leftover in [&tmp, &wal] {
+        if leftover.exists() {
+            std::fs::remove_file(leftover).map_err(|e| Error::io(leftover, e))?;
+        }
+    }
+    let conn = duckdb::Connection::open(&tmp)
+        .map_err(|e| Error::warehouse(format!("creating {}", path.display()), e))?;
+    conn.execute_batch(INTERNAL_TABLES)
+        .and_then(|_| conn.execute_batch("CHECKPOINT"))
+        .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
+    drop(conn);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
 /// A DuckDB database file.
 pub struct DuckDbWarehouse {
     conn: Mutex<duckdb::Connection>,
@@ -62,6 +82,9 @@ impl DuckDbWarehouse {
     pub fn open(path: &Path, config: &WarehouseConfig) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        if !path.exists() {
+            create_atomically(path)?;
         }
         let conn = duckdb::Connection::open(path).map_err(|e| {
             let text = e.to_string();

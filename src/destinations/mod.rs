@@ -221,16 +221,9 @@ pub fn open_pipeline_warehouse(
     let Some(name) = &config.connection else {
         return Ok(None);
     };
+    check_destination(project, config)?;
     let url = connection_url(project, name)?;
-    match crate::sources::catalog::DatabaseKind::of(&url)? {
-        crate::sources::catalog::DatabaseKind::Postgres => {
-            Ok(Some(Box::new(postgres::PostgresWarehouse::open(&url)?)))
-        }
-        other => Err(crate::error::Error::Config(format!(
-            "[destination] connection = \"{name}\": {} is not a supported destination (postgres is)",
-            other.source_kind()
-        ))),
-    }
+    Ok(Some(Box::new(postgres::PostgresWarehouse::open(&url)?)))
 }
 
 fn connection_url(project: &Project, name: &str) -> Result<String> {
@@ -247,9 +240,31 @@ fn connection_url(project: &Project, name: &str) -> Result<String> {
 }
 
 /// Checks `[warehouse]` settings without opening the warehouse.
-pub fn check_warehouse_settings(config: &WarehouseConfig) -> Result<()> {
+pub fn check_warehouse_settings(project: &Project) -> Result<()> {
+    let config = &project.settings.warehouse;
     match config.kind {
         crate::config::WarehouseKind::Duckdb => duckdb::check_settings(config),
-        crate::config::WarehouseKind::Postgres => Ok(()),
+        crate::config::WarehouseKind::Postgres => match (&config.url, &config.connection) {
+            (Some(_), None) => Ok(()),
+            (None, Some(name)) => connection_url(project, name).map(|_| ()),
+            _ => Err(crate::error::Error::Config(
+                "[warehouse] kind = \"postgres\" needs either url or connection".into(),
+            )),
+        },
+    }
+}
+
+/// Checks a pipeline's `[destination] connection` without connecting.
+pub fn check_destination(project: &Project, config: &DestinationConfig) -> Result<()> {
+    let Some(name) = &config.connection else {
+        return Ok(());
+    };
+    let url = connection_url(project, name)?;
+    match crate::sources::catalog::DatabaseKind::of(&url)? {
+        crate::sources::catalog::DatabaseKind::Postgres => Ok(()),
+        other => Err(crate::error::Error::Config(format!(
+            "[destination] connection = \"{name}\": {} is not a supported destination (postgres is)",
+            other.source_kind()
+        ))),
     }
 }

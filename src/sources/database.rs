@@ -139,15 +139,59 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
-/// `lag` as SQL: a number, or `INTERVAL '...'`.
-pub fn lag_sql(lag: &toml::Value) -> Result<String> {
+/// How far `lag` reaches back: a number (integer cursors) or an interval
+/// such as `"10 minutes"` (time cursors).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lag {
+    /// Subtracted as a number.
+    Number(String),
+    /// An interval, `<count> <unit>`.
+    Interval(String),
+}
+
+/// SQL dialects, for the parts of a query that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+}
+
+/// Reads `incremental.lag`.
+pub fn parse_lag(lag: &toml::Value) -> Result<Lag> {
     match lag {
-        toml::Value::Integer(n) => Ok(n.to_string()),
-        toml::Value::Float(f) => Ok(f.to_string()),
-        toml::Value::String(s) => Ok(format!("INTERVAL '{}'", s.replace('\'', "''"))),
+        toml::Value::Integer(n) => Ok(Lag::Number(n.to_string())),
+        toml::Value::Float(f) => Ok(Lag::Number(f.to_string())),
+        toml::Value::String(s) if s.split_whitespace().count() == 2 => {
+            Ok(Lag::Interval(s.trim().to_string()))
+        }
         other => Err(Error::Config(format!(
             "incremental.lag must be a number or an interval like \"10 minutes\", not {other}"
         ))),
+    }
+}
+
+impl Lag {
+    /// `bound` moved back by this lag, in `dialect`.
+    pub fn subtract_from(&self, bound: &str, dialect: Dialect) -> String {
+        let text = match self {
+            Lag::Number(n) => return format!("{bound} - {n}"),
+            Lag::Interval(text) => text.replace('\'', "''"),
+        };
+        match dialect {
+            Dialect::Postgres => format!("{bound} - INTERVAL '{text}'"),
+            Dialect::Sqlite => format!("datetime({bound}, '-{text}')"),
+            Dialect::Mysql => {
+                let mut parts = text.split_whitespace();
+                let count = parts.next().unwrap_or("0");
+                let unit = parts.next().unwrap_or("second").to_ascii_uppercase();
+                let unit = unit.strip_suffix('S').unwrap_or(&unit).to_string();
+                format!("{bound} - INTERVAL {count} {unit}")
+            }
+        }
     }
 }
 
@@ -227,12 +271,85 @@ pub struct CursorBounds {
     pub upper: Option<String>,
 }
 
+impl CursorBounds {
+    /// The state to commit once the rows within these bounds are loaded:
+    /// the high-water mark, or the saved value when there is nothing new.
+    pub fn state(&self, cursor: &str) -> Option<CursorState> {
+        let value = self.upper.clone().or(self
+            .lower
+            .as_ref()
+            .filter(|(_, inclusive)| !inclusive)
+            .map(|(v, _)| v.clone()))?;
+        Some(CursorState {
+            cursor: cursor.to_string(),
+            value,
+        })
+    }
+}
+
+impl DatabaseSourceConfig {
+    /// Where this run starts: after the saved cursor value, or at `initial`.
+    pub fn lower_bound(&self, state: Option<&serde_json::Value>) -> Result<Option<(String, bool)>> {
+        match state {
+            Some(state) => {
+                let saved: CursorState = serde_json::from_value(state.clone())
+                    .map_err(|e| Error::Other(format!("saved state is not a cursor: {e}")))?;
+                let cursor = self.incremental.as_ref().map(|i| i.cursor.as_str());
+                if cursor != Some(saved.cursor.as_str()) {
+                    tracing::warn!(
+                        "incremental.cursor changed from {} to {}: loading from the start",
+                        saved.cursor,
+                        cursor.unwrap_or("none")
+                    );
+                    return Ok(self.initial_bound());
+                }
+                Ok(Some((saved.value, false)))
+            }
+            None => Ok(self.initial_bound()),
+        }
+    }
+
+    fn initial_bound(&self) -> Option<(String, bool)> {
+        self.incremental
+            .as_ref()
+            .and_then(|i| i.initial.as_ref())
+            .map(|v| (initial_value(v), true))
+    }
+}
+
+/// The last batch of a database source: the remaining rows (or an empty
+/// batch), their dead letters and the cursor state, if any of them is there.
+pub fn last_batch(
+    rows: Option<arrow::record_batch::RecordBatch>,
+    bytes: u64,
+    dead_letters: Vec<super::DeadLetter>,
+    state: Option<CursorState>,
+) -> Result<Option<super::SourceBatch>> {
+    let batch = rows.unwrap_or_else(|| {
+        arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
+            arrow::datatypes::Schema::empty(),
+        ))
+    });
+    let checkpoint = state
+        .map(|s| serde_json::to_value(s).map_err(|e| Error::Other(e.to_string())))
+        .transpose()?;
+    if batch.num_rows() == 0 && dead_letters.is_empty() && checkpoint.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(super::SourceBatch {
+        batch,
+        bytes,
+        dead_letters,
+        checkpoint,
+    }))
+}
+
 /// The WHERE clause for `bounds` on `cursor` (already quoted), `cast` turning
 /// a literal into the cursor's type.
 pub fn where_clause(
     cursor: &str,
     bounds: &CursorBounds,
-    lag: Option<&str>,
+    lag: Option<(&Lag, Dialect)>,
     cast: impl Fn(&str) -> String,
 ) -> String {
     let mut parts = Vec::new();
@@ -240,8 +357,8 @@ pub fn where_clause(
         let mut bound = cast(&literal(value));
         // The lag re-reads behind a saved mark; an `initial` value is exact.
         let lag = lag.filter(|_| !inclusive);
-        if let Some(lag) = lag {
-            bound = format!("{bound} - {lag}");
+        if let Some((lag, dialect)) = lag {
+            bound = lag.subtract_from(&bound, dialect);
         }
         let op = if *inclusive || lag.is_some() {
             ">="
@@ -295,7 +412,12 @@ mod tests {
             " WHERE \"id\" > 5 AND \"id\" <= 9"
         );
         assert_eq!(
-            where_clause(&q("id"), &later, Some("2"), |l| l.to_string()),
+            where_clause(
+                &q("id"),
+                &later,
+                Some((&Lag::Number("2".into()), Dialect::Postgres)),
+                |l| l.to_string()
+            ),
             " WHERE \"id\" >= 5 - 2 AND \"id\" <= 9"
         );
         let empty = CursorBounds {
@@ -306,6 +428,24 @@ mod tests {
             where_clause(&q("id"), &empty, None, |l| l.to_string()),
             " WHERE \"id\" > 5 AND FALSE"
         );
+    }
+
+    #[test]
+    fn lag_intervals_in_each_dialect() {
+        let lag = parse_lag(&toml::Value::String("10 minutes".into())).expect("lag");
+        assert_eq!(
+            lag.subtract_from("x", Dialect::Postgres),
+            "x - INTERVAL '10 minutes'"
+        );
+        assert_eq!(
+            lag.subtract_from("x", Dialect::Mysql),
+            "x - INTERVAL 10 MINUTE"
+        );
+        assert_eq!(
+            lag.subtract_from("x", Dialect::Sqlite),
+            "datetime(x, '-10 minutes')"
+        );
+        assert!(parse_lag(&toml::Value::Boolean(true)).is_err());
     }
 
     #[test]

@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::NaiveDate;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 
 use super::database::{
-    CursorBounds, CursorState, DatabaseSourceConfig, TableInfo, Unsupported, initial_value,
-    lag_sql, parse_decimal, where_clause,
+    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_decimal,
+    parse_lag, where_clause,
 };
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
@@ -30,6 +29,10 @@ pub struct MysqlSource {
 impl MysqlSource {
     /// A source reading `config` from the server at `url`.
     pub fn new(config: DatabaseSourceConfig, url: String) -> Self {
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url,
+        };
         MysqlSource { config, url }
     }
 }
@@ -199,19 +202,7 @@ impl MysqlSource {
         ctx: &SourceContext,
         cursor: &str,
     ) -> Result<CursorBounds> {
-        let lower = match &ctx.state {
-            Some(state) => {
-                let saved: CursorState = serde_json::from_value(state.clone())
-                    .map_err(|e| Error::Other(format!("saved state is not a cursor: {e}")))?;
-                Some((saved.value, false))
-            }
-            None => self
-                .config
-                .incremental
-                .as_ref()
-                .and_then(|i| i.initial.as_ref())
-                .map(|v| (initial_value(v), true)),
-        };
+        let lower = self.config.lower_bound(ctx.state.as_ref())?;
         let relation = self.config.relation(quote);
         let upper: Option<Option<String>> = conn
             .query_first(format!(
@@ -286,23 +277,14 @@ impl Source for MysqlSource {
         let (filter, checkpoint) = match &self.config.incremental {
             Some(incremental) => {
                 let bounds = self.bounds(&mut conn, &ctx, &incremental.cursor).await?;
-                let lag = incremental.lag.as_ref().map(lag_sql).transpose()?;
-                let filter =
-                    where_clause(&quote(&incremental.cursor), &bounds, lag.as_deref(), |l| {
-                        l.to_string()
-                    });
-                let state = bounds
-                    .upper
-                    .clone()
-                    .or(bounds
-                        .lower
-                        .as_ref()
-                        .filter(|(_, inclusive)| !inclusive)
-                        .map(|(v, _)| v.clone()))
-                    .map(|value| CursorState {
-                        cursor: incremental.cursor.clone(),
-                        value,
-                    });
+                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
+                let filter = where_clause(
+                    &quote(&incremental.cursor),
+                    &bounds,
+                    lag.as_ref().map(|l| (l, Dialect::Mysql)),
+                    |l| l.to_string(),
+                );
+                let state = bounds.state(&incremental.cursor);
                 (filter, state)
             }
             None => (String::new(), None),
@@ -377,23 +359,13 @@ impl Source for MysqlSource {
             }
         }
         drop(result);
-        let batch = if builder.rows() > 0 {
-            builder.finish()?
+        let rows = if builder.rows() > 0 {
+            Some(builder.finish()?)
         } else {
-            RecordBatch::new_empty(Arc::new(Schema::empty()))
+            None
         };
-        let checkpoint = checkpoint
-            .map(|s| serde_json::to_value(s).map_err(|e| Error::Other(e.to_string())))
-            .transpose()?;
-        if batch.num_rows() > 0 || !dead_letters.is_empty() || checkpoint.is_some() {
-            let _ = out
-                .send(SourceBatch {
-                    batch,
-                    bytes,
-                    dead_letters,
-                    checkpoint,
-                })
-                .await;
+        if let Some(last) = last_batch(rows, bytes, dead_letters, checkpoint)? {
+            let _ = out.send(last).await;
         }
         let _ = conn.disconnect().await;
         Ok(())

@@ -16,8 +16,8 @@ use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, NoTls};
 
 use super::database::{
-    CursorBounds, CursorState, DatabaseSourceConfig, TableInfo, Unsupported, initial_value,
-    lag_sql, where_clause,
+    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_lag,
+    where_clause,
 };
 use super::{BatchSender, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
@@ -487,19 +487,7 @@ impl PostgresSource {
         ctx: &SourceContext,
         cursor: &str,
     ) -> Result<CursorBounds> {
-        let lower = match &ctx.state {
-            Some(state) => {
-                let saved: CursorState = serde_json::from_value(state.clone())
-                    .map_err(|e| Error::Other(format!("saved state is not a cursor: {e}")))?;
-                Some((saved.value, false))
-            }
-            None => self
-                .config
-                .incremental
-                .as_ref()
-                .and_then(|i| i.initial.as_ref())
-                .map(|v| (initial_value(v), true)),
-        };
+        let lower = self.config.lower_bound(ctx.state.as_ref())?;
         let relation = self.config.relation(quote);
         let row = client
             .query_one(
@@ -718,22 +706,14 @@ impl Source for PostgresSource {
                             self.config.describe()
                         ))
                     })?;
-                let lag = incremental.lag.as_ref().map(lag_sql).transpose()?;
-                let filter =
-                    where_clause(&quote(&incremental.cursor), &bounds, lag.as_deref(), |l| {
-                        format!("CAST({l} AS {cursor_type})")
-                    });
-                let state = match (&bounds.upper, &bounds.lower) {
-                    (Some(upper), _) => Some(CursorState {
-                        cursor: incremental.cursor.clone(),
-                        value: upper.clone(),
-                    }),
-                    (None, Some((lower, false))) => Some(CursorState {
-                        cursor: incremental.cursor.clone(),
-                        value: lower.clone(),
-                    }),
-                    _ => None,
-                };
+                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
+                let filter = where_clause(
+                    &quote(&incremental.cursor),
+                    &bounds,
+                    lag.as_ref().map(|l| (l, Dialect::Postgres)),
+                    |l| format!("CAST({l} AS {cursor_type})"),
+                );
+                let state = bounds.state(&incremental.cursor);
                 (filter, state)
             }
             None => (String::new(), None),
@@ -777,18 +757,8 @@ impl Source for PostgresSource {
             task.await
                 .map_err(|e| Error::Other(format!("postgres reader stopped: {e}")))??;
         }
-        if let Some(state) = checkpoint {
-            let value = serde_json::to_value(state).map_err(|e| Error::Other(e.to_string()))?;
-            let _ = out
-                .send(SourceBatch {
-                    batch: arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
-                        arrow::datatypes::Schema::empty(),
-                    )),
-                    bytes: 0,
-                    dead_letters: Vec::new(),
-                    checkpoint: Some(value),
-                })
-                .await;
+        if let Some(last) = last_batch(None, 0, Vec::new(), checkpoint)? {
+            let _ = out.send(last).await;
         }
         Ok(())
     }

@@ -4,16 +4,14 @@
 //! to its column's type makes its row a dead letter.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use rusqlite::types::ValueRef;
 
 use super::database::{
-    CursorBounds, CursorState, DatabaseSourceConfig, TableInfo, initial_value, lag_sql,
-    parse_decimal, where_clause,
+    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, last_batch, parse_decimal, parse_lag,
+    where_clause,
 };
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
@@ -187,19 +185,7 @@ impl SqliteSource {
         let relation = self.config.relation(quote);
         let (filter, checkpoint) = match &self.config.incremental {
             Some(incremental) => {
-                let lower = match &ctx.state {
-                    Some(state) => {
-                        let saved: CursorState =
-                            serde_json::from_value(state.clone()).map_err(|e| {
-                                Error::Other(format!("saved state is not a cursor: {e}"))
-                            })?;
-                        Some((saved.value, false))
-                    }
-                    None => incremental
-                        .initial
-                        .as_ref()
-                        .map(|v| (initial_value(v), true)),
-                };
+                let lower = self.config.lower_bound(ctx.state.as_ref())?;
                 let upper: Option<String> = conn
                     .query_row(
                         &format!(
@@ -211,23 +197,14 @@ impl SqliteSource {
                     )
                     .map_err(sqlite_err("reading the cursor's high-water mark"))?;
                 let bounds = CursorBounds { lower, upper };
-                let lag = incremental.lag.as_ref().map(lag_sql).transpose()?;
-                let filter =
-                    where_clause(&quote(&incremental.cursor), &bounds, lag.as_deref(), |l| {
-                        l.to_string()
-                    });
-                let state = bounds
-                    .upper
-                    .clone()
-                    .or(bounds
-                        .lower
-                        .as_ref()
-                        .filter(|(_, inclusive)| !inclusive)
-                        .map(|(v, _)| v.clone()))
-                    .map(|value| CursorState {
-                        cursor: incremental.cursor.clone(),
-                        value,
-                    });
+                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
+                let filter = where_clause(
+                    &quote(&incremental.cursor),
+                    &bounds,
+                    lag.as_ref().map(|l| (l, Dialect::Sqlite)),
+                    |l| l.to_string(),
+                );
+                let state = bounds.state(&incremental.cursor);
                 (filter, state)
             }
             None => (String::new(), None),
@@ -319,20 +296,12 @@ impl SqliteSource {
                 }
             }
         }
-        let batch = match builder.as_mut() {
-            Some(b) if b.rows() > 0 => b.finish()?,
-            _ => RecordBatch::new_empty(Arc::new(Schema::empty())),
+        let rows = match builder.as_mut() {
+            Some(b) if b.rows() > 0 => Some(b.finish()?),
+            _ => None,
         };
-        let checkpoint = checkpoint
-            .map(|s| serde_json::to_value(s).map_err(|e| Error::Other(e.to_string())))
-            .transpose()?;
-        if batch.num_rows() > 0 || !dead_letters.is_empty() || checkpoint.is_some() {
-            let _ = out.blocking_send(SourceBatch {
-                batch,
-                bytes,
-                dead_letters,
-                checkpoint,
-            });
+        if let Some(last) = last_batch(rows, bytes, dead_letters, checkpoint)? {
+            let _ = out.blocking_send(last);
         }
         Ok(())
     }

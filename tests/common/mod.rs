@@ -253,3 +253,24 @@ pub fn my_execute(url: &str, sql: &str) {
         let _ = conn.disconnect().await;
     })
 }
+
+/// Starts `flowline run` and kills it with SIGKILL after `delay` if it is
+/// still running; whether it was killed.
+pub fn run_and_kill(p: &TestProject, delay: std::time::Duration) -> bool {
+    let mut child = p
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    while started.elapsed() < delay {
+        if child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    true
+}
