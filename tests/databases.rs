@@ -622,3 +622,36 @@ fn interval_lags_work_on_mariadb_and_sqlite_and_a_changed_cursor_starts_over() {
     let out = lite.ok(&["run"]);
     assert!(out.contains("1 row "), "{out}");
 }
+
+#[test]
+fn postgres_sslmode_require_encrypts_the_connection() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let p = TestProject::new();
+    let query = "select current_setting('ssl') as server_ssl, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as encrypted";
+    for mode in ["disable", "require"] {
+        p.write(
+            &format!("pipelines/{mode}.toml"),
+            format!(
+                "[source]\nkind = \"postgres\"\nurl = \"{}?sslmode={mode}\"\nquery = \"{query}\"\n[destination]\ntable = \"tls_{mode}\"\n",
+                db.url()
+            ),
+        );
+    }
+    p.ok(&["run", "disable"]);
+    assert_eq!(
+        p.scalar("select count(*) from tls_disable where not encrypted"),
+        1
+    );
+    let server_ssl = p.query("select server_ssl from tls_disable");
+    if server_ssl[0]["server_ssl"] != "on" {
+        eprintln!("SKIPPED: the local PostgreSQL has ssl = off; sslmode=require not exercised");
+        return;
+    }
+    p.ok(&["run", "require"]);
+    assert_eq!(
+        p.scalar("select count(*) from tls_require where encrypted"),
+        1
+    );
+}
