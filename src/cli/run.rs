@@ -75,7 +75,16 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
                 let target = own.as_deref().unwrap_or(warehouse.as_ref());
                 run_pipeline(&project, pipeline, target, store.as_ref(), options, tracker).await
             }
-            Err(e) => failed_to_start(&pipeline.name, e),
+            Err(e) => {
+                let record = failed_to_start(&pipeline.name, e);
+                if let Err(e) = store
+                    .start_run(&record)
+                    .and_then(|_| store.finish_run(&record))
+                {
+                    tracing::warn!("{e}");
+                }
+                record
+            }
         };
         if !json {
             let table = pipeline.config.destination.table.get_ref();

@@ -22,16 +22,25 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     let mut report = Vec::new();
     for pipeline in &project.pipelines {
         let run = last_runs.iter().find(|r| r.pipeline == pipeline.name);
-        let own =
-            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)?;
-        let saved = own
-            .as_deref()
-            .unwrap_or(warehouse.as_ref())
-            .saved_state(&pipeline.name)?;
-        let progress = saved
-            .as_ref()
-            .map(|s| summarize(&s.state))
-            .unwrap_or_else(|| "-".into());
+        // One unreachable destination must not hide the others' status.
+        let saved =
+            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)
+                .and_then(|own| {
+                    own.as_deref()
+                        .unwrap_or(warehouse.as_ref())
+                        .saved_state(&pipeline.name)
+                });
+        let (saved, problem) = match saved {
+            Ok(saved) => (saved, None),
+            Err(e) => (None, Some(crate::config::secrets::redact(&e.to_string()))),
+        };
+        let progress = match &problem {
+            Some(problem) => format!("error: {problem}"),
+            None => saved
+                .as_ref()
+                .map(|s| summarize(&s.state))
+                .unwrap_or_else(|| "-".into()),
+        };
         rows.push(vec![
             pipeline.name.clone(),
             pipeline.config.destination.table.get_ref().clone(),

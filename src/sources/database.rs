@@ -145,8 +145,56 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
 pub enum Lag {
     /// Subtracted as a number.
     Number(String),
-    /// An interval, `<count> <unit>`.
-    Interval(String),
+    /// An interval: a count of a unit.
+    Interval(u64, TimeUnit),
+}
+
+/// Units an interval `lag` may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Seconds.
+    Second,
+    /// Minutes.
+    Minute,
+    /// Hours.
+    Hour,
+    /// Days.
+    Day,
+    /// Weeks (7 days).
+    Week,
+    /// Months.
+    Month,
+    /// Years.
+    Year,
+}
+
+impl TimeUnit {
+    fn parse(text: &str) -> Option<Self> {
+        let t = text.to_ascii_lowercase();
+        let t = t.strip_suffix('s').unwrap_or(&t);
+        Some(match t {
+            "second" | "sec" => TimeUnit::Second,
+            "minute" | "min" => TimeUnit::Minute,
+            "hour" => TimeUnit::Hour,
+            "day" => TimeUnit::Day,
+            "week" => TimeUnit::Week,
+            "month" => TimeUnit::Month,
+            "year" => TimeUnit::Year,
+            _ => return None,
+        })
+    }
+
+    fn singular(self) -> &'static str {
+        match self {
+            TimeUnit::Second => "second",
+            TimeUnit::Minute => "minute",
+            TimeUnit::Hour => "hour",
+            TimeUnit::Day => "day",
+            TimeUnit::Week => "week",
+            TimeUnit::Month => "month",
+            TimeUnit::Year => "year",
+        }
+    }
 }
 
 /// SQL dialects, for the parts of a query that differ.
@@ -165,8 +213,17 @@ pub fn parse_lag(lag: &toml::Value) -> Result<Lag> {
     match lag {
         toml::Value::Integer(n) => Ok(Lag::Number(n.to_string())),
         toml::Value::Float(f) => Ok(Lag::Number(f.to_string())),
-        toml::Value::String(s) if s.split_whitespace().count() == 2 => {
-            Ok(Lag::Interval(s.trim().to_string()))
+        toml::Value::String(s) => {
+            let mut parts = s.split_whitespace();
+            let count = parts.next().and_then(|c| c.parse::<u64>().ok());
+            let unit = parts.next().and_then(TimeUnit::parse);
+            match (count, unit, parts.next()) {
+                (Some(count), Some(unit), None) => Ok(Lag::Interval(count, unit)),
+                _ => Err(Error::Config(format!(
+                    "incremental.lag {s:?} is not an interval: write \"<count> <unit>\" with a unit of \
+                     seconds, minutes, hours, days, weeks, months or years"
+                ))),
+            }
         }
         other => Err(Error::Config(format!(
             "incremental.lag must be a number or an interval like \"10 minutes\", not {other}"
@@ -177,20 +234,21 @@ pub fn parse_lag(lag: &toml::Value) -> Result<Lag> {
 impl Lag {
     /// `bound` moved back by this lag, in `dialect`.
     pub fn subtract_from(&self, bound: &str, dialect: Dialect) -> String {
-        let text = match self {
+        let (count, unit) = match self {
             Lag::Number(n) => return format!("{bound} - {n}"),
-            Lag::Interval(text) => text.replace('\'', "''"),
+            Lag::Interval(count, unit) => (*count, *unit),
         };
+        let (count, unit) = match (dialect, unit) {
+            (Dialect::Sqlite, TimeUnit::Week) => (count * 7, TimeUnit::Day),
+            _ => (count, unit),
+        };
+        let name = unit.singular();
         match dialect {
-            Dialect::Postgres => format!("{bound} - INTERVAL '{text}'"),
-            Dialect::Sqlite => format!("datetime({bound}, '-{text}')"),
-            Dialect::Mysql => {
-                let mut parts = text.split_whitespace();
-                let count = parts.next().unwrap_or("0");
-                let unit = parts.next().unwrap_or("second").to_ascii_uppercase();
-                let unit = unit.strip_suffix('S').unwrap_or(&unit).to_string();
-                format!("{bound} - INTERVAL {count} {unit}")
-            }
+            Dialect::Postgres => format!("{bound} - INTERVAL '{count} {name}s'"),
+            // If SQLite cannot move the bound it yields NULL; fall back to the
+            // bound itself so a run never skips rows.
+            Dialect::Sqlite => format!("COALESCE(datetime({bound}, '-{count} {name}s'), {bound})"),
+            Dialect::Mysql => format!("{bound} - INTERVAL {count} {}", name.to_ascii_uppercase()),
         }
     }
 }
@@ -443,8 +501,15 @@ mod tests {
         );
         assert_eq!(
             lag.subtract_from("x", Dialect::Sqlite),
-            "datetime(x, '-10 minutes')"
+            "COALESCE(datetime(x, '-10 minutes'), x)"
         );
+        let week = parse_lag(&toml::Value::String("1 week".into())).expect("week");
+        assert_eq!(
+            week.subtract_from("x", Dialect::Sqlite),
+            "COALESCE(datetime(x, '-7 days'), x)"
+        );
+        assert!(parse_lag(&toml::Value::String("5 mins".into())).is_ok());
+        assert!(parse_lag(&toml::Value::String("5 fortnights".into())).is_err());
         assert!(parse_lag(&toml::Value::Boolean(true)).is_err());
     }
 
