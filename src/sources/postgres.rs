@@ -19,7 +19,7 @@ use super::database::{
     CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_lag,
     where_clause,
 };
-use super::{BatchSender, Source, SourceBatch, SourceContext};
+use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
 use crate::error::{Error, Result};
 
@@ -548,7 +548,14 @@ pub async fn query_arrow(url: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordB
         select.join(", ")
     );
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let reader = tokio::spawn(copy_range(url.to_string(), copy, columns, 65_536, tx));
+    let reader = tokio::spawn(copy_range(
+        url.to_string(),
+        "query".into(),
+        copy,
+        columns,
+        65_536,
+        tx,
+    ));
     let mut batches = Vec::new();
     while let Some(batch) = rx.recv().await {
         batches.push(batch.batch);
@@ -663,6 +670,7 @@ impl PostgresSource {
 /// Streams the rows of one COPY query into batches.
 async fn copy_range(
     url: String,
+    origin: String,
     query: String,
     columns: Vec<Column>,
     batch_size: usize,
@@ -679,12 +687,35 @@ async fn copy_range(
     let rows = BinaryCopyOutStream::new(stream, &types);
     pin_mut!(rows);
     let mut bytes = 0u64;
+    let mut dead_letters = Vec::new();
+    let mut row_number = 0u64;
     while let Some(row) = rows.next().await {
         let row = row.map_err(pg_err("reading rows"))?;
+        row_number += 1;
+        // Decode the whole row first: a value that cannot be read (an
+        // `infinity` date, a numeric too wide) makes the row a dead letter.
+        let mut values = Vec::with_capacity(columns.len());
+        let mut problem = None;
         for (i, column) in columns.iter().enumerate() {
-            let value = decode_value(&column.decode, &row, i)
-                .map_err(|e| Error::Other(format!("column \"{}\": {e}", column.field.name())))?;
-            bytes += 8;
+            match decode_value(&column.decode, &row, i) {
+                Ok(value) => values.push(value),
+                Err(e) => {
+                    problem = Some(format!("column \"{}\": {e}", column.field.name()));
+                    break;
+                }
+            }
+        }
+        bytes += 8 * columns.len() as u64;
+        if let Some(reason) = problem {
+            let raw: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+            dead_letters.push(DeadLetter {
+                origin: format!("{origin}#{row_number}"),
+                reason,
+                raw: raw.join(","),
+            });
+            continue;
+        }
+        for (i, value) in values.into_iter().enumerate() {
             builder.append(i, value)?;
         }
         builder.end_row();
@@ -692,7 +723,7 @@ async fn copy_range(
             let batch = SourceBatch {
                 batch: builder.finish()?,
                 bytes: std::mem::take(&mut bytes),
-                dead_letters: Vec::new(),
+                dead_letters: std::mem::take(&mut dead_letters),
                 checkpoint: None,
             };
             if out.send(batch).await.is_err() {
@@ -700,14 +731,13 @@ async fn copy_range(
             }
         }
     }
-    if builder.rows() > 0 {
-        let batch = SourceBatch {
-            batch: builder.finish()?,
-            bytes,
-            dead_letters: Vec::new(),
-            checkpoint: None,
-        };
-        let _ = out.send(batch).await;
+    let rows = if builder.rows() > 0 {
+        Some(builder.finish()?)
+    } else {
+        None
+    };
+    if let Some(last) = last_batch(rows, bytes, dead_letters, None)? {
+        let _ = out.send(last).await;
     }
     Ok(())
 }
@@ -839,6 +869,7 @@ impl Source for PostgresSource {
             tracing::debug!(pipeline = %ctx.pipeline, "{query}");
             tasks.push(tokio::spawn(copy_range(
                 self.url.clone(),
+                self.config.describe(),
                 query,
                 columns.clone(),
                 self.config.batch_size,
