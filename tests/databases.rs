@@ -658,12 +658,24 @@ fn postgres_sslmode_require_encrypts_the_connection() {
 
 #[test]
 fn postgres_values_flowline_cannot_represent_become_dead_letters() {
-    let Some(db) = PgDatabase::create() else { return };
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
     db.execute("CREATE TABLE d (id int, day date); INSERT INTO d VALUES (1, '2024-01-01'), (2, 'infinity'), (3, NULL);");
-    let p = project_with(&db.url(), "kind = \"postgres\"\nconnection = \"db\"\ntable = \"d\"", "table = \"d\"");
+    let p = project_with(
+        &db.url(),
+        "kind = \"postgres\"\nconnection = \"db\"\ntable = \"d\"",
+        "table = \"d\"",
+    );
     p.ok(&["run"]);
     assert_eq!(p.scalar("select count(*) from d"), 2);
     let letters = p.query("select origin, reason from _flowline_dead_letter");
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert!(letters[0]["reason"].as_str().unwrap_or("").contains("column \"day\""), "{letters:?}");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("column \"day\""),
+        "{letters:?}"
+    );
 }

@@ -235,3 +235,29 @@ fn nested_json_lands_as_json_text_and_bad_destinations_are_caught_by_validate() 
             .any(|r| r["pipeline"] == "orders" && r["status"] == "succeeded")
     );
 }
+
+#[test]
+fn replace_keeps_views_and_indexes_on_the_table() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let p = project(
+        &db,
+        "[source]\nkind = \"file\"\npath = \"data/p.csv\"\n[destination]\ntable = \"raw.prices\"\nwrite = \"replace\"\n",
+    );
+    p.write("data/p.csv", "sku,price\nA,1\nB,2\n");
+    p.ok(&["run"]);
+    db.execute("CREATE VIEW cheap AS SELECT sku FROM raw.prices WHERE price < 2; CREATE INDEX prices_sku ON raw.prices (sku);");
+    p.write("data/p.csv", "sku,price,note\nC,0,new\n");
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("select count(*) from raw.prices"), 1);
+    assert_eq!(
+        p.scalar("select count(*) from cheap"),
+        1,
+        "the view survives and sees the new rows"
+    );
+    assert_eq!(
+        p.scalar("select count(*) from pg_indexes where indexname = 'prices_sku'"),
+        1
+    );
+}

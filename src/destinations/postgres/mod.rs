@@ -478,14 +478,7 @@ impl Destination for PostgresDestination {
         if self.load.write == WriteMode::Replace {
             let target = qualified(&self.load.table);
             if self.replace_started {
-                let new = qualified(&self.write_table());
-                self.exec(
-                    &format!(
-                        "DROP TABLE IF EXISTS {target}; ALTER TABLE {new} RENAME TO {}",
-                        quote(&self.load.table.table)
-                    ),
-                    "replacing the table",
-                )?;
+                self.swap_in_new_table(&target)?;
             } else if self.table_columns(&self.load.table)?.is_some() {
                 self.exec(&format!("DELETE FROM {target}"), "emptying the table")?;
             }
@@ -532,6 +525,51 @@ impl Destination for PostgresDestination {
 }
 
 impl PostgresDestination {
+    /// `replace`: makes the freshly built table the target. A new target is
+    /// renamed into place; an existing one is emptied and refilled in the
+    /// same transaction, so views, grants and indexes on it survive.
+    fn swap_in_new_table(&mut self, target: &str) -> Result<()> {
+        let new_table = self.write_table();
+        let new = qualified(&new_table);
+        let Some(mut existing) = self.table_columns(&self.load.table)? else {
+            return self.exec(
+                &format!(
+                    "ALTER TABLE {new} RENAME TO {}",
+                    quote(&self.load.table.table)
+                ),
+                "replacing the table",
+            );
+        };
+        let incoming = self.table_columns(&new_table)?.unwrap_or_default();
+        let changes = plan(&mut existing, &incoming, true, &self.load.table.to_string())
+            .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
+        for change in changes {
+            let sql = match &change {
+                Change::Add { column, sql_type } => {
+                    format!(
+                        "ALTER TABLE {target} ADD COLUMN {} {}",
+                        quote(column),
+                        pg_type_of(sql_type)
+                    )
+                }
+                Change::Widen { column, to, .. } => {
+                    let to = pg_type_of(to);
+                    format!(
+                        "ALTER TABLE {target} ALTER COLUMN {c} TYPE {to} USING {c}::{to}",
+                        c = quote(column)
+                    )
+                }
+            };
+            self.exec(&sql, "changing the table")?;
+        }
+        let list: Vec<String> = incoming.iter().map(|(n, _)| quote(n)).collect();
+        let list = list.join(", ");
+        self.exec(
+            &format!("TRUNCATE {target}; INSERT INTO {target} ({list}) SELECT {list} FROM {new}; DROP TABLE {new}"),
+            "replacing the table's rows",
+        )
+    }
+
     fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
         block_on(async {
             let statement = self
