@@ -105,7 +105,7 @@ fn positions_stay_right_after_interpolation() {
     let p = TestProject::new();
     p.write(
         ".env",
-        "FLOWLINE_TEST_LONG=a-much-longer-value-than-the-placeholder\n",
+        "FLOWLINE_TEST_LONG=a-much-longer-value-than-the-variable-name\n",
     );
     p.write(
         "pipelines/x.toml",
