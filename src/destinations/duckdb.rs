@@ -212,17 +212,6 @@ impl DuckDbDestination {
         Ok(())
     }
 
-    /// The table batches go into: the target, or for `replace` its successor.
-    fn write_table(&self) -> TableName {
-        match self.load.write {
-            WriteMode::Replace => TableName {
-                schema: self.load.table.schema.clone(),
-                table: format!("_flowline_new_{}", self.load.table.table),
-            },
-            _ => self.load.table.clone(),
-        }
-    }
-
     fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
         let mut stmt = self
             .conn
@@ -310,13 +299,6 @@ impl DuckDbDestination {
         Ok(columns)
     }
 
-    /// Whether rows upsert on the primary key: `merge`, and `replace` (a
-    /// merge pipeline's full refresh) when a key is given, so a rebuilt table
-    /// holds one row per key just as the merged one did.
-    fn upserts(&self) -> bool {
-        self.load.upsert && !self.load.primary_key.is_empty()
-    }
-
     fn stage(&self, batch: RecordBatch) -> Result<()> {
         self.exec(
             &format!(
@@ -364,7 +346,7 @@ impl Destination for DuckDbDestination {
         }
         let batch = normalize(batch)?;
         self.begin()?;
-        let table = self.write_table();
+        let table = self.load.write_table();
         if self.load.write == WriteMode::Replace && !self.replace_started {
             let qualified = format!(
                 "{}.{}",
@@ -379,24 +361,7 @@ impl Destination for DuckDbDestination {
             self.replace_started = true;
         }
         let schema = batch.schema();
-        if self.upserts() {
-            for key in &self.load.primary_key {
-                if schema.field_with_name(key).is_err() {
-                    return Err(Error::pipeline(
-                        &self.load.pipeline,
-                        format!(
-                            "primary_key column \"{key}\" is not in the data (columns: {})",
-                            schema
-                                .fields()
-                                .iter()
-                                .map(|f| f.name().as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
+        self.load.check_keys(&schema)?;
         let columns = self.prepare_table(&table, &schema)?;
         let exact = columns.len() == schema.fields().len()
             && columns
@@ -409,7 +374,7 @@ impl Destination for DuckDbDestination {
             quote_ident(&table.table)
         );
         match self.load.write {
-            _ if self.upserts() => {
+            _ if self.load.upserts() => {
                 self.stage(batch)?;
                 self.merge_from_stage(&qualified)
             }
@@ -455,7 +420,7 @@ impl Destination for DuckDbDestination {
                 quote_ident(&target.table)
             );
             if self.replace_started {
-                let new = self.write_table();
+                let new = self.load.write_table();
                 self.exec(
                     &format!("DROP TABLE IF EXISTS {qualified}"),
                     "replacing the table",

@@ -134,6 +134,47 @@ pub struct LoadSpec {
     pub schema: SchemaPolicy,
 }
 
+impl LoadSpec {
+    /// The table batches go into: the target, or for `replace` the new table
+    /// that takes its place at commit.
+    pub fn write_table(&self) -> TableName {
+        match self.write {
+            WriteMode::Replace => TableName {
+                schema: self.table.schema.clone(),
+                table: format!("_flowline_new_{}", self.table.table),
+            },
+            _ => self.table.clone(),
+        }
+    }
+
+    /// Whether rows upsert on the primary key: `merge`, and `replace` (a
+    /// merge pipeline's full refresh) when a key is given, so a rebuilt table
+    /// holds one row per key just as the merged one did.
+    pub fn upserts(&self) -> bool {
+        self.upsert && !self.primary_key.is_empty()
+    }
+
+    /// Checks that an upserting load's key columns are in the batch.
+    pub fn check_keys(&self, schema: &arrow::datatypes::Schema) -> Result<()> {
+        if !self.upserts() {
+            return Ok(());
+        }
+        for key in &self.primary_key {
+            if schema.field_with_name(key).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(crate::error::Error::pipeline(
+                    &self.pipeline,
+                    format!(
+                        "primary_key column \"{key}\" is not in the data (columns: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Progress a pipeline committed, as the warehouse holds it.
 #[derive(Debug, Clone)]
 pub struct SavedState {

@@ -375,6 +375,37 @@ impl DatabaseSourceConfig {
     }
 }
 
+impl DatabaseSourceConfig {
+    /// The WHERE clause and the state to commit for an incremental run:
+    /// from the saved state (or `initial`) up to `upper`, the cursor's
+    /// maximum read when the run started. `cast` turns a literal into the
+    /// cursor's type. Without `incremental`: no filter, no state.
+    pub fn incremental_plan(
+        &self,
+        state: Option<&serde_json::Value>,
+        upper: Option<String>,
+        dialect: Dialect,
+        quote: impl Fn(&str) -> String,
+        cast: impl Fn(&str) -> String,
+    ) -> Result<(String, Option<CursorState>)> {
+        let Some(incremental) = &self.incremental else {
+            return Ok((String::new(), None));
+        };
+        let bounds = CursorBounds {
+            lower: self.lower_bound(state)?,
+            upper,
+        };
+        let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
+        let filter = where_clause(
+            &quote(&incremental.cursor),
+            &bounds,
+            lag.as_ref().map(|l| (l, dialect)),
+            cast,
+        );
+        Ok((filter, bounds.state(&incremental.cursor)))
+    }
+}
+
 /// The last batch of a database source: the remaining rows (or an empty
 /// batch), their dead letters and the cursor state, if any of them is there.
 pub fn last_batch(

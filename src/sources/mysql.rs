@@ -10,8 +10,7 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 
 use super::database::{
-    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_decimal,
-    parse_lag, where_clause,
+    DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_decimal,
 };
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
@@ -196,13 +195,12 @@ fn convert(value: mysql_async::Value, dt: &DataType) -> std::result::Result<Valu
 }
 
 impl MysqlSource {
-    async fn bounds(
+    /// The cursor's current maximum, as text: this run's high-water mark.
+    async fn high_water_mark(
         &self,
         conn: &mut mysql_async::Conn,
-        ctx: &SourceContext,
         cursor: &str,
-    ) -> Result<CursorBounds> {
-        let lower = self.config.lower_bound(ctx.state.as_ref())?;
+    ) -> Result<Option<String>> {
         let relation = self.config.relation(quote);
         let upper: Option<Option<String>> = conn
             .query_first(format!(
@@ -211,10 +209,7 @@ impl MysqlSource {
             ))
             .await
             .map_err(my_err("reading the cursor's high-water mark"))?;
-        Ok(CursorBounds {
-            lower,
-            upper: upper.flatten(),
-        })
+        Ok(upper.flatten())
     }
 }
 
@@ -274,21 +269,17 @@ impl Source for MysqlSource {
         self.config.check()?;
         let mut conn = connect(&self.url).await?;
         let relation = self.config.relation(quote);
-        let (filter, checkpoint) = match &self.config.incremental {
-            Some(incremental) => {
-                let bounds = self.bounds(&mut conn, &ctx, &incremental.cursor).await?;
-                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
-                let filter = where_clause(
-                    &quote(&incremental.cursor),
-                    &bounds,
-                    lag.as_ref().map(|l| (l, Dialect::Mysql)),
-                    |l| l.to_string(),
-                );
-                let state = bounds.state(&incremental.cursor);
-                (filter, state)
-            }
-            None => (String::new(), None),
+        let upper = match &self.config.incremental {
+            Some(incremental) => self.high_water_mark(&mut conn, &incremental.cursor).await?,
+            None => None,
         };
+        let (filter, checkpoint) = self.config.incremental_plan(
+            ctx.state.as_ref(),
+            upper,
+            Dialect::Mysql,
+            quote,
+            |l| l.to_string(),
+        )?;
         let sql = format!("SELECT * FROM {relation}{filter}");
         let mut result = conn
             .exec_iter(sql.as_str(), ())

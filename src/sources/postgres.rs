@@ -15,10 +15,7 @@ use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, NoTls};
 
-use super::database::{
-    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_lag,
-    where_clause,
-};
+use super::database::{DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch};
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
 use crate::error::{Error, Result};
@@ -579,14 +576,8 @@ impl PostgresSource {
         .await
     }
 
-    /// The cursor bounds of this run, from saved state and the current maximum.
-    async fn bounds(
-        &self,
-        client: &Client,
-        ctx: &SourceContext,
-        cursor: &str,
-    ) -> Result<CursorBounds> {
-        let lower = self.config.lower_bound(ctx.state.as_ref())?;
+    /// The cursor's current maximum, as text: this run's high-water mark.
+    async fn high_water_mark(&self, client: &Client, cursor: &str) -> Result<Option<String>> {
         let relation = self.config.relation(quote);
         let row = client
             .query_one(
@@ -595,10 +586,7 @@ impl PostgresSource {
             )
             .await
             .map_err(pg_err("reading the cursor's high-water mark"))?;
-        Ok(CursorBounds {
-            lower,
-            upper: row.get(0),
-        })
+        Ok(row.get(0))
     }
 
     /// The integer column to split ranges on, if any.
@@ -816,7 +804,6 @@ impl Source for PostgresSource {
         let relation = self.config.relation(quote);
         let (filter, checkpoint) = match &self.config.incremental {
             Some(incremental) => {
-                let bounds = self.bounds(&client, &ctx, &incremental.cursor).await?;
                 let cursor_type = columns
                     .iter()
                     .find(|c| c.field.name() == &incremental.cursor)
@@ -828,15 +815,14 @@ impl Source for PostgresSource {
                             self.config.describe()
                         ))
                     })?;
-                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
-                let filter = where_clause(
-                    &quote(&incremental.cursor),
-                    &bounds,
-                    lag.as_ref().map(|l| (l, Dialect::Postgres)),
+                let upper = self.high_water_mark(&client, &incremental.cursor).await?;
+                self.config.incremental_plan(
+                    ctx.state.as_ref(),
+                    upper,
+                    Dialect::Postgres,
+                    quote,
                     |l| format!("CAST({l} AS {cursor_type})"),
-                );
-                let state = bounds.state(&incremental.cursor);
-                (filter, state)
+                )?
             }
             None => (String::new(), None),
         };

@@ -9,10 +9,7 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use rusqlite::types::ValueRef;
 
-use super::database::{
-    CursorBounds, DatabaseSourceConfig, Dialect, TableInfo, last_batch, parse_decimal, parse_lag,
-    where_clause,
-};
+use super::database::{DatabaseSourceConfig, Dialect, TableInfo, last_batch, parse_decimal};
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
 use crate::error::{Error, Result};
@@ -183,32 +180,26 @@ impl SqliteSource {
         self.config.check()?;
         let conn = open(&self.path)?;
         let relation = self.config.relation(quote);
-        let (filter, checkpoint) = match &self.config.incremental {
-            Some(incremental) => {
-                let lower = self.config.lower_bound(ctx.state.as_ref())?;
-                let upper: Option<String> = conn
-                    .query_row(
-                        &format!(
-                            "SELECT CAST(max({}) AS TEXT) FROM {relation}",
-                            quote(&incremental.cursor)
-                        ),
-                        [],
-                        |row| row.get(0),
-                    )
-                    .map_err(sqlite_err("reading the cursor's high-water mark"))?;
-                let bounds = CursorBounds { lower, upper };
-                let lag = incremental.lag.as_ref().map(parse_lag).transpose()?;
-                let filter = where_clause(
-                    &quote(&incremental.cursor),
-                    &bounds,
-                    lag.as_ref().map(|l| (l, Dialect::Sqlite)),
-                    |l| l.to_string(),
-                );
-                let state = bounds.state(&incremental.cursor);
-                (filter, state)
-            }
-            None => (String::new(), None),
+        let upper: Option<String> = match &self.config.incremental {
+            Some(incremental) => conn
+                .query_row(
+                    &format!(
+                        "SELECT CAST(max({}) AS TEXT) FROM {relation}",
+                        quote(&incremental.cursor)
+                    ),
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(sqlite_err("reading the cursor's high-water mark"))?,
+            None => None,
         };
+        let (filter, checkpoint) = self.config.incremental_plan(
+            ctx.state.as_ref(),
+            upper,
+            Dialect::Sqlite,
+            quote,
+            |l| l.to_string(),
+        )?;
         let sql = format!("SELECT * FROM {relation}{filter}");
         let mut stmt = conn
             .prepare(&sql)

@@ -171,20 +171,24 @@ fn batch_columns(schema: &Schema) -> Vec<(String, String)> {
 /// A Postgres database as the warehouse.
 pub struct PostgresWarehouse {
     url: String,
+    /// The connection for state and catalog look-ups; loads get their own.
+    client: Client,
 }
 
 impl PostgresWarehouse {
     /// Connects to `url` and creates flowline's tables.
     pub fn open(url: &str) -> Result<Self> {
-        block_on(async {
+        let client = block_on(async {
             let client = connect(url).await?;
             client
                 .batch_execute(INTERNAL_TABLES)
                 .await
-                .map_err(pg_err("creating flowline's tables"))
+                .map_err(pg_err("creating flowline's tables"))?;
+            Ok::<_, Error>(client)
         })?;
         Ok(PostgresWarehouse {
             url: url.to_string(),
+            client,
         })
     }
 }
@@ -208,8 +212,8 @@ impl Warehouse for PostgresWarehouse {
 
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {
         block_on(async {
-            let client = connect(&self.url).await?;
-            let row = client
+            let row = self
+                .client
                 .query_opt(
                     "SELECT state, run_id, updated_at::text FROM public._flowline_state WHERE pipeline = $1",
                     &[&pipeline],
@@ -237,8 +241,8 @@ impl Warehouse for PostgresWarehouse {
 
     fn table_exists(&self, table: &TableName) -> Result<bool> {
         block_on(async {
-            let client = connect(&self.url).await?;
-            let row = client
+            let row = self
+                .client
                 .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified(table)])
                 .await
                 .map_err(pg_err("looking up a table"))?;
@@ -278,16 +282,6 @@ impl PostgresDestination {
             )?;
         }
         Ok(())
-    }
-
-    fn write_table(&self) -> TableName {
-        match self.load.write {
-            WriteMode::Replace => TableName {
-                schema: self.load.table.schema.clone(),
-                table: format!("_flowline_new_{}", self.load.table.table),
-            },
-            _ => self.load.table.clone(),
-        }
     }
 
     fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
@@ -385,10 +379,6 @@ impl PostgresDestination {
             Ok(())
         })
     }
-
-    fn upserts(&self) -> bool {
-        self.load.upsert && !self.load.primary_key.is_empty()
-    }
 }
 
 impl Destination for PostgresDestination {
@@ -397,7 +387,7 @@ impl Destination for PostgresDestination {
             return Ok(());
         }
         self.begin()?;
-        let table = self.write_table();
+        let table = self.load.write_table();
         if self.load.write == WriteMode::Replace && !self.replace_started {
             self.exec(
                 &format!("DROP TABLE IF EXISTS {}", qualified(&table)),
@@ -407,16 +397,7 @@ impl Destination for PostgresDestination {
             self.replace_started = true;
         }
         let schema = batch.schema();
-        if self.upserts() {
-            for key in &self.load.primary_key {
-                if schema.field_with_name(key).is_err() {
-                    return Err(Error::pipeline(
-                        &self.load.pipeline,
-                        format!("primary_key column \"{key}\" is not in the data"),
-                    ));
-                }
-            }
-        }
+        self.load.check_keys(&schema)?;
         let columns = self.prepare_table(&table, &schema)?;
         let source = batch_columns(&schema);
         let names: Vec<String> = source.iter().map(|(n, _)| quote(n)).collect();
@@ -425,7 +406,7 @@ impl Destination for PostgresDestination {
         let exact = source
             .iter()
             .all(|(n, t)| columns.iter().any(|(c, ct)| c == n && ct == t));
-        if exact && !self.upserts() {
+        if exact && !self.load.upserts() {
             return self.copy_in(&format!("{target} ({list})"), &batch);
         }
         let definitions: Vec<String> = source
@@ -440,7 +421,7 @@ impl Destination for PostgresDestination {
             "creating the staging table",
         )?;
         self.copy_in(&format!("{STAGE} ({list})"), &batch)?;
-        if self.upserts() {
+        if self.load.upserts() {
             let keys: Vec<String> = self.load.primary_key.iter().map(|k| quote(k)).collect();
             let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
             self.exec(
@@ -529,7 +510,7 @@ impl PostgresDestination {
     /// renamed into place; an existing one is emptied and refilled in the
     /// same transaction, so views, grants and indexes on it survive.
     fn swap_in_new_table(&mut self, target: &str) -> Result<()> {
-        let new_table = self.write_table();
+        let new_table = self.load.write_table();
         let new = qualified(&new_table);
         let Some(mut existing) = self.table_columns(&self.load.table)? else {
             return self.exec(
