@@ -124,7 +124,7 @@ impl PipelineProgress {
                 bar.finish_and_clear();
             }
             None if ok => tracing::debug!(pipeline = %self.pipeline, "done: {}", self.message()),
-            None => tracing::info!(pipeline = %self.pipeline, "failed after {}", self.message()),
+            None => tracing::debug!(pipeline = %self.pipeline, "failed after {}", self.message()),
         }
     }
 }

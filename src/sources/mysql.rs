@@ -43,6 +43,9 @@ fn quote(name: &str) -> String {
 /// A MySQL error phrased by its cause.
 pub fn describe_error(e: &mysql_async::Error) -> String {
     match e {
+        mysql_async::Error::Io(io) if io.to_string().contains("Connection refused") => {
+            "connection refused: is the server running and listening there?".to_string()
+        }
         mysql_async::Error::Io(io) => format!("network error ({io})"),
         mysql_async::Error::Server(s) => {
             let what = match s.code {
@@ -66,9 +69,12 @@ fn my_err(context: &str) -> impl Fn(mysql_async::Error) -> Error + '_ {
 pub async fn connect(url: &str) -> Result<mysql_async::Conn> {
     let opts = mysql_async::Opts::from_url(url)
         .map_err(|e| Error::Other(format!("mysql: bad URL: {e}")))?;
-    let mut conn = mysql_async::Conn::new(opts)
-        .await
-        .map_err(my_err("connecting"))?;
+    let place = format!(
+        "connecting to {}:{}",
+        opts.ip_or_hostname(),
+        opts.tcp_port()
+    );
+    let mut conn = mysql_async::Conn::new(opts).await.map_err(my_err(&place))?;
     conn.query_drop("SET time_zone = '+00:00'")
         .await
         .map_err(my_err("setting the session time zone"))?;

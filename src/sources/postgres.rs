@@ -41,8 +41,18 @@ pub async fn connect(url: &str) -> Result<Client> {
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::Other(format!("postgres: bad connection URL: {e}")))?;
-    let failed =
-        |e: tokio_postgres::Error| Error::Other(format!("postgres: {}", describe_error(&e)));
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let failed = |e: tokio_postgres::Error| {
+        Error::Other(format!("postgres at {host}:{port}: {}", describe_error(&e)))
+    };
     let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
         let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
         tokio::spawn(drive(connection));
@@ -152,7 +162,9 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => format!("connection refused ({io})"),
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused: is the server running and listening there?".to_string()
+                }
                 _ if io.to_string().contains("failed to lookup")
                     || io.to_string().contains("resolve") =>
                 {
