@@ -57,6 +57,15 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
+    /// An HTTP request failed for good (after any retries).
+    #[error("{request}: {message}")]
+    Http {
+        /// Method and URL.
+        request: String,
+        /// The status and the first bytes of the body, or the transport error.
+        message: String,
+    },
+
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Other(String),

@@ -6,4 +6,5 @@ pub mod convert;
 pub mod duckdb;
 pub mod evolve;
 pub mod infer;
+pub mod json;
 pub mod types;

@@ -201,13 +201,16 @@ impl DuckDbDestination {
 
     fn begin(&mut self) -> Result<()> {
         if !self.in_transaction {
-            self.exec("BEGIN TRANSACTION", "starting a transaction")?;
-            self.in_transaction = true;
+            // The schema is created on its own, before the load's
+            // transaction: loads of several tables in one schema (a
+            // pipeline's child tables) would otherwise conflict on it.
             let schema = quote_ident(&self.load.table.schema);
             self.exec(
                 &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
                 "creating the schema",
             )?;
+            self.exec("BEGIN TRANSACTION", "starting a transaction")?;
+            self.in_transaction = true;
         }
         Ok(())
     }

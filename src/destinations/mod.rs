@@ -147,6 +147,28 @@ impl LoadSpec {
         }
     }
 
+    /// The load of child table `name` (`<table>__<name>`) that goes with
+    /// this one: same pipeline, run and disposition, its own key. A merge
+    /// child without a key appends.
+    pub fn child(&self, name: &str, primary_key: Vec<String>) -> LoadSpec {
+        let upsert = self.upsert && !primary_key.is_empty();
+        LoadSpec {
+            pipeline: self.pipeline.clone(),
+            run_id: self.run_id.clone(),
+            table: TableName {
+                schema: self.table.schema.clone(),
+                table: format!("{}__{name}", self.table.table),
+            },
+            write: match self.write {
+                WriteMode::Merge if !upsert => WriteMode::Append,
+                other => other,
+            },
+            primary_key,
+            upsert,
+            schema: self.schema,
+        }
+    }
+
     /// Whether rows upsert on the primary key: `merge`, and `replace` (a
     /// merge pipeline's full refresh) when a key is given, so a rebuilt table
     /// holds one row per key just as the merged one did.

@@ -7,6 +7,7 @@
 //! size times queue depth. If anything fails, everything since the last
 //! commit is rolled back, so a re-run resumes from committed state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -117,7 +118,7 @@ async fn execute(
         );
         state = None;
     }
-    let destination = warehouse.destination(LoadSpec {
+    let spec = LoadSpec {
         pipeline: pipeline.name.clone(),
         run_id: run_id.to_string(),
         table,
@@ -129,7 +130,13 @@ async fn execute(
             WriteMode::Append => false,
         },
         schema: dest_config.schema,
-    })?;
+    };
+    let mut children = HashMap::new();
+    for child in config.source.child_tables() {
+        let child_spec = spec.child(&child.name, child.primary_key);
+        children.insert(child.name, warehouse.destination(child_spec)?);
+    }
+    let destination = warehouse.destination(spec)?;
     let chain = transforms::build(&config.transform)?;
     let ctx = SourceContext {
         pipeline: pipeline.name.clone(),
@@ -143,6 +150,7 @@ async fn execute(
     let loader = Loader {
         pipeline: pipeline.name.clone(),
         destination,
+        children,
         chain,
         commit_at_checkpoints: write != WriteMode::Replace,
         max_bad_rows: config.max_bad_rows,
@@ -164,6 +172,9 @@ async fn execute(
 struct Loader {
     pipeline: String,
     destination: Box<dyn Destination>,
+    /// The source's child tables, by name. They commit just before the
+    /// pipeline's own table, which carries the state.
+    children: HashMap<String, Box<dyn Destination>>,
     chain: Vec<Box<dyn Transform>>,
     commit_at_checkpoints: bool,
     max_bad_rows: Option<u64>,
@@ -193,6 +204,11 @@ impl Loader {
             .map_err(|e| Error::Other(format!("source stopped: {e}")))
             .and_then(|r| r);
         if let Err(e) = loaded.and(read) {
+            for destination in self.children.values_mut() {
+                if let Err(rollback) = destination.rollback() {
+                    tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
+                }
+            }
             if let Err(rollback) = self.destination.rollback() {
                 tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
             }
@@ -206,7 +222,16 @@ impl Loader {
         }
         // Commit whatever is left: the final state for `replace`, or rows a
         // source sent after its last checkpoint.
-        self.destination.commit(self.last_checkpoint.as_ref())
+        let last = self.last_checkpoint.take();
+        self.commit(last.as_ref())
+    }
+
+    /// Commits the child tables, then the pipeline's table with `state`.
+    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
+        for destination in self.children.values_mut() {
+            destination.commit(None)?;
+        }
+        self.destination.commit(state)
     }
 
     fn load(&mut self, batch: SourceBatch) -> Result<()> {
@@ -215,6 +240,7 @@ impl Loader {
             bytes,
             dead_letters,
             checkpoint,
+            table,
         } = batch;
         if !dead_letters.is_empty() {
             self.destination.write_dead_letters(&dead_letters)?;
@@ -237,7 +263,18 @@ impl Loader {
             }
         }
         let mut rows = 0;
-        if batch.num_rows() > 0
+        if let Some(child) = table {
+            // Child rows load as they come: the transforms are written for
+            // the pipeline's own table.
+            let destination = self.children.get_mut(&child).ok_or_else(|| {
+                Error::pipeline(
+                    &self.pipeline,
+                    format!("the source sent rows for an undeclared child table {child:?}"),
+                )
+            })?;
+            rows = batch.num_rows() as u64;
+            destination.write(batch)?;
+        } else if batch.num_rows() > 0
             && let Some(out) = transforms::apply_all(&mut self.chain, batch)?
         {
             rows = out.num_rows() as u64;
@@ -246,7 +283,7 @@ impl Loader {
         self.progress.add(rows, bytes);
         if let Some(checkpoint) = checkpoint {
             if self.commit_at_checkpoints {
-                self.destination.commit(Some(&checkpoint))?;
+                self.commit(Some(&checkpoint))?;
                 self.last_checkpoint = None;
                 self.uncommitted_letters.clear();
             } else {

@@ -430,6 +430,7 @@ pub fn last_batch(
         bytes,
         dead_letters,
         checkpoint,
+        table: None,
     }))
 }
 

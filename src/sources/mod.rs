@@ -13,8 +13,10 @@
 pub mod catalog;
 pub mod database;
 pub mod file;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
+pub mod scrape;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -52,10 +54,14 @@ pub enum SourceConfig {
     Mysql(database::DatabaseSourceConfig),
     /// A SQLite table or query.
     Sqlite(database::DatabaseSourceConfig),
+    /// A REST API resource.
+    Http(http::HttpSourceConfig),
+    /// Rows scraped from HTML pages.
+    Scrape(scrape::ScrapeSourceConfig),
 }
 
 /// Every `kind` a source can have.
-pub const SOURCE_KINDS: &[&str] = &["file", "postgres", "mysql", "sqlite"];
+pub const SOURCE_KINDS: &[&str] = &["file", "postgres", "mysql", "sqlite", "http", "scrape"];
 
 impl SourceConfig {
     /// Reads a `[source]` table: its `kind`, then the rest as that kind's
@@ -93,6 +99,12 @@ impl SourceConfig {
             Some("sqlite") => Ok(SourceConfig::Sqlite(
                 database::DatabaseSourceConfig::deserialize(rest)?,
             )),
+            Some("http") => Ok(SourceConfig::Http(http::HttpSourceConfig::deserialize(
+                rest,
+            )?)),
+            Some("scrape") => Ok(SourceConfig::Scrape(
+                scrape::ScrapeSourceConfig::deserialize(rest)?,
+            )),
             Some(other) => Err(SpannedError {
                 message: format!(
                     "unknown variant `{other}`, expected one of {}",
@@ -114,6 +126,17 @@ impl SourceConfig {
             SourceConfig::Postgres(_) => "postgres",
             SourceConfig::Mysql(_) => "mysql",
             SourceConfig::Sqlite(_) => "sqlite",
+            SourceConfig::Http(_) => "http",
+            SourceConfig::Scrape(_) => "scrape",
+        }
+    }
+
+    /// The tables this source fills besides the pipeline's own (child
+    /// resources, unnested arrays): each lands in `<table>__<name>`.
+    pub fn child_tables(&self) -> Vec<ChildTable> {
+        match self {
+            SourceConfig::Http(config) => config.child_tables(),
+            _ => Vec::new(),
         }
     }
 
@@ -135,8 +158,20 @@ impl SourceConfig {
                 config.clone(),
                 sqlite::database_path(&config.resolve_url(connections)?, &project.dir),
             )),
+            SourceConfig::Http(config) => Box::new(http::HttpSource::new(config.clone())),
+            SourceConfig::Scrape(config) => Box::new(scrape::ScrapeSource::new(config.clone())),
         })
     }
+}
+
+/// A table a source fills besides the pipeline's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildTable {
+    /// Its name; the table is `<pipeline table>__<name>`.
+    pub name: String,
+    /// The columns identifying its rows, for `merge` pipelines; when empty,
+    /// a merge pipeline appends to it.
+    pub primary_key: Vec<String>,
 }
 
 /// What a source is given when a run starts.
@@ -174,6 +209,22 @@ pub struct SourceBatch {
     /// The source's progress once this batch is committed, if this batch
     /// ends a unit that can be committed (a file, a page, a cursor value).
     pub checkpoint: Option<serde_json::Value>,
+    /// The child table these rows go to (see [`SourceConfig::child_tables`]);
+    /// `None` for the pipeline's own table.
+    pub table: Option<String>,
+}
+
+impl SourceBatch {
+    /// A batch with no rows, to carry a checkpoint.
+    pub fn empty() -> Self {
+        SourceBatch {
+            batch: RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty())),
+            bytes: 0,
+            dead_letters: Vec::new(),
+            checkpoint: None,
+            table: None,
+        }
+    }
 }
 
 /// The sending half of the bounded channel a source writes into. A full

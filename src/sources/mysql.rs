@@ -349,6 +349,7 @@ impl Source for MysqlSource {
                     bytes: std::mem::take(&mut bytes),
                     dead_letters: std::mem::take(&mut dead_letters),
                     checkpoint: None,
+                    table: None,
                 };
                 if out.send(batch).await.is_err() {
                     return Ok(());

@@ -725,6 +725,7 @@ async fn copy_range(
                 bytes: std::mem::take(&mut bytes),
                 dead_letters: std::mem::take(&mut dead_letters),
                 checkpoint: None,
+                table: None,
             };
             if out.send(batch).await.is_err() {
                 return Ok(());

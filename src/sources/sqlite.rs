@@ -281,6 +281,7 @@ impl SqliteSource {
                     bytes: std::mem::take(&mut bytes),
                     dead_letters: std::mem::take(&mut dead_letters),
                     checkpoint: None,
+                    table: None,
                 };
                 if out.blocking_send(batch).is_err() {
                     return Ok(());

@@ -273,13 +273,16 @@ impl PostgresDestination {
 
     fn begin(&mut self) -> Result<()> {
         if !self.in_transaction {
-            self.exec("BEGIN", "starting a transaction")?;
-            self.in_transaction = true;
+            // On its own, before the load's transaction: loads of several
+            // tables in one schema (a pipeline's child tables) would
+            // otherwise wait on each other's uncommitted schema.
             let schema = schema_of(&self.load.table).to_string();
             self.exec(
                 &format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&schema)),
                 "creating the schema",
             )?;
+            self.exec("BEGIN", "starting a transaction")?;
+            self.in_transaction = true;
         }
         Ok(())
     }

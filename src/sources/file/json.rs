@@ -2,17 +2,12 @@
 //! of records. Types are inferred batch by batch and widened as new fields
 //! and values appear; a line that is not a JSON object is a dead letter.
 
+use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::Arc;
-
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::json::ReaderBuilder;
-use arrow::json::reader::infer_json_schema_from_iterator;
-use arrow::record_batch::RecordBatch;
-use serde_json::Value;
 
 use super::{Chunk, Chunks, ReadOptions, open};
+use crate::data::json::{JsonDecoder, kind_of, select};
 use crate::error::{Error, Result};
 use crate::sources::DeadLetter;
 
@@ -119,35 +114,6 @@ pub(crate) fn read_document(path: &Path, name: &str, options: &ReadOptions) -> R
     Ok(Box::new(JsonChunks::new(Box::new(records), options)))
 }
 
-/// Follows a dotted path (`data.items`, `pages.0.rows`) into a document.
-pub fn select(mut value: Value, path: &str) -> Option<Value> {
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        value = match value {
-            Value::Object(mut map) => map.remove(part)?,
-            Value::Array(mut items) => {
-                let index: usize = part.parse().ok()?;
-                if index >= items.len() {
-                    return None;
-                }
-                items.swap_remove(index)
-            }
-            _ => return None,
-        };
-    }
-    Some(value)
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 struct JsonChunks {
     records: Box<dyn Iterator<Item = Result<Record>> + Send>,
     decoder: JsonDecoder,
@@ -203,161 +169,5 @@ impl Iterator for JsonChunks {
                 dead_letters,
             }
         }))
-    }
-}
-
-/// Turns JSON objects into Arrow batches, keeping one schema that widens as
-/// records with new fields or types arrive.
-pub struct JsonDecoder {
-    schema: Option<SchemaRef>,
-    overrides: std::collections::HashMap<String, DataType>,
-}
-
-impl JsonDecoder {
-    /// A decoder with per-column type overrides.
-    pub fn new(overrides: std::collections::HashMap<String, DataType>) -> Self {
-        JsonDecoder {
-            schema: None,
-            overrides,
-        }
-    }
-
-    /// Decodes `values`; records that do not fit the schema become dead letters.
-    pub fn decode(
-        &mut self,
-        values: Vec<(String, Value)>,
-    ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
-        if values.is_empty() {
-            return Ok((
-                RecordBatch::new_empty(Arc::new(Schema::empty())),
-                Vec::new(),
-            ));
-        }
-        let inferred = infer_json_schema_from_iterator(
-            values
-                .iter()
-                .map(|(_, v)| Ok::<_, arrow::error::ArrowError>(v)),
-        )
-        .map_err(|e| Error::arrow("inferring JSON schema", e))?;
-        let schema = self.widen(inferred);
-        let only_values: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
-        if let Ok(Some(batch)) = decode_all(&schema, &only_values) {
-            return Ok((batch, Vec::new()));
-        }
-        // Some record does not fit: find it, keep the rest.
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        for (origin, value) in &values {
-            match decode_all(&schema, &[value]) {
-                Ok(_) => good.push(value),
-                Err(e) => bad.push(DeadLetter {
-                    origin: origin.clone(),
-                    reason: e.to_string(),
-                    raw: value.to_string(),
-                }),
-            }
-        }
-        let batch =
-            decode_all(&schema, &good)?.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-        Ok((batch, bad))
-    }
-
-    /// Merges newly inferred fields into the running schema.
-    fn widen(&mut self, inferred: Schema) -> SchemaRef {
-        let mut fields: Vec<Field> = self
-            .schema
-            .as_ref()
-            .map(|s| s.fields().iter().map(|f| f.as_ref().clone()).collect())
-            .unwrap_or_default();
-        for new in inferred.fields() {
-            let new_type = match new.data_type() {
-                DataType::Null => DataType::Utf8,
-                other => other.clone(),
-            };
-            match fields.iter_mut().find(|f| f.name() == new.name()) {
-                Some(existing) => {
-                    let merged = merge_types(existing.data_type(), &new_type);
-                    *existing = Field::new(existing.name(), merged, true);
-                }
-                None => fields.push(Field::new(new.name(), new_type, true)),
-            }
-        }
-        for field in &mut fields {
-            if let Some(dt) = self.overrides.get(field.name()) {
-                *field = Field::new(field.name(), dt.clone(), true);
-            }
-        }
-        let schema = Arc::new(Schema::new(fields));
-        self.schema = Some(schema.clone());
-        schema
-    }
-}
-
-fn merge_types(a: &DataType, b: &DataType) -> DataType {
-    match (a, b) {
-        (a, b) if a == b => a.clone(),
-        (DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int64) => {
-            DataType::Float64
-        }
-        (a, DataType::Utf8) if !a.is_nested() => DataType::Utf8,
-        (DataType::Struct(x), DataType::Struct(y)) => {
-            let mut fields: Vec<Field> = x.iter().map(|f| f.as_ref().clone()).collect();
-            for f in y.iter() {
-                match fields.iter_mut().find(|e| e.name() == f.name()) {
-                    Some(e) => {
-                        *e = Field::new(e.name(), merge_types(e.data_type(), f.data_type()), true)
-                    }
-                    None => fields.push(f.as_ref().clone()),
-                }
-            }
-            DataType::Struct(fields.into())
-        }
-        (existing, _) if existing.is_nested() => existing.clone(),
-        _ => DataType::Utf8,
-    }
-}
-
-fn decode_all<V: serde::Serialize>(
-    schema: &SchemaRef,
-    values: &[V],
-) -> Result<Option<RecordBatch>> {
-    let mut decoder = ReaderBuilder::new(schema.clone())
-        .with_coerce_primitive(true)
-        .with_batch_size(values.len().max(1))
-        .build_decoder()
-        .map_err(|e| Error::arrow("building JSON decoder", e))?;
-    decoder
-        .serialize(values)
-        .map_err(|e| Error::arrow("decoding JSON", e))?;
-    decoder
-        .flush()
-        .map_err(|e| Error::arrow("decoding JSON", e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn selects_nested_records() {
-        let doc = json!({"data": {"items": [{"id": 1}, {"id": 2}]}});
-        let items = select(doc, "data.items").expect("found");
-        assert_eq!(items.as_array().map(Vec::len), Some(2));
-    }
-
-    #[test]
-    fn schema_widens_across_batches() {
-        let mut decoder = JsonDecoder::new(Default::default());
-        let (b1, _) = decoder
-            .decode(vec![("a".into(), json!({"id": 1}))])
-            .expect("decodes");
-        assert_eq!(b1.schema().field(0).data_type(), &DataType::Int64);
-        let (b2, bad) = decoder
-            .decode(vec![("b".into(), json!({"id": 1.5, "name": "x"}))])
-            .expect("decodes");
-        assert!(bad.is_empty());
-        assert_eq!(b2.schema().field(0).data_type(), &DataType::Float64);
-        assert_eq!(b2.schema().field(1).name(), "name");
     }
 }

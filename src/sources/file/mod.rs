@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
@@ -273,6 +272,7 @@ impl FileSource {
                     bytes: chunk.bytes,
                     dead_letters: chunk.dead_letters,
                     checkpoint: None,
+                    table: None,
                 };
                 if let Some(previous) = held.replace(batch)
                     && out.blocking_send(previous).is_err()
@@ -283,12 +283,7 @@ impl FileSource {
             state.files.insert(file.name.clone(), file.fingerprint);
             let checkpoint = serde_json::to_value(&state)
                 .map_err(|e| Error::Other(format!("saving file state: {e}")))?;
-            let mut last = held.unwrap_or_else(|| SourceBatch {
-                batch: RecordBatch::new_empty(Arc::new(Schema::empty())),
-                bytes: 0,
-                dead_letters: Vec::new(),
-                checkpoint: None,
-            });
+            let mut last = held.unwrap_or_else(SourceBatch::empty);
             last.checkpoint = Some(checkpoint);
             if out.blocking_send(last).is_err() {
                 return Ok(());

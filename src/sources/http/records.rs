@@ -1,0 +1,179 @@
+//! Records out of a response body: selecting them by path, flattening
+//! nested objects into `a__b` columns, unnesting arrays of objects into
+//! child rows, and following the incremental cursor's highest value.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+/// Follows a dotted path (`data.items`, `pages.0.rows`) into `value`.
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        at = match at {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// The records in `body`: at `path` when given; otherwise the body when it
+/// is an array, else the first field holding an array of objects (`data`,
+/// `items`, `results`...), else the body itself as one record.
+pub fn extract(body: Value, path: Option<&str>) -> Result<Vec<Value>, String> {
+    let selected = match path {
+        Some(path) => crate::data::json::select(body, path)
+            .ok_or_else(|| format!("records path {path:?} is not in the response"))?,
+        None => match body {
+            Value::Object(mut map) => {
+                let key = map
+                    .iter()
+                    .find(|(_, v)| {
+                        v.as_array()
+                            .is_some_and(|items| items.first().is_none_or(Value::is_object))
+                    })
+                    .map(|(k, _)| k.clone());
+                match key.and_then(|k| map.remove(&k)) {
+                    Some(items) => items,
+                    None => Value::Object(map),
+                }
+            }
+            other => other,
+        },
+    };
+    Ok(match selected {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    })
+}
+
+/// Flattens nested objects into `parent__child` fields; arrays stay as they are.
+pub fn flatten(record: Value) -> Value {
+    let Value::Object(map) = record else {
+        return record;
+    };
+    let mut flat = Map::with_capacity(map.len());
+    flatten_into(&mut flat, "", map);
+    Value::Object(flat)
+}
+
+fn flatten_into(flat: &mut Map<String, Value>, prefix: &str, map: Map<String, Value>) {
+    for (key, value) in map {
+        let name = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}__{key}")
+        };
+        match value {
+            Value::Object(inner) if !inner.is_empty() => flatten_into(flat, &name, inner),
+            other => {
+                flat.insert(name, other);
+            }
+        }
+    }
+}
+
+/// Removes the array of objects at `field` from `record` and returns its
+/// items, each with `_parent_<key>` (the parent's `parent_key` value) and
+/// `_index` (its position) added.
+pub fn unnest(record: &mut Value, field: &str, parent_key: &str) -> Vec<Value> {
+    let Value::Object(map) = record else {
+        return Vec::new();
+    };
+    let parent_value = map.get(parent_key).cloned().unwrap_or(Value::Null);
+    let Some(Value::Array(items)) = map.remove(field) else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let mut child = match item {
+                Value::Object(m) => m,
+                scalar => {
+                    let mut m = Map::new();
+                    m.insert("value".into(), scalar);
+                    m
+                }
+            };
+            child.insert(format!("_parent_{parent_key}"), parent_value.clone());
+            child.insert("_index".into(), Value::from(index as u64));
+            Value::Object(child)
+        })
+        .collect()
+}
+
+/// Orders cursor values: numbers by value, strings (ISO timestamps, ids)
+/// as text; `None` for values that do not compare.
+pub fn compare_cursor(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// A cursor value as a query parameter.
+pub fn cursor_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_records_without_a_path() {
+        let body = json!({"count": 2, "results": [{"id": 1}, {"id": 2}]});
+        assert_eq!(extract(body, None).expect("records").len(), 2);
+        let body = json!([{"id": 1}]);
+        assert_eq!(extract(body, None).expect("records").len(), 1);
+        let body = json!({"id": 7});
+        assert_eq!(
+            extract(body, None).expect("records"),
+            vec![json!({"id": 7})]
+        );
+        assert!(extract(json!({"a": 1}), Some("data.items")).is_err());
+    }
+
+    #[test]
+    fn flattens_nested_objects() {
+        let flat =
+            flatten(json!({"id": 1, "user": {"name": "a", "geo": {"lat": 1.5}}, "tags": [1]}));
+        assert_eq!(
+            flat,
+            json!({"id": 1, "user__name": "a", "user__geo__lat": 1.5, "tags": [1]})
+        );
+    }
+
+    #[test]
+    fn unnests_arrays_with_the_parent_key() {
+        let mut record = json!({"id": 9, "lines": [{"sku": "a"}, {"sku": "b"}]});
+        let children = unnest(&mut record, "lines", "id");
+        assert_eq!(record, json!({"id": 9}));
+        assert_eq!(
+            children[1],
+            json!({"sku": "b", "_parent_id": 9, "_index": 1})
+        );
+    }
+
+    #[test]
+    fn cursor_values_compare() {
+        assert_eq!(
+            compare_cursor(&json!("2024-01-02"), &json!("2024-01-10")),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare_cursor(&json!(10), &json!(9.5)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(compare_cursor(&json!(1), &json!("1")), None);
+    }
+}
