@@ -72,6 +72,14 @@ impl JsonDecoder {
                 Vec::new(),
             ));
         }
+        let only_values: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
+        // Most batches fit the schema so far: decoding strictly (unknown
+        // fields are errors) proves it without inferring anything.
+        if let Some(schema) = self.schema.clone()
+            && let Ok(Some(batch)) = decode_values(&schema, &only_values, true)
+        {
+            return Ok((batch, Vec::new()));
+        }
         let inferred = infer_json_schema_from_iterator(
             values
                 .iter()
@@ -79,7 +87,6 @@ impl JsonDecoder {
         )
         .map_err(|e| Error::arrow("inferring JSON schema", e))?;
         let schema = self.widen(inferred);
-        let only_values: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
         if let Ok(Some(batch)) = decode_all(&schema, &only_values) {
             return Ok((batch, Vec::new()));
         }
@@ -160,8 +167,19 @@ fn decode_all<V: serde::Serialize>(
     schema: &SchemaRef,
     values: &[V],
 ) -> Result<Option<RecordBatch>> {
+    decode_values(schema, values, false)
+}
+
+/// Decodes `values` into one batch of `schema`; `strict` makes a field the
+/// schema lacks an error instead of being dropped.
+fn decode_values<V: serde::Serialize>(
+    schema: &SchemaRef,
+    values: &[V],
+    strict: bool,
+) -> Result<Option<RecordBatch>> {
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_coerce_primitive(true)
+        .with_strict_mode(strict)
         .with_batch_size(values.len().max(1))
         .build_decoder()
         .map_err(|e| Error::arrow("building JSON decoder", e))?;

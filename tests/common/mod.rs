@@ -274,3 +274,36 @@ pub fn run_and_kill(p: &TestProject, delay: std::time::Duration) -> bool {
     child.wait().expect("reap");
     true
 }
+
+/// Whether the headless browser the scrape tests drive is installed:
+/// Chromium and its chromedriver. Under CI a missing one fails the test
+/// naming the Debian package to install; elsewhere the test is skipped
+/// with a message.
+pub fn browser_installed() -> bool {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .any(|dir| dir.join(name).is_file())
+    };
+    let mut missing = Vec::new();
+    if !Path::new("/usr/bin/chromium").is_file() && !on_path("chromium") {
+        missing.push("chromium");
+    }
+    if !Path::new("/usr/bin/chromedriver").is_file() && !on_path("chromedriver") {
+        missing.push("chromium-driver");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let packages = missing.join(" ");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the browser tests need the package(s) {packages}: CI installs them (see .ci/run), \
+         or run apt-get install -y {packages}"
+    );
+    eprintln!(
+        "SKIPPED: the browser tests need the package(s) {packages} (apt-get install -y {packages})"
+    );
+    false
+}

@@ -389,7 +389,7 @@ struct ParsedPage {
 /// becomes dead letters.
 fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
     let origin = page.url.to_string();
-    let body: Value = match serde_json::from_slice(&page.body) {
+    let mut body: Value = match serde_json::from_slice(&page.body) {
         Ok(body) => body,
         Err(e) => {
             let raw = String::from_utf8_lossy(&page.body[..page.body.len().min(RAW_EXCERPT)]);
@@ -405,7 +405,7 @@ fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
         }
     };
     let mut dead_letters = Vec::new();
-    let records = match records::extract(body.clone(), path) {
+    let records = match records::extract(&mut body, path) {
         Ok(items) => items
             .into_iter()
             .enumerate()

@@ -19,15 +19,24 @@ pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     Some(at)
 }
 
-/// The records in `body`: at `path` when given; otherwise the body when it
-/// is an array, else the first field holding an array of objects (`data`,
-/// `items`, `results`...), else the body itself as one record.
-pub fn extract(body: Value, path: Option<&str>) -> Result<Vec<Value>, String> {
+/// Takes the records out of `body`, leaving the rest of it (totals,
+/// cursors, links) for pagination: at `path` when given; otherwise the body
+/// when it is an array, else the first field holding an array of objects
+/// (`data`, `items`, `results`...), else the body itself as one record.
+pub fn extract(body: &mut Value, path: Option<&str>) -> Result<Vec<Value>, String> {
     let selected = match path {
-        Some(path) => crate::data::json::select(body, path)
-            .ok_or_else(|| format!("records path {path:?} is not in the response"))?,
+        Some(path) => {
+            let pointer: String = path
+                .split('.')
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+                .collect();
+            body.pointer_mut(&pointer)
+                .map(std::mem::take)
+                .ok_or_else(|| format!("records path {path:?} is not in the response"))?
+        }
         None => match body {
-            Value::Object(mut map) => {
+            Value::Object(map) => {
                 let key = map
                     .iter()
                     .find(|(_, v)| {
@@ -35,12 +44,12 @@ pub fn extract(body: Value, path: Option<&str>) -> Result<Vec<Value>, String> {
                             .is_some_and(|items| items.first().is_none_or(Value::is_object))
                     })
                     .map(|(k, _)| k.clone());
-                match key.and_then(|k| map.remove(&k)) {
-                    Some(items) => items,
-                    None => Value::Object(map),
+                match key.and_then(|k| map.get_mut(&k)) {
+                    Some(items) => std::mem::take(items),
+                    None => body.clone(),
                 }
             }
-            other => other,
+            other => std::mem::take(other),
         },
     };
     Ok(match selected {
