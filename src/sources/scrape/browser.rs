@@ -103,7 +103,10 @@ impl Browser {
             args.push(format!("--user-data-dir={}", driver.profile.display()));
         }
         let mut chrome = json!({ "args": args });
-        if let Some(binary) = chromium_binary() {
+        // A remote WebDriver server knows where its own browser is.
+        if driver.is_some()
+            && let Some(binary) = chromium_binary()
+        {
             chrome["binary"] = json!(binary.display().to_string());
         }
         let mut capabilities = serde_json::Map::new();
