@@ -108,6 +108,39 @@ impl JsonDecoder {
         Ok((batch, bad))
     }
 
+    /// Decodes newline-delimited JSON objects; `origin_of(i)` names the
+    /// i-th for dead letters. Text that fits the schema so far goes straight
+    /// into Arrow without building JSON values.
+    pub fn decode_ndjson(
+        &mut self,
+        text: &[u8],
+        rows: usize,
+        origin_of: &dyn Fn(usize) -> String,
+    ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        if let Some(schema) = self.schema.clone()
+            && let Ok(Some(batch)) = decode_text(&schema, text, rows)
+            && batch.num_rows() == rows
+        {
+            return Ok((batch, Vec::new()));
+        }
+        let mut values = Vec::with_capacity(rows);
+        let mut bad = Vec::new();
+        let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        for (i, line) in lines.enumerate() {
+            match serde_json::from_slice::<Value>(line) {
+                Ok(value) => values.push((origin_of(i), value)),
+                Err(e) => bad.push(DeadLetter {
+                    origin: origin_of(i),
+                    reason: format!("invalid JSON: {e}"),
+                    raw: String::from_utf8_lossy(line).into_owned(),
+                }),
+            }
+        }
+        let (batch, more_bad) = self.decode(values)?;
+        bad.extend(more_bad);
+        Ok((batch, bad))
+    }
+
     /// Merges newly inferred fields into the running schema.
     fn widen(&mut self, inferred: Schema) -> SchemaRef {
         let mut fields: Vec<Field> = self
@@ -191,6 +224,29 @@ fn decode_values<V: serde::Serialize>(
         .map_err(|e| Error::arrow("decoding JSON", e))
 }
 
+/// Decodes JSON text strictly into one batch of `schema`.
+fn decode_text(schema: &SchemaRef, text: &[u8], rows: usize) -> Result<Option<RecordBatch>> {
+    let mut decoder = ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
+        .with_strict_mode(true)
+        .with_batch_size(rows.max(1))
+        .build_decoder()
+        .map_err(|e| Error::arrow("building JSON decoder", e))?;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let read = decoder
+            .decode(rest)
+            .map_err(|e| Error::arrow("decoding JSON", e))?;
+        if read == 0 {
+            break;
+        }
+        rest = &rest[read..];
+    }
+    decoder
+        .flush()
+        .map_err(|e| Error::arrow("decoding JSON", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +257,23 @@ mod tests {
         let doc = json!({"data": {"items": [{"id": 1}, {"id": 2}]}});
         let items = select(doc, "data.items").expect("found");
         assert_eq!(items.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn ndjson_text_decodes_fast_then_widens() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let origin = |i: usize| format!("#{i}");
+        let (b1, _) = decoder
+            .decode_ndjson(b"{\"id\": 1}\n{\"id\": 2}\n", 2, &origin)
+            .expect("decodes");
+        assert_eq!(b1.num_rows(), 2);
+        let (b2, bad) = decoder
+            .decode_ndjson(b"{\"id\": 3, \"x\": \"new\"}\n{oops\n", 2, &origin)
+            .expect("decodes");
+        assert_eq!(b2.num_rows(), 1);
+        assert_eq!(b2.schema().fields().len(), 2, "the new field is kept");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].origin, "#1");
     }
 
     #[test]

@@ -324,6 +324,10 @@ struct Pending {
     table: Option<String>,
     decoder: JsonDecoder,
     records: Vec<(String, Value)>,
+    /// Records kept as JSON text, one per line (the fast path).
+    text: Vec<u8>,
+    /// For each line of `text`: the page it came from and its position.
+    text_origins: Vec<(Arc<str>, usize)>,
     bytes: u64,
     dead_letters: Vec<DeadLetter>,
 }
@@ -334,17 +338,35 @@ impl Pending {
             table,
             decoder: JsonDecoder::new(overrides),
             records: Vec::new(),
+            text: Vec::new(),
+            text_origins: Vec::new(),
             bytes: 0,
             dead_letters: Vec::new(),
         }
     }
 
+    /// Records waiting.
+    fn len(&self) -> usize {
+        self.records.len() + self.text_origins.len()
+    }
+
     /// Decodes what is waiting into a batch, if anything is.
     fn take(&mut self) -> Result<Option<SourceBatch>> {
-        if self.records.is_empty() && self.dead_letters.is_empty() {
+        if self.len() == 0 && self.dead_letters.is_empty() {
             return Ok(None);
         }
-        let (batch, bad) = self.decoder.decode(std::mem::take(&mut self.records))?;
+        let (batch, bad) = if self.text_origins.is_empty() {
+            self.decoder.decode(std::mem::take(&mut self.records))?
+        } else {
+            let origins = std::mem::take(&mut self.text_origins);
+            let decoded = self.decoder.decode_ndjson(&self.text, origins.len(), &|i| {
+                origins
+                    .get(i)
+                    .map_or_else(String::new, |(url, n)| format!("{url}#{n}"))
+            });
+            self.text.clear();
+            decoded?
+        };
         let mut dead_letters = std::mem::take(&mut self.dead_letters);
         dead_letters.extend(bad);
         Ok(Some(SourceBatch {
@@ -383,6 +405,60 @@ struct ParsedPage {
     body: Option<Value>,
     records: Vec<Value>,
     dead_letters: Vec<DeadLetter>,
+    /// Records on the page (some may already be in a [`Pending`]).
+    count: usize,
+}
+
+/// The fast path for pages whose records need no reshaping: records are
+/// appended to `pending` as JSON text, and only the cursor field (if any)
+/// is read. `None` when the page needs the slow path's explanations.
+fn parse_page_text(
+    page: &Page,
+    path: Option<&str>,
+    pending: &mut Pending,
+    cursor: Option<(&str, &mut Option<Value>)>,
+) -> Option<ParsedPage> {
+    let raw = records::extract_raw(&page.body, path)?;
+    let url: Arc<str> = Arc::from(page.url.as_str());
+    let mut dead_letters = Vec::new();
+    let mut highest = None;
+    for (i, record) in raw.records.iter().enumerate() {
+        let text = record.get();
+        if !text.trim_start().starts_with('{') {
+            dead_letters.push(DeadLetter {
+                origin: format!("{url}#{i}"),
+                reason: "expected a JSON object".into(),
+                raw: text.to_string(),
+            });
+            continue;
+        }
+        if let Some((field, _)) = &cursor
+            && let Ok(value) = serde_json::from_str::<Value>(text)
+            && let Some(found) = records::lookup(&value, field)
+            && !found.is_null()
+            && highest
+                .as_ref()
+                .is_none_or(|h| records::compare_cursor(found, h).is_some_and(|o| o.is_gt()))
+        {
+            highest = Some(found.clone());
+        }
+        pending.text.extend_from_slice(text.as_bytes());
+        pending.text.push(b'\n');
+        pending.text_origins.push((url.clone(), i));
+    }
+    if let (Some((_, max)), Some(found)) = (cursor, highest)
+        && max
+            .as_ref()
+            .is_none_or(|m| records::compare_cursor(&found, m).is_some_and(|o| o.is_gt()))
+    {
+        *max = Some(found);
+    }
+    Some(ParsedPage {
+        body: Some(raw.rest),
+        records: Vec::new(),
+        dead_letters,
+        count: raw.records.len(),
+    })
 }
 
 /// Parses `page` and takes the records at `path`; what cannot be read
@@ -396,6 +472,7 @@ fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
             return ParsedPage {
                 body: None,
                 records: Vec::new(),
+                count: 0,
                 dead_letters: vec![DeadLetter {
                     origin,
                     reason: format!("response is not valid JSON: {e}"),
@@ -434,6 +511,7 @@ fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
     };
     ParsedPage {
         body: Some(body),
+        count: records.len(),
         records,
         dead_letters,
     }
@@ -573,6 +651,8 @@ impl HttpSource {
             .map(|child| Pending::new(Some(child.name), HashMap::new()))
             .collect();
         let unnest_offset = config.children.len();
+        // Records that are loaded as they are skip building JSON values.
+        let fast = !config.flatten && config.unnest.is_empty() && config.children.is_empty();
         let mut pages = 0u64;
         let mut next = Some(tokio::spawn({
             let client = client.clone();
@@ -584,8 +664,15 @@ impl HttpSource {
                 .await
                 .map_err(|e| Error::Other(format!("HTTP request stopped: {e}")))??;
             pages += 1;
-            let parsed = parse_page(&page, config.records.as_deref());
-            let count = parsed.records.len();
+            let cursor = config
+                .incremental
+                .as_ref()
+                .map(|i| (i.cursor.as_str(), &mut max_cursor));
+            let parsed = fast
+                .then(|| parse_page_text(&page, config.records.as_deref(), &mut main, cursor))
+                .flatten()
+                .unwrap_or_else(|| parse_page(&page, config.records.as_deref()));
+            let count = parsed.count;
             if parsed.body.is_none() && paginator.needs_body() {
                 tracing::warn!(pipeline = %ctx.pipeline, "{}: not JSON, so the next page is unknown; stopping here", page.url);
             } else if config.max_pages.is_some_and(|max| pages >= max) {
@@ -679,7 +766,7 @@ impl HttpSource {
                     (format!("{origin}#{i}"), record)
                 }));
             for pending in std::iter::once(&mut main).chain(children.iter_mut()) {
-                if pending.records.len() >= config.batch_size.max(1)
+                if pending.len() >= config.batch_size.max(1)
                     && let Some(batch) = pending.take()?
                     && out.send(batch).await.is_err()
                 {
