@@ -21,23 +21,8 @@ use common::TestProject;
 
 type Params = Query<HashMap<String, String>>;
 
-/// Serves `router` on 127.0.0.1 from a background thread; returns the base URL.
 fn serve(router: Router) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, router).await.expect("serve");
-        });
-    });
-    format!("http://{addr}")
+    common::serve_http(router)
 }
 
 fn item(id: i64) -> Value {

@@ -63,24 +63,9 @@ async fn answer(State(site): State<Arc<Site>>, uri: Uri) -> Response {
     }
 }
 
-/// Serves `site` on 127.0.0.1 from a background thread; returns the base URL.
+/// Serves `site` on 127.0.0.1; returns the base URL.
 fn serve(site: Arc<Site>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    let router = Router::new().fallback(answer).with_state(site);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, router).await.expect("serve");
-        });
-    });
-    format!("http://{addr}")
+    common::serve_http(Router::new().fallback(answer).with_state(site))
 }
 
 /// A product `<li>`: product 5 has no stock line.

@@ -307,3 +307,23 @@ pub fn browser_installed() -> bool {
     );
     false
 }
+
+/// Serves `router` on 127.0.0.1 from a background thread for the rest of
+/// the test; returns the base URL (`http://127.0.0.1:PORT`).
+pub fn serve_http(router: axum::Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, router).await.expect("serve");
+        });
+    });
+    format!("http://{addr}")
+}
