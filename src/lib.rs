@@ -12,6 +12,7 @@ pub mod data;
 pub mod destinations;
 pub mod engine;
 pub mod error;
+pub mod server;
 pub mod sources;
 pub mod state;
 pub mod transforms;

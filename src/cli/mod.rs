@@ -6,8 +6,10 @@ mod init;
 mod logging;
 mod output;
 mod run;
+mod serve;
 mod sql;
 mod status;
+mod stream;
 mod validate;
 
 use std::io::IsTerminal;
@@ -56,6 +58,14 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// List pipelines with their last run and saved progress.
     Status,
+    /// Run stream pipelines until Ctrl-C or SIGTERM, then commit and stop.
+    Stream(stream::StreamArgs),
+    /// Hold the warehouse and serve other flowline commands on this machine until Ctrl-C or SIGTERM.
+    ///
+    /// While it runs, `flowline sql`, `status` and `run` on the same project
+    /// ask this process instead of opening the warehouse file, which DuckDB
+    /// lets one process open at a time.
+    Serve,
     /// Check the connections of flowline.toml.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
@@ -81,7 +91,11 @@ impl Cli {
             Command::Validate => validate::execute(&self.project, self.json),
             Command::Run(args) => runtime.block_on(run::execute(&self.project, self.json, args)),
             Command::Sql(args) => sql::execute(&self.project, self.json, args),
+            Command::Stream(args) => {
+                runtime.block_on(stream::execute(&self.project, self.json, args))
+            }
             Command::Status => status::execute(&self.project, self.json),
+            Command::Serve => runtime.block_on(serve::execute(&self.project)),
             Command::Connections(command) => {
                 runtime.block_on(connections::execute(&self.project, self.json, command))
             }

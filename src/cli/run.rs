@@ -3,17 +3,15 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::json;
 
 use super::output::{human_duration, plural};
 use crate::config::{Pipeline, Project};
-use crate::destinations::open_warehouse;
+use crate::engine::RunOptions;
 use crate::engine::progress::Progress;
-use crate::engine::{RunOptions, run_pipeline};
 use crate::error::Result;
-use crate::state::{RunStatus, open_state_store};
+use crate::state::{RunRecord, RunStatus};
 
 /// Arguments of `flowline run`.
 #[derive(Debug, clap::Args)]
@@ -25,27 +23,16 @@ pub struct RunArgs {
     pub full_refresh: bool,
 }
 
-/// The record of a pipeline that could not start (its destination could not be opened).
-fn failed_to_start(pipeline: &str, error: &crate::error::Error) -> crate::state::RunRecord {
-    let now = chrono::Utc::now();
-    crate::state::RunRecord {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        pipeline: pipeline.to_string(),
-        started_at: now,
-        ended_at: Some(now),
-        status: RunStatus::Failed,
-        rows: 0,
-        bytes: 0,
-        bad_rows: 0,
-        error: Some(crate::config::secrets::redact(&error.to_string())),
-    }
-}
-
 /// Runs the selected pipelines one after another.
 pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
     let selected: Vec<&Pipeline> = if args.pipelines.is_empty() {
-        project.pipelines.iter().collect()
+        // Stream pipelines run with `flowline stream`, not once.
+        project
+            .pipelines
+            .iter()
+            .filter(|p| p.config.mode == crate::config::Mode::Batch)
+            .collect()
     } else {
         args.pipelines
             .iter()
@@ -58,61 +45,18 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
             project.dir.join(crate::config::PIPELINES_DIR).display()
         );
     }
-    let warehouse = open_warehouse(&project)?;
-    let store = open_state_store(&project)?;
     let progress = Progress::new(super::interactive() && !json);
     let options = RunOptions {
         full_refresh: args.full_refresh,
     };
-
-    let mut records = Vec::new();
-    for pipeline in selected {
-        let tracker = Arc::new(progress.pipeline(&pipeline.name));
-        let own =
-            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination);
-        let record = match &own {
-            Ok(own) => {
-                let target = own.as_deref().unwrap_or(warehouse.as_ref());
-                run_pipeline(&project, pipeline, target, store.as_ref(), options, tracker).await
-            }
-            Err(e) => {
-                let record = failed_to_start(&pipeline.name, e);
-                if let Err(e) = store
-                    .start_run(&record)
-                    .and_then(|_| store.finish_run(&record))
-                {
-                    tracing::warn!("{e}");
-                }
-                record
-            }
-        };
+    let report = |pipeline: &Pipeline, record: &RunRecord| {
         if !json {
-            let table = pipeline.config.destination.table.get_ref();
-            let secs = record.duration().as_secs_f64().max(1e-3);
-            match record.status {
-                RunStatus::Succeeded => println!(
-                    "ok      {}: {} -> {table} in {} ({:.0} rows/s){}",
-                    record.pipeline,
-                    plural(record.rows, "row"),
-                    human_duration(record.duration()),
-                    record.rows as f64 / secs,
-                    if record.bad_rows > 0 {
-                        format!(
-                            ", {} to _flowline_dead_letter",
-                            plural(record.bad_rows, "row")
-                        )
-                    } else {
-                        String::new()
-                    }
-                ),
-                _ => {
-                    let error = record.error.as_deref().unwrap_or("unknown error");
-                    println!("FAILED  {}: {error}", record.pipeline)
-                }
-            }
+            print_outcome(record, pipeline.config.destination.table.get_ref());
         }
-        records.push(record);
-    }
+    };
+    // In the process that owns the warehouse, when one does.
+    let records =
+        crate::server::client::run(&project, &selected, options, &progress, report).await?;
     let ok = records.iter().all(|r| r.status == RunStatus::Succeeded);
     if json {
         let report = json!({
@@ -141,4 +85,32 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The `ok` or `FAILED` line of one run.
+fn print_outcome(record: &RunRecord, table: &str) {
+    match record.status {
+        RunStatus::Succeeded => {
+            let secs = record.duration().as_secs_f64().max(1e-3);
+            println!(
+                "ok      {}: {} -> {table} in {} ({:.0} rows/s){}",
+                record.pipeline,
+                plural(record.rows, "row"),
+                human_duration(record.duration()),
+                record.rows as f64 / secs,
+                if record.bad_rows > 0 {
+                    format!(
+                        ", {} to _flowline_dead_letter",
+                        plural(record.bad_rows, "row")
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        }
+        _ => {
+            let error = record.error.as_deref().unwrap_or("unknown error");
+            println!("FAILED  {}: {error}", record.pipeline)
+        }
+    }
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use super::output::{Format, render};
 use crate::config::Project;
-use crate::destinations::open_warehouse;
 use crate::error::Result;
+use crate::server::client::open_warehouse;
 
 /// Arguments of `flowline sql`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,8 @@ pub struct SqlArgs {
     pub format: Format,
 }
 
-/// Runs the query and prints the result on stdout.
+/// Runs the query (in the process that owns the warehouse, when one does)
+/// and prints the result on stdout.
 pub fn execute(project_dir: &Path, json: bool, args: SqlArgs) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
     let warehouse = open_warehouse(&project)?;

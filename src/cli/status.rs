@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use super::output::{human_duration, text_table};
 use crate::config::Project;
-use crate::destinations::open_warehouse;
 use crate::error::Result;
+use crate::server::client::open_warehouse;
 use crate::state::open_state_store;
 
-/// Prints the status table (or JSON).
+/// Prints the status table (or JSON). Saved progress in the project's
+/// warehouse comes from the process that owns it, when one does.
 pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
     let warehouse = open_warehouse(&project)?;

@@ -25,6 +25,39 @@ pub struct PipelineConfig {
     /// Fail the run once more than this many rows went to the dead-letter
     /// table. Unset: no limit.
     pub max_bad_rows: Option<u64>,
+    /// `[batch]`: how a stream pipeline cuts its micro-batches.
+    pub batch: BatchConfig,
+    /// Where `[batch]` is written, if it is.
+    pub batch_span: Option<std::ops::Range<usize>>,
+}
+
+/// `[batch]`: a stream pipeline commits a batch when it holds `max_rows`
+/// messages or its first message has waited `max_wait`, whichever is first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Messages per batch, at most. Default 10000.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// How long a batch waits for more messages. Default `500ms`.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    pub max_wait: std::time::Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: default_max_rows(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+fn default_max_rows() -> usize {
+    10_000
+}
+fn default_max_wait() -> std::time::Duration {
+    std::time::Duration::from_millis(500)
 }
 
 /// Everything of a pipeline file but `[source]`, which is read separately
@@ -47,6 +80,9 @@ pub(super) struct PipelineBody {
     /// table. Unset: no limit.
     #[serde(default)]
     max_bad_rows: Option<u64>,
+    /// `[batch]`: micro-batches of a stream pipeline.
+    #[serde(default)]
+    batch: Option<Spanned<BatchConfig>>,
 }
 
 impl PipelineBody {
@@ -59,6 +95,8 @@ impl PipelineBody {
             transform: self.transform,
             destination: self.destination,
             max_bad_rows: self.max_bad_rows,
+            batch_span: self.batch.as_ref().map(|b| b.span()),
+            batch: self.batch.map(|b| b.into_inner()).unwrap_or_default(),
         }
     }
 }
@@ -70,6 +108,9 @@ pub enum Mode {
     /// Offline extraction: a run reads what is there and stops.
     #[default]
     Batch,
+    /// Online extraction: `flowline stream` consumes continuously, in
+    /// micro-batches, until stopped.
+    Stream,
 }
 
 impl PipelineConfig {
@@ -79,6 +120,34 @@ impl PipelineConfig {
             step.get_ref()
                 .check()
                 .map_err(|msg| file.error_at(step.span(), &msg))?;
+        }
+        let stream_source = self.source.is_stream();
+        match (self.mode, stream_source) {
+            (Mode::Batch, true) => {
+                return Err(file.error_at(
+                    0..0,
+                    &format!(
+                        "[source] kind = \"{}\" is a stream source: add mode = \"stream\" at the top of the file and run it with `flowline stream`",
+                        self.source.kind()
+                    ),
+                ));
+            }
+            (Mode::Stream, false) => {
+                return Err(file.error_at(
+                    0..0,
+                    &format!(
+                        "mode = \"stream\" needs a stream source (rabbitmq, nats, mqtt, webhook); kind = \"{}\" is read in batches",
+                        self.source.kind()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if self.batch.max_rows == 0 {
+            return Err(file.error_at(
+                self.batch_span.clone().unwrap_or(0..0),
+                "[batch] max_rows must be at least 1",
+            ));
         }
         let dest = &self.destination;
         if dest.write_mode() == WriteMode::Merge && dest.primary_key.is_empty() {

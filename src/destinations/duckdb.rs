@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
     loaded_at TIMESTAMP);
 ";
 
+/// How long opening the warehouse waits for another process to let go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Name of the per-load staging table (temporary, per connection).
 const STAGE: &str = "_flowline_stage";
 
@@ -56,8 +59,9 @@ pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
 /// place, so a process killed while creating it never leaves a file DuckDB
 /// cannot open.
 fn create_atomically(path: &Path) -> Result<()> {
-    let tmp = path.with_extension("duckdb.creating");
-    let wal = path.with_extension("duckdb.creating.wal");
+    // A name of this process's own: two commands may create the file at once.
+    let tmp = path.with_extension(format!("duckdb.creating.{}", std::process::id()));
+    let wal = tmp.with_extension(format!("{}.wal", std::process::id()));
     for leftover in [&tmp, &wal] {
         if leftover.exists() {
             std::fs::remove_file(leftover).map_err(|e| Error::io(leftover, e))?;
@@ -69,7 +73,14 @@ fn create_atomically(path: &Path) -> Result<()> {
         .and_then(|_| conn.execute_batch("CHECKPOINT"))
         .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
     drop(conn);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    // A hard link never replaces a file another process put there first.
+    let linked = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// A DuckDB database file.
@@ -86,17 +97,30 @@ impl DuckDbWarehouse {
         if !path.exists() {
             create_atomically(path)?;
         }
-        let conn = duckdb::Connection::open(path).map_err(|e| {
-            let text = e.to_string();
-            if text.contains("lock") {
-                Error::Other(format!(
-                    "warehouse {} is in use by another process: {text}",
-                    path.display()
-                ))
-            } else {
-                Error::warehouse(format!("opening {}", path.display()), e)
+        // Another flowline command may hold the file for a moment (a query,
+        // a status): wait for it rather than fail at once.
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(20);
+        let conn = loop {
+            match duckdb::Connection::open(path) {
+                Ok(conn) => break conn,
+                Err(e) if e.to_string().contains("lock") && started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(500));
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    return Err(if text.contains("lock") {
+                        Error::Other(format!(
+                            "warehouse {} is in use by another process: {text}",
+                            path.display()
+                        ))
+                    } else {
+                        Error::warehouse(format!("opening {}", path.display()), e)
+                    });
+                }
             }
-        })?;
+        };
         apply_settings(&conn, config)?;
         conn.execute_batch(INTERNAL_TABLES)
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
@@ -342,6 +366,32 @@ impl DuckDbDestination {
     }
 }
 
+impl DuckDbDestination {
+    /// Inserts the staged rows whose `dedupe_key` is not in the table yet,
+    /// the first of each key.
+    fn insert_new_from_stage(&self, qualified: &str) -> Result<()> {
+        let keys: Vec<String> = self
+            .load
+            .dedupe_key
+            .iter()
+            .map(|k| quote_ident(k))
+            .collect();
+        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+        self.exec(
+            &format!(
+                "INSERT INTO {qualified} BY NAME SELECT * EXCLUDE (_flowline_row, _flowline_pos) FROM ( \
+                 SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid) AS _flowline_row, \
+                 rowid AS _flowline_pos \
+                 FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {qualified} t WHERE {})) \
+                 WHERE _flowline_row = 1 ORDER BY _flowline_pos",
+                keys.join(", "),
+                matches.join(" AND ")
+            ),
+            "inserting new rows",
+        )
+    }
+}
+
 impl Destination for DuckDbDestination {
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
@@ -380,6 +430,10 @@ impl Destination for DuckDbDestination {
             _ if self.load.upserts() => {
                 self.stage(batch)?;
                 self.merge_from_stage(&qualified)
+            }
+            _ if self.load.dedupes() => {
+                self.stage(batch)?;
+                self.insert_new_from_stage(&qualified)
             }
             _ if exact => append(&self.conn, None, &table.schema, &table.table, batch),
             _ => {

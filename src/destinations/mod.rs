@@ -30,6 +30,10 @@ pub struct DestinationConfig {
     /// Columns identifying a row; required for `merge`.
     #[serde(default)]
     pub primary_key: Vec<String>,
+    /// Columns identifying a message: a row whose key is already in the
+    /// table (a broker's redelivery) is dropped, as are repeats within a batch.
+    #[serde(default)]
+    pub dedupe_key: Vec<String>,
     /// Load into this `[connections.<name>]` (a Postgres database) instead
     /// of the project's warehouse.
     #[serde(default)]
@@ -127,6 +131,8 @@ pub struct LoadSpec {
     pub write: WriteMode,
     /// Key columns for `merge`.
     pub primary_key: Vec<String>,
+    /// Rows whose key is already in the table are dropped.
+    pub dedupe_key: Vec<String>,
     /// Rows upsert on `primary_key` (a `merge` pipeline, or a `replace` one
     /// with a key): also when a full refresh rebuilds the table.
     pub upsert: bool,
@@ -164,6 +170,7 @@ impl LoadSpec {
                 other => other,
             },
             primary_key,
+            dedupe_key: Vec::new(),
             upsert,
             schema: self.schema,
         }
@@ -176,18 +183,28 @@ impl LoadSpec {
         self.upsert && !self.primary_key.is_empty()
     }
 
-    /// Checks that an upserting load's key columns are in the batch.
+    /// Whether rows already in the table (by `dedupe_key`) are dropped.
+    pub fn dedupes(&self) -> bool {
+        !self.dedupe_key.is_empty() && !self.upserts()
+    }
+
+    /// Checks that the key columns an upserting or deduplicating load
+    /// needs are in the batch.
     pub fn check_keys(&self, schema: &arrow::datatypes::Schema) -> Result<()> {
-        if !self.upserts() {
+        let keys = if self.upserts() {
+            &self.primary_key
+        } else if self.dedupes() {
+            &self.dedupe_key
+        } else {
             return Ok(());
-        }
-        for key in &self.primary_key {
+        };
+        for key in keys {
             if schema.field_with_name(key).is_err() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 return Err(crate::error::Error::pipeline(
                     &self.pipeline,
                     format!(
-                        "primary_key column \"{key}\" is not in the data (columns: {})",
+                        "key column \"{key}\" is not in the data (columns: {})",
                         names.join(", ")
                     ),
                 ));

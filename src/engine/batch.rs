@@ -124,6 +124,7 @@ async fn execute(
         table,
         write,
         primary_key: dest_config.primary_key.clone(),
+        dedupe_key: dest_config.dedupe_key.clone(),
         upsert: match dest_config.write_mode() {
             WriteMode::Merge => true,
             WriteMode::Replace => !dest_config.primary_key.is_empty(),

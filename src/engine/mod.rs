@@ -3,5 +3,6 @@
 
 mod batch;
 pub mod progress;
+pub mod stream;
 
 pub use batch::{RunOptions, run_pipeline};

@@ -264,27 +264,7 @@ pub fn initial_value(initial: &toml::Value) -> String {
 impl DatabaseSourceConfig {
     /// The URL to connect to: inline, or from the named connection.
     pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        match (&self.url, &self.connection) {
-            (Some(url), None) => Ok(url.clone()),
-            (None, Some(name)) => {
-                let connection = connections.get(name).ok_or_else(|| {
-                    let known: Vec<&str> = connections.keys().map(String::as_str).collect();
-                    Error::Config(format!(
-                        "[source] connection = \"{name}\": no [connections.{name}] in flowline.toml (known: {})",
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                    ))
-                })?;
-                connection.url.clone().ok_or_else(|| {
-                    Error::Config(format!("[connections.{name}] has no url"))
-                })
-            }
-            (Some(_), Some(_)) => Err(Error::Config(
-                "[source] takes either connection or url, not both".into(),
-            )),
-            (None, None) => Err(Error::Config(
-                "[source] needs connection = \"name\" (see [connections.name] in flowline.toml) or url".into(),
-            )),
-        }
+        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
     }
 
     /// Checks the keys that depend on each other.

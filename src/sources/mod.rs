@@ -14,10 +14,16 @@ pub mod catalog;
 pub mod database;
 pub mod file;
 pub mod http;
+pub mod kafka;
+pub mod mqtt;
 pub mod mysql;
+pub mod nats;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod scrape;
 pub mod sqlite;
+pub mod stream;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -30,6 +36,43 @@ use toml::de::{DeValue, ValueDeserializer};
 use crate::config::Project;
 use crate::config::diagnostic::SpannedError;
 use crate::error::Result;
+
+/// The URL a source connects to: `url` inline, or the `url` of the
+/// `[connections.<connection>]` it names.
+pub fn connection_url(
+    url: Option<&String>,
+    connection: Option<&String>,
+    connections: &std::collections::BTreeMap<String, crate::config::ConnectionConfig>,
+) -> Result<String> {
+    use crate::error::Error;
+    match (url, connection) {
+        (Some(url), None) => Ok(url.clone()),
+        (None, Some(name)) => {
+            let connection = connections.get(name).ok_or_else(|| {
+                let known: Vec<&str> = connections.keys().map(String::as_str).collect();
+                Error::Config(format!(
+                    "[source] connection = \"{name}\": no [connections.{name}] in flowline.toml (known: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
+            connection
+                .url
+                .clone()
+                .ok_or_else(|| Error::Config(format!("[connections.{name}] has no url")))
+        }
+        (Some(_), Some(_)) => Err(Error::Config(
+            "[source] takes either connection or url, not both".into(),
+        )),
+        (None, None) => Err(Error::Config(
+            "[source] needs connection = \"name\" (see [connections.name] in flowline.toml) or url"
+                .into(),
+        )),
+    }
+}
 
 /// `a`, `b` as serde lists expected names.
 fn quoted(names: &[&str]) -> String {
@@ -58,10 +101,23 @@ pub enum SourceConfig {
     Http(http::HttpSourceConfig),
     /// Rows scraped from HTML pages.
     Scrape(scrape::ScrapeSourceConfig),
+    /// A RabbitMQ queue, consumed continuously.
+    Rabbitmq(rabbitmq::RabbitMqSourceConfig),
+    /// A Kafka topic, consumed continuously, its offsets kept in the pipeline's state.
+    Kafka(kafka::KafkaSourceConfig),
+    /// A NATS JetStream stream, consumed continuously by a durable pull consumer.
+    Nats(nats::NatsSourceConfig),
+    /// An MQTT topic filter, subscribed to continuously.
+    Mqtt(mqtt::MqttSourceConfig),
+    /// An HTTP endpoint that records are POSTed to, served continuously.
+    Webhook(webhook::WebhookSourceConfig),
 }
 
 /// Every `kind` a source can have.
-pub const SOURCE_KINDS: &[&str] = &["file", "postgres", "mysql", "sqlite", "http", "scrape"];
+pub const SOURCE_KINDS: &[&str] = &[
+    "file", "postgres", "mysql", "sqlite", "http", "scrape", "rabbitmq", "kafka", "nats", "mqtt",
+    "webhook",
+];
 
 impl SourceConfig {
     /// Reads a `[source]` table: its `kind`, then the rest as that kind's
@@ -102,6 +158,21 @@ impl SourceConfig {
             Some("http") => Ok(SourceConfig::Http(http::HttpSourceConfig::deserialize(
                 rest,
             )?)),
+            Some("rabbitmq") => Ok(SourceConfig::Rabbitmq(
+                rabbitmq::RabbitMqSourceConfig::deserialize(rest)?,
+            )),
+            Some("kafka") => Ok(SourceConfig::Kafka(kafka::KafkaSourceConfig::deserialize(
+                rest,
+            )?)),
+            Some("nats") => Ok(SourceConfig::Nats(nats::NatsSourceConfig::deserialize(
+                rest,
+            )?)),
+            Some("mqtt") => Ok(SourceConfig::Mqtt(mqtt::MqttSourceConfig::deserialize(
+                rest,
+            )?)),
+            Some("webhook") => Ok(SourceConfig::Webhook(
+                webhook::WebhookSourceConfig::deserialize(rest)?,
+            )),
             Some("scrape") => Ok(SourceConfig::Scrape(
                 scrape::ScrapeSourceConfig::deserialize(rest)?,
             )),
@@ -128,6 +199,81 @@ impl SourceConfig {
             SourceConfig::Sqlite(_) => "sqlite",
             SourceConfig::Http(_) => "http",
             SourceConfig::Scrape(_) => "scrape",
+            SourceConfig::Rabbitmq(_) => "rabbitmq",
+            SourceConfig::Kafka(_) => "kafka",
+            SourceConfig::Nats(_) => "nats",
+            SourceConfig::Mqtt(_) => "mqtt",
+            SourceConfig::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Whether this is a continuous source, run by `flowline stream`.
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            SourceConfig::Rabbitmq(_)
+                | SourceConfig::Kafka(_)
+                | SourceConfig::Nats(_)
+                | SourceConfig::Mqtt(_)
+                | SourceConfig::Webhook(_)
+        )
+    }
+
+    /// How a stream source's payloads are read; `None` for batch sources.
+    pub fn payload_options(&self) -> Option<stream::PayloadOptions> {
+        match self {
+            SourceConfig::Rabbitmq(config) => Some(config.payload()),
+            SourceConfig::Kafka(config) => Some(config.payload()),
+            SourceConfig::Nats(config) => Some(config.payload()),
+            SourceConfig::Mqtt(config) => Some(config.payload()),
+            SourceConfig::Webhook(config) => Some(config.payload()),
+            _ => None,
+        }
+    }
+
+    /// Connects a stream source for the pipeline named `pipeline`; `state`
+    /// is the state its last committed batch saved (see
+    /// [`stream::StreamSource::checkpoint`]). Fails for batch sources.
+    pub async fn start_stream(
+        &self,
+        project: &Project,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn stream::StreamSource>> {
+        let connections = &project.settings.connections;
+        match self {
+            SourceConfig::Rabbitmq(config) => Ok(Box::new(
+                rabbitmq::RabbitMqSource::start(config.clone(), config.resolve_url(connections)?)
+                    .await?,
+            )),
+            SourceConfig::Kafka(config) => Ok(Box::new(
+                kafka::KafkaSource::start(
+                    config.clone(),
+                    config.resolve_url(connections)?,
+                    pipeline,
+                    state,
+                )
+                .await?,
+            )),
+            SourceConfig::Nats(config) => Ok(Box::new(
+                nats::NatsSource::start(config.clone(), config.resolve_url(connections)?).await?,
+            )),
+            SourceConfig::Mqtt(config) => Ok(Box::new(
+                mqtt::MqttSource::start(
+                    config.clone(),
+                    config.resolve_url(connections)?,
+                    &project.settings.project.name,
+                    pipeline,
+                )
+                .await?,
+            )),
+            SourceConfig::Webhook(config) => Ok(Box::new(
+                webhook::WebhookSource::start(config.clone(), pipeline).await?,
+            )),
+            other => Err(crate::error::Error::Config(format!(
+                "kind = \"{}\" is read in batches: run it with `flowline run`",
+                other.kind()
+            ))),
         }
     }
 
@@ -160,6 +306,16 @@ impl SourceConfig {
             )),
             SourceConfig::Http(config) => Box::new(http::HttpSource::new(config.clone())),
             SourceConfig::Scrape(config) => Box::new(scrape::ScrapeSource::new(config.clone())),
+            SourceConfig::Rabbitmq(_)
+            | SourceConfig::Kafka(_)
+            | SourceConfig::Nats(_)
+            | SourceConfig::Mqtt(_)
+            | SourceConfig::Webhook(_) => {
+                return Err(crate::error::Error::Config(format!(
+                    "kind = \"{}\" is a stream source: run it with `flowline stream`",
+                    self.kind()
+                )));
+            }
         })
     }
 }

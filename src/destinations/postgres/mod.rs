@@ -409,7 +409,7 @@ impl Destination for PostgresDestination {
         let exact = source
             .iter()
             .all(|(n, t)| columns.iter().any(|(c, ct)| c == n && ct == t));
-        if exact && !self.load.upserts() {
+        if exact && !self.load.upserts() && !self.load.dedupes() {
             return self.copy_in(&format!("{target} ({list})"), &batch);
         }
         let definitions: Vec<String> = source
@@ -440,6 +440,18 @@ impl Destination for PostgresDestination {
                     k = keys.join(", ")
                 ),
                 "merging (insert)",
+            )
+        } else if self.load.dedupes() {
+            let keys: Vec<String> = self.load.dedupe_key.iter().map(|k| quote(k)).collect();
+            let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            self.exec(
+                &format!(
+                    "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} s \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {m}) ORDER BY {k}, ctid",
+                    k = keys.join(", "),
+                    m = matches.join(" AND ")
+                ),
+                "inserting new rows",
             )
         } else {
             self.exec(

@@ -1,0 +1,365 @@
+//! The stream runner: one stream pipeline, consumed continuously in
+//! micro-batches until it is told to stop.
+//!
+//! A batch closes when it holds `[batch] max_rows` messages or its first
+//! message has waited `max_wait`. It is decoded, transformed and written
+//! like a batch-mode batch, committed with the pipeline's state, and only
+//! then acknowledged to the broker: a crash before the commit means the
+//! broker delivers the messages again (and `dedupe_key` drops copies of
+//! rows already committed). The source's bounded prefetch and this loop's
+//! one batch in hand bound memory; a slow warehouse slows consumption.
+//!
+//! Stopping (SIGINT/SIGTERM) drains: the batch in hand is committed and
+//! acknowledged before the runner returns.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::{Pipeline, Project};
+use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
+use crate::error::{Error, Result};
+use crate::sources::stream::{Message, PayloadDecoder};
+use crate::state::{RunRecord, RunStatus, StateStore};
+use crate::transforms::{self, Transform};
+
+/// How often a running stream reports its numbers.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Live numbers of one stream pipeline.
+pub struct StreamMetrics {
+    /// Messages consumed and committed.
+    pub messages: AtomicU64,
+    /// Rows committed (after transforms and deduplication).
+    pub rows: AtomicU64,
+    /// Payload bytes committed.
+    pub bytes: AtomicU64,
+    /// Messages or records sent to the dead-letter table.
+    pub bad_rows: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Milliseconds from a batch's first message to its commit.
+    batch_latency: Mutex<Histogram<u64>>,
+    /// Milliseconds from publish (as the broker or publisher stamps it) to commit.
+    end_to_end: Mutex<Histogram<u64>>,
+    /// The consumer lag the broker reported last.
+    pub lag: AtomicU64,
+}
+
+impl Default for StreamMetrics {
+    fn default() -> Self {
+        let histogram = || {
+            // One millisecond to one hour, three significant digits.
+            Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000, 3).expect("constant bounds are valid"),
+            )
+        };
+        StreamMetrics {
+            messages: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            bad_rows: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batch_latency: histogram(),
+            end_to_end: histogram(),
+            lag: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+/// Percentiles of the latencies seen so far.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Latencies {
+    /// Median batch latency, ms.
+    pub batch_p50_ms: u64,
+    /// 99th percentile batch latency, ms.
+    pub batch_p99_ms: u64,
+    /// Median publish-to-commit latency, ms (0 when publishers stamp no time).
+    pub end_to_end_p50_ms: u64,
+    /// 99th percentile publish-to-commit latency, ms.
+    pub end_to_end_p99_ms: u64,
+}
+
+impl StreamMetrics {
+    /// The latency percentiles so far.
+    pub fn latencies(&self) -> Latencies {
+        let of = |h: &Mutex<Histogram<u64>>, q: f64| {
+            let h = h.lock().unwrap_or_else(|p| p.into_inner());
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            }
+        };
+        Latencies {
+            batch_p50_ms: of(&self.batch_latency, 0.5),
+            batch_p99_ms: of(&self.batch_latency, 0.99),
+            end_to_end_p50_ms: of(&self.end_to_end, 0.5),
+            end_to_end_p99_ms: of(&self.end_to_end, 0.99),
+        }
+    }
+
+    /// Counts a committed batch of `messages`, the first received at `first_at`.
+    fn record(&self, messages: &[Message], first_at: Instant) {
+        let now_ms = Utc::now().timestamp_millis();
+        self.messages
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(
+            messages.iter().map(|m| m.payload.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let batch_ms = first_at.elapsed().as_millis() as u64;
+        if let Ok(mut h) = self.batch_latency.lock() {
+            let _ = h.record(batch_ms.max(1));
+        }
+        if let Ok(mut h) = self.end_to_end.lock() {
+            for published in messages.iter().filter_map(|m| m.published_ms) {
+                let _ = h.record((now_ms - published).max(1) as u64);
+            }
+        }
+    }
+}
+
+/// Runs `pipeline` until `stop` turns true (or the source ends), then
+/// drains. The returned record is also kept in `store`.
+pub async fn run_stream(
+    project: &Project,
+    pipeline: &Pipeline,
+    warehouse: Arc<dyn Warehouse>,
+    store: Arc<dyn StateStore>,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<StreamMetrics>,
+) -> RunRecord {
+    let mut record = RunRecord {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        pipeline: pipeline.name.clone(),
+        started_at: Utc::now(),
+        ended_at: None,
+        status: RunStatus::Running,
+        rows: 0,
+        bytes: 0,
+        bad_rows: 0,
+        error: None,
+    };
+    if let Err(e) = store.start_run(&record) {
+        tracing::warn!("{e}");
+    }
+    let outcome = consume(project, pipeline, warehouse, &record.run_id, stop, &metrics).await;
+    record.rows = metrics.rows.load(Ordering::Relaxed);
+    record.bytes = metrics.bytes.load(Ordering::Relaxed);
+    record.bad_rows = metrics.bad_rows.load(Ordering::Relaxed);
+    record.ended_at = Some(Utc::now());
+    match outcome {
+        Ok(()) => record.status = RunStatus::Succeeded,
+        Err(e) => {
+            record.status = RunStatus::Failed;
+            let message = match e {
+                Error::Pipeline { message, .. } => message,
+                other => other.to_string(),
+            };
+            record.error = Some(crate::config::secrets::redact(&message));
+        }
+    }
+    if let Err(e) = store.finish_run(&record) {
+        tracing::warn!("{e}");
+    }
+    record
+}
+
+/// The batch in hand: messages since the last commit.
+struct Pending {
+    messages: Vec<Message>,
+    first_at: Instant,
+}
+
+async fn consume(
+    project: &Project,
+    pipeline: &Pipeline,
+    warehouse: Arc<dyn Warehouse>,
+    run_id: &str,
+    mut stop: watch::Receiver<bool>,
+    metrics: &StreamMetrics,
+) -> Result<()> {
+    let name = &pipeline.name;
+    let config = &pipeline.config;
+    let dest = &config.destination;
+    if dest.write_mode() == WriteMode::Replace {
+        return Err(Error::pipeline(
+            name,
+            "a stream cannot write = \"replace\": use append (with dedupe_key) or merge",
+        ));
+    }
+    let table = TableName::parse(dest.table.get_ref()).map_err(|e| Error::pipeline(name, e))?;
+    let spec = LoadSpec {
+        pipeline: name.clone(),
+        run_id: run_id.to_string(),
+        table,
+        write: dest.write_mode(),
+        primary_key: dest.primary_key.clone(),
+        dedupe_key: dest.dedupe_key.clone(),
+        upsert: dest.write_mode() == WriteMode::Merge,
+        schema: dest.schema,
+    };
+    let mut destination = tokio::task::block_in_place(|| warehouse.destination(spec))?;
+    let mut chain = transforms::build(&config.transform)?;
+    let payload = config
+        .source
+        .payload_options()
+        .ok_or_else(|| Error::pipeline(name, "not a stream source"))?;
+    let mut decoder = PayloadDecoder::new(payload)?;
+    let saved = tokio::task::block_in_place(|| warehouse.saved_state(name))?.map(|s| s.state);
+    let mut source = config
+        .source
+        .start_stream(project, name, saved.as_ref())
+        .await?;
+    tracing::info!(pipeline = %name, "streaming into {}", dest.table.get_ref());
+
+    let max_rows = config.batch.max_rows.max(1);
+    let max_wait = config.batch.max_wait;
+    let mut last_report = Instant::now();
+    let mut reported_messages = 0;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let first = tokio::select! {
+            message = source.recv() => message?,
+            _ = stop.changed() => break,
+        };
+        let Some(first) = first else {
+            tracing::info!(pipeline = %name, "the source ended");
+            break;
+        };
+        let mut pending = Pending {
+            messages: vec![first],
+            first_at: Instant::now(),
+        };
+        let deadline = tokio::time::Instant::from_std(pending.first_at + max_wait);
+        let mut ended = false;
+        while pending.messages.len() < max_rows {
+            tokio::select! {
+                message = source.recv() => match message? {
+                    Some(m) => pending.messages.push(m),
+                    None => { ended = true; break; }
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = stop.changed() => break,
+            }
+        }
+        let checkpoint = pending
+            .messages
+            .last()
+            .and_then(|last| source.checkpoint(last.seq));
+        commit_batch(
+            &pending,
+            checkpoint,
+            &mut decoder,
+            &mut chain,
+            destination.as_mut(),
+            metrics,
+        )
+        .map_err(|e| Error::pipeline(name, e.to_string()))?;
+        if let Some(last) = pending.messages.last() {
+            source.ack(last.seq).await?;
+        }
+        metrics.record(&pending.messages, pending.first_at);
+        if last_report.elapsed() >= REPORT_EVERY {
+            if let Some(lag) = source.lag().await {
+                metrics.lag.store(lag, Ordering::Relaxed);
+            }
+            let total = metrics.messages.load(Ordering::Relaxed);
+            report(
+                name,
+                metrics,
+                total - reported_messages,
+                last_report.elapsed(),
+            );
+            reported_messages = total;
+            last_report = Instant::now();
+        }
+        if ended {
+            tracing::info!(pipeline = %name, "the source ended");
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Decodes, transforms, writes and commits one batch.
+fn commit_batch(
+    pending: &Pending,
+    checkpoint: Option<serde_json::Value>,
+    decoder: &mut PayloadDecoder,
+    chain: &mut [Box<dyn Transform>],
+    destination: &mut dyn Destination,
+    metrics: &StreamMetrics,
+) -> Result<()> {
+    let (batch, letters) = decoder.decode(&pending.messages)?;
+    tokio::task::block_in_place(|| {
+        let written = (|| {
+            if !letters.is_empty() {
+                destination.write_dead_letters(&letters)?;
+            }
+            let mut rows = 0;
+            if batch.num_rows() > 0
+                && let Some(out) = transforms::apply_all(chain, batch)?
+            {
+                rows = out.num_rows() as u64;
+                destination.write(out)?;
+            }
+            let state = checkpoint.unwrap_or_else(|| {
+                let committed =
+                    metrics.messages.load(Ordering::Relaxed) + pending.messages.len() as u64;
+                json!({ "messages": committed })
+            });
+            destination.commit(Some(&state))?;
+            Ok(rows)
+        })();
+        match written {
+            Ok(rows) => {
+                metrics.rows.fetch_add(rows, Ordering::Relaxed);
+                metrics
+                    .bad_rows
+                    .fetch_add(letters.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(rollback) = destination.rollback() {
+                    tracing::warn!("rollback failed: {rollback}");
+                }
+                Err(e)
+            }
+        }
+    })
+}
+
+/// One log line of live numbers.
+fn report(pipeline: &str, metrics: &StreamMetrics, messages: u64, over: Duration) {
+    let rate = messages as f64 / over.as_secs_f64().max(0.001);
+    let l = metrics.latencies();
+    let lag = match metrics.lag.load(Ordering::Relaxed) {
+        u64::MAX => String::new(),
+        lag => format!(", lag {lag}"),
+    };
+    let end_to_end = if l.end_to_end_p99_ms > 0 {
+        format!(
+            ", end-to-end p50 {} ms p99 {} ms",
+            l.end_to_end_p50_ms, l.end_to_end_p99_ms
+        )
+    } else {
+        String::new()
+    };
+    tracing::info!(
+        pipeline = %pipeline,
+        "{rate:.0} msg/s, {} rows committed, batch p50 {} ms p99 {} ms{end_to_end}{lag}",
+        metrics.rows.load(Ordering::Relaxed),
+        l.batch_p50_ms,
+        l.batch_p99_ms,
+    );
+}

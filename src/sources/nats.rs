@@ -1,0 +1,506 @@
+//! `kind = "nats"`: a continuous consumer of one NATS JetStream stream,
+//! through a durable pull consumer.
+//!
+//! A background task pulls messages (the server delivers at most `prefetch`
+//! unacknowledged ones) into a bounded channel, so a slow warehouse slows
+//! consumption instead of growing memory. The client reconnects by itself,
+//! with backoff, and the task sets the pull up again after errors. Each
+//! message is acknowledged on its own (`AckPolicy::Explicit`), only once the
+//! runner says the batch holding it is committed. A message that is not
+//! acknowledged within `ack_wait` (the process died, or a commit took that
+//! long) is delivered again, and `dedupe_key` drops the copies.
+//!
+//! Why not `AckPolicy::All`: after a crash, the messages the dead process
+//! held stay pending until `ack_wait` passes, while newer ones are delivered
+//! at once; acknowledging a newer one would acknowledge the older pending
+//! ones too, before they were ever committed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::pull::{Config as PullConfig, MessagesErrorKind};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::message::Acker;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::stream::{Format, Message, PayloadOptions, StreamSource};
+use crate::config::ConnectionConfig;
+use crate::error::{Error, Result};
+
+/// `[source] kind = "nats"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSourceConfig {
+    /// A `[connections.<name>]` whose `url` is `nats://user:pass@host:4222`.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// The URL inline (prefer `connection` with `${VAR}`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The JetStream stream read.
+    pub stream: String,
+    /// The durable pull consumer's name; created if it does not exist, and
+    /// its settings updated to these if it does.
+    pub consumer: String,
+    /// Only messages on subjects matching this filter (wildcards allowed).
+    /// Default: every subject of the stream.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Create the stream if it does not exist, with `subjects = [subject]`
+    /// (or `["<stream>.>"]` without `subject`). Default false.
+    #[serde(default)]
+    pub create_stream: bool,
+    /// Messages delivered but not yet acknowledged, at most (the consumer's
+    /// `max_ack_pending`). Keep it above `[batch] max_rows`. Default 20000.
+    #[serde(default = "default_prefetch", alias = "max_ack_pending")]
+    pub prefetch: u32,
+    /// How long the server waits for an acknowledgement before delivering a
+    /// message again (the consumer's `ack_wait`). After a crash, the
+    /// messages the dead process held come back once this has passed.
+    /// Default 30s.
+    #[serde(default = "default_ack_wait", with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// `json` (default), `text` or `csv`.
+    #[serde(default)]
+    pub format: Format,
+    /// Declared column types; the others are inferred.
+    #[serde(default)]
+    pub schema: BTreeMap<String, String>,
+    /// CSV: the column names.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// CSV: the separator. Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+}
+
+fn default_prefetch() -> u32 {
+    20_000
+}
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_delimiter() -> char {
+    ','
+}
+
+/// Messages asked for in one pull request, at most.
+const PULL_BATCH: usize = 1_000;
+/// How long acknowledging one batch may take before giving up on it (the
+/// server then delivers those messages again after `ack_wait`).
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long asking for the consumer's lag may take.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl NatsSourceConfig {
+    /// How payloads are read.
+    pub fn payload(&self) -> PayloadOptions {
+        PayloadOptions {
+            format: self.format,
+            schema: self.schema.clone(),
+            columns: self.columns.clone(),
+            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
+        }
+    }
+
+    /// The server URL.
+    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
+        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+    }
+
+    /// The subjects a stream created by `create_stream` takes.
+    fn stream_subject(&self) -> String {
+        self.subject
+            .clone()
+            .unwrap_or_else(|| format!("{}.>", self.stream))
+    }
+
+    /// The durable pull consumer's settings.
+    fn consumer_config(&self) -> PullConfig {
+        PullConfig {
+            durable_name: Some(self.consumer.clone()),
+            filter_subject: self.subject.clone().unwrap_or_default(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_ack_pending: i64::from(self.prefetch.max(1)),
+            ..PullConfig::default()
+        }
+    }
+
+    /// `stream/consumer`, for messages.
+    fn describe(&self) -> String {
+        format!("stream {:?}, consumer {:?}", self.stream, self.consumer)
+    }
+}
+
+/// A message on its way to the runner, with what acknowledges it.
+struct Delivered {
+    message: Message,
+    acker: Acker,
+}
+
+/// Consumes a NATS JetStream stream.
+pub struct NatsSource {
+    deliveries: mpsc::Receiver<Delivered>,
+    /// Delivered, not yet acknowledged, in delivery order.
+    unacked: VecDeque<(u64, Acker)>,
+    /// For flushing acknowledgements.
+    client: async_nats::Client,
+    /// For the consumer's lag.
+    consumer: PullConsumer,
+    consuming: tokio::task::JoinHandle<()>,
+}
+
+impl NatsSource {
+    /// Connects to `url`, sets up the stream (when `create_stream`) and the
+    /// durable consumer, and starts consuming. Fails if the first connection
+    /// or the setup fails; later losses are retried.
+    pub async fn start(config: NatsSourceConfig, url: String) -> Result<Self> {
+        let address = server_address(&url);
+        let client = connect(&url, &address).await?;
+        let jetstream = jetstream::new(client.clone());
+        let consumer = set_up(&jetstream, &config, &address).await?;
+        let (tx, rx) = mpsc::channel(usize::try_from(config.prefetch.max(1)).unwrap_or(20_000));
+        let consuming = tokio::spawn(consume(
+            jetstream,
+            config,
+            address,
+            tx,
+            Some(consumer.clone()),
+        ));
+        Ok(NatsSource {
+            deliveries: rx,
+            unacked: VecDeque::new(),
+            client,
+            consumer,
+            consuming,
+        })
+    }
+}
+
+impl Drop for NatsSource {
+    fn drop(&mut self) {
+        self.consuming.abort();
+    }
+}
+
+/// Where the server is, without credentials, for messages.
+fn server_address(url: &str) -> String {
+    let with_scheme = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("nats://{url}")
+    };
+    url::Url::parse(&with_scheme)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|host| format!("{host}:{}", u.port().unwrap_or(4222)))
+        })
+        .unwrap_or_else(|| "the server".into())
+}
+
+/// The wait before reconnect attempt `attempt` (0, 1, ...): 200 ms,
+/// doubling, at most 30 s.
+fn backoff(attempt: usize) -> Duration {
+    let doublings = u32::try_from(attempt.min(8)).unwrap_or(8);
+    (Duration::from_millis(200) * 2u32.pow(doublings)).min(Duration::from_secs(30))
+}
+
+/// Opens the connection; the client reconnects by itself afterwards, and
+/// says so in the log.
+async fn connect(url: &str, address: &str) -> Result<async_nats::Client> {
+    let events = address.to_string();
+    async_nats::ConnectOptions::new()
+        .name("flowline")
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| backoff(attempts.saturating_sub(1)))
+        .event_callback(move |event| {
+            let address = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("nats {address}: connection lost; reconnecting")
+                    }
+                    async_nats::Event::Connected => {
+                        tracing::info!("nats {address}: connected")
+                    }
+                    async_nats::Event::SlowConsumer(_) => {}
+                    other => tracing::warn!("nats {address}: {other}"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|e| Error::Other(format!("nats {address}: connecting: {e}")))
+}
+
+/// Finds (or creates) the stream and creates or updates the consumer.
+async fn set_up(
+    jetstream: &jetstream::Context,
+    config: &NatsSourceConfig,
+    address: &str,
+) -> Result<PullConsumer> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Other(format!(
+            "nats {address}, {}: {what}: {e}",
+            config.describe()
+        ))
+    };
+    let stream = if config.create_stream {
+        jetstream
+            .get_or_create_stream(jetstream::stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![config.stream_subject()],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail("creating the stream", &e))?
+    } else {
+        jetstream.get_stream(&config.stream).await.map_err(|e| {
+            let missing = matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(ref js)
+                    if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            );
+            if missing {
+                Error::Config(format!(
+                    "nats {address}: no JetStream stream {:?}; create it, or set create_stream = true in [source]",
+                    config.stream
+                ))
+            } else {
+                fail("reading the stream", &e)
+            }
+        })?
+    };
+    stream
+        .create_consumer(config.consumer_config())
+        .await
+        .map_err(|e| fail("creating the consumer", &e))
+}
+
+/// Pulls messages until the runner goes away, setting the pull up again
+/// with backoff after errors.
+async fn consume(
+    jetstream: jetstream::Context,
+    config: NatsSourceConfig,
+    address: String,
+    tx: mpsc::Sender<Delivered>,
+    mut ready: Option<PullConsumer>,
+) {
+    let origin_prefix = format!("nats:{}", config.stream);
+    let mut seq = 0u64;
+    let mut attempt = 0usize;
+    loop {
+        let consumer = match ready.take() {
+            Some(c) => c,
+            None => match set_up(&jetstream, &config, &address).await {
+                Ok(c) => {
+                    tracing::info!("nats {address}: consuming {} again", config.describe());
+                    c
+                }
+                Err(e) => {
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    tracing::warn!("{e}; retrying in {}", humantime::format_duration(wait));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            },
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH.min(config.prefetch.max(1) as usize))
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                let wait = backoff(attempt);
+                attempt += 1;
+                tracing::warn!(
+                    "nats {address}, {}: pulling: {e}; retrying in {}",
+                    config.describe(),
+                    humantime::format_duration(wait)
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        while let Some(next) = messages.next().await {
+            let message = match next {
+                Ok(m) => m,
+                Err(e) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                    tracing::warn!(
+                        "nats {address}, {}: no heartbeat from the server; pulling again",
+                        config.describe()
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("nats {address}, {}: {e}; pulling again", config.describe());
+                    break;
+                }
+            };
+            attempt = 0;
+            seq += 1;
+            let (stream_seq, published_ms) = match message.info() {
+                Ok(info) => (
+                    Some(info.stream_sequence),
+                    i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).ok(),
+                ),
+                Err(_) => (None, None),
+            };
+            let (message, acker) = message.split();
+            let origin = match stream_seq {
+                Some(s) => format!("{origin_prefix}#{s}"),
+                None => format!("{origin_prefix}:{}", message.subject),
+            };
+            let delivered = Delivered {
+                message: Message {
+                    payload: message.payload,
+                    origin: Arc::from(origin),
+                    published_ms,
+                    seq,
+                },
+                acker,
+            };
+            if tx.send(delivered).await.is_err() {
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        let wait = backoff(attempt);
+        attempt += 1;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Takes the entries up to and including `seq` off the front of `unacked`.
+fn take_through<T>(unacked: &mut VecDeque<(u64, T)>, seq: u64) -> Vec<T> {
+    let mut taken = Vec::new();
+    while unacked.front().is_some_and(|(s, _)| *s <= seq) {
+        if let Some((_, item)) = unacked.pop_front() {
+            taken.push(item);
+        }
+    }
+    taken
+}
+
+#[async_trait::async_trait]
+impl StreamSource for NatsSource {
+    async fn recv(&mut self) -> Result<Option<Message>> {
+        let Some(delivered) = self.deliveries.recv().await else {
+            return Ok(None);
+        };
+        self.unacked
+            .push_back((delivered.message.seq, delivered.acker));
+        Ok(Some(delivered.message))
+    }
+
+    async fn ack(&mut self, seq: u64) -> Result<()> {
+        let ackers = take_through(&mut self.unacked, seq);
+        if ackers.is_empty() {
+            return Ok(());
+        }
+        let count = ackers.len();
+        let acked = tokio::time::timeout(ACK_TIMEOUT, async {
+            for acker in ackers {
+                acker.ack().await.map_err(|e| e.to_string())?;
+            }
+            self.client.flush().await.map_err(|e| e.to_string())
+        })
+        .await;
+        let failure = match acked {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer in {}", humantime::format_duration(ACK_TIMEOUT)),
+        };
+        tracing::warn!(
+            "nats: acknowledging {count} messages failed ({failure}); the server will deliver them again"
+        );
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        tokio::time::timeout(LAG_TIMEOUT, self.consumer.get_info())
+            .await
+            .ok()?
+            .ok()
+            .map(|info| info.num_pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> NatsSourceConfig {
+        toml::from_str(toml_text).expect("valid config")
+    }
+
+    #[test]
+    fn defaults_and_the_consumer_they_make() {
+        let c = config(
+            "url = \"nats://127.0.0.1:4222\"\nstream = \"ORDERS\"\nconsumer = \"flowline\"\n",
+        );
+        assert_eq!(c.prefetch, 20_000);
+        assert_eq!(c.ack_wait, Duration::from_secs(30));
+        assert!(!c.create_stream);
+        assert_eq!(c.stream_subject(), "ORDERS.>");
+        let consumer = c.consumer_config();
+        assert_eq!(consumer.durable_name.as_deref(), Some("flowline"));
+        assert_eq!(consumer.ack_policy, AckPolicy::Explicit);
+        assert_eq!(consumer.max_ack_pending, 20_000);
+        assert_eq!(consumer.filter_subject, "");
+    }
+
+    #[test]
+    fn max_ack_pending_is_another_name_for_prefetch() {
+        let c = config(
+            "url = \"nats://x\"\nstream = \"S\"\nconsumer = \"c\"\nsubject = \"S.orders\"\nmax_ack_pending = 50\nack_wait = \"5s\"\n",
+        );
+        assert_eq!(c.prefetch, 50);
+        assert_eq!(c.stream_subject(), "S.orders");
+        assert_eq!(c.consumer_config().filter_subject, "S.orders");
+        assert_eq!(c.consumer_config().ack_wait, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = toml::from_str::<NatsSourceConfig>(
+            "url = \"nats://x\"\nstream = \"S\"\nconsumer = \"c\"\nqueue = \"q\"\n",
+        )
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("queue"), "{e}");
+    }
+
+    #[test]
+    fn acknowledging_takes_every_message_up_to_the_sequence_in_order() {
+        let mut unacked: VecDeque<(u64, &str)> = [(1, "a"), (2, "b"), (3, "c"), (5, "e")].into();
+        assert_eq!(take_through(&mut unacked, 0), Vec::<&str>::new());
+        assert_eq!(take_through(&mut unacked, 2), vec!["a", "b"]);
+        assert_eq!(take_through(&mut unacked, 4), vec!["c"]);
+        assert_eq!(take_through(&mut unacked, 9), vec!["e"]);
+        assert!(unacked.is_empty());
+    }
+
+    #[test]
+    fn addresses_never_show_credentials() {
+        assert_eq!(
+            server_address("nats://user:secret@broker:4223"),
+            "broker:4223"
+        );
+        assert_eq!(server_address("127.0.0.1"), "127.0.0.1:4222");
+        assert_eq!(backoff(0), Duration::from_millis(200));
+        assert_eq!(backoff(1), Duration::from_millis(400));
+        assert_eq!(backoff(50), Duration::from_secs(30));
+    }
+}

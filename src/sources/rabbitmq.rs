@@ -1,0 +1,322 @@
+//! `kind = "rabbitmq"`: a continuous consumer of one queue.
+//!
+//! A background task owns the connection: it consumes with a bounded
+//! prefetch (so a slow warehouse slows consumption instead of growing
+//! memory), and reconnects with backoff when the broker goes away. Messages
+//! are acknowledged only when the runner says the batch holding them is
+//! committed, with one `basic.ack(multiple)` per batch. Messages delivered
+//! on a channel that has since died are not acknowledged: the broker
+//! delivers them again, and `dedupe_key` drops the copies.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::Acker;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use serde::Deserialize;
+use tokio::sync::{Mutex, mpsc};
+
+use super::stream::{Format, Message, PayloadOptions, StreamSource};
+use crate::config::ConnectionConfig;
+use crate::error::{Error, Result};
+
+/// `[source] kind = "rabbitmq"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMqSourceConfig {
+    /// A `[connections.<name>]` whose `url` is `amqp://user:pass@host:5672/vhost`.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// The URL inline (prefer `connection` with `${VAR}`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The queue consumed.
+    pub queue: String,
+    /// Declare the queue (durable) if it does not exist. Default true.
+    #[serde(default = "default_true")]
+    pub declare: bool,
+    /// Messages delivered but not yet acknowledged, at most. Keep it above
+    /// `[batch] max_rows`. Default 20000.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// `json` (default), `text` or `csv`.
+    #[serde(default)]
+    pub format: Format,
+    /// Declared column types; the others are inferred.
+    #[serde(default)]
+    pub schema: BTreeMap<String, String>,
+    /// CSV: the column names.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// CSV: the separator. Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_prefetch() -> u16 {
+    20_000
+}
+fn default_delimiter() -> char {
+    ','
+}
+
+impl RabbitMqSourceConfig {
+    /// How payloads are read.
+    pub fn payload(&self) -> PayloadOptions {
+        PayloadOptions {
+            format: self.format,
+            schema: self.schema.clone(),
+            columns: self.columns.clone(),
+            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
+        }
+    }
+
+    /// The broker URL.
+    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
+        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+    }
+}
+
+/// A delivery on its way to the runner, with what acknowledges it.
+struct Delivered {
+    message: Message,
+    acker: Acker,
+    generation: u64,
+}
+
+/// Consumes a RabbitMQ queue.
+pub struct RabbitMqSource {
+    deliveries: mpsc::Receiver<Delivered>,
+    /// Delivered, not yet acknowledged: (seq, acker, channel generation).
+    unacked: VecDeque<(u64, Acker, u64)>,
+    /// The channel in use, for the queue's depth.
+    channel: Arc<Mutex<Option<(Channel, u64)>>>,
+    queue: String,
+    consumer: tokio::task::JoinHandle<()>,
+}
+
+impl RabbitMqSource {
+    /// Connects to `url` and starts consuming `config.queue`. Fails if the
+    /// first connection fails; later losses are retried.
+    pub async fn start(config: RabbitMqSourceConfig, url: String) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(usize::from(config.prefetch.max(1)));
+        let channel = Arc::new(Mutex::new(None));
+        let first = connect(&url, &config).await?;
+        let consumer = tokio::spawn(consume(
+            url,
+            config.clone(),
+            tx,
+            channel.clone(),
+            Some(first),
+        ));
+        Ok(RabbitMqSource {
+            deliveries: rx,
+            unacked: VecDeque::new(),
+            channel,
+            queue: config.queue,
+            consumer,
+        })
+    }
+}
+
+impl Drop for RabbitMqSource {
+    fn drop(&mut self) {
+        self.consumer.abort();
+    }
+}
+
+/// Where the broker is, without credentials, for messages.
+fn broker_address(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("?"),
+                u.port().unwrap_or(5672)
+            )
+        })
+        .unwrap_or_else(|| "the broker".into())
+}
+
+async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection, Channel)> {
+    let address = broker_address(url);
+    let fail = |what: &str, e: lapin::Error| {
+        Error::Other(format!(
+            "rabbitmq {address}, queue {:?}: {what}: {e}",
+            config.queue
+        ))
+    };
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| fail("connecting", e))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| fail("opening a channel", e))?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| fail("setting the prefetch", e))?;
+    let options = QueueDeclareOptions {
+        durable: true,
+        passive: !config.declare,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(config.queue.as_str().into(), options, FieldTable::default())
+        .await
+        .map_err(|e| fail("declaring the queue", e))?;
+    Ok((connection, channel))
+}
+
+/// Consumes until the runner goes away, reconnecting with backoff.
+async fn consume(
+    url: String,
+    config: RabbitMqSourceConfig,
+    tx: mpsc::Sender<Delivered>,
+    current: Arc<Mutex<Option<(Channel, u64)>>>,
+    mut connected: Option<(Connection, Channel)>,
+) {
+    let address = broker_address(&url);
+    let mut seq = 0u64;
+    let mut generation = 0u64;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let (connection, channel) = match connected.take() {
+            Some(c) => c,
+            None => match connect(&url, &config).await {
+                Ok(c) => {
+                    tracing::info!(
+                        "rabbitmq {address}: reconnected, consuming {:?} again",
+                        config.queue
+                    );
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; retrying in {}", humantime::format_duration(wait));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            },
+        };
+        wait = Duration::from_millis(200);
+        generation += 1;
+        *current.lock().await = Some((channel.clone(), generation));
+        let consumer = channel
+            .basic_consume(
+                config.queue.as_str().into(),
+                format!("flowline-{}", std::process::id()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        let mut consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("rabbitmq {address}: consuming {:?}: {e}", config.queue);
+                continue;
+            }
+        };
+        while let Some(delivery) = consumer.next().await {
+            let delivery = match delivery {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("rabbitmq {address}: connection lost ({e}); reconnecting");
+                    break;
+                }
+            };
+            seq += 1;
+            let published_ms = delivery.properties.timestamp().map(|t| {
+                // AMQP says seconds; many publishers send milliseconds.
+                let t = t as i64;
+                if t > 100_000_000_000 { t } else { t * 1000 }
+            });
+            let message = Message {
+                origin: Arc::from(format!(
+                    "rabbitmq:{}#{}",
+                    config.queue, delivery.delivery_tag
+                )),
+                payload: Bytes::from(delivery.data),
+                published_ms,
+                seq,
+            };
+            let delivered = Delivered {
+                message,
+                acker: delivery.acker,
+                generation,
+            };
+            if tx.send(delivered).await.is_err() {
+                let _ = connection.close(200, "flowline stopped".into()).await;
+                return;
+            }
+        }
+        *current.lock().await = None;
+        let _ = connection.close(200, "reconnecting".into()).await;
+        if tx.is_closed() {
+            return;
+        }
+        tracing::warn!(
+            "rabbitmq {address}: consumer of {:?} ended; reconnecting",
+            config.queue
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamSource for RabbitMqSource {
+    async fn recv(&mut self) -> Result<Option<Message>> {
+        let Some(delivered) = self.deliveries.recv().await else {
+            return Ok(None);
+        };
+        self.unacked
+            .push_back((delivered.message.seq, delivered.acker, delivered.generation));
+        Ok(Some(delivered.message))
+    }
+
+    async fn ack(&mut self, seq: u64) -> Result<()> {
+        let live = self.channel.lock().await.as_ref().map(|(_, g)| *g);
+        let mut last_live = None;
+        while let Some((s, _, _)) = self.unacked.front() {
+            if *s > seq {
+                break;
+            }
+            if let Some((_, acker, generation)) = self.unacked.pop_front()
+                && Some(generation) == live
+            {
+                last_live = Some(acker);
+            }
+        }
+        if let Some(acker) = last_live {
+            // `multiple` acknowledges every earlier delivery on the channel too.
+            if let Err(e) = acker.ack(BasicAckOptions { multiple: true }).await {
+                tracing::warn!(
+                    "rabbitmq: acknowledging failed ({e}); the broker will deliver those messages again"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        let channel = self.channel.lock().await.as_ref().map(|(c, _)| c.clone())?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(self.queue.as_str().into(), options, FieldTable::default())
+            .await
+            .ok()
+            .map(|q| u64::from(q.message_count()))
+    }
+}
