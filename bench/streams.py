@@ -6,6 +6,7 @@ DuckDB, side by side with a bare consumer loop on the same broker.
     bench/streams.sh --count 20000          # a quick run
     bench/streams.sh --only rabbitmq        # one broker (rabbitmq or nats)
     bench/streams.sh --dedupe               # also a throughput run with dedupe_key
+    bench/streams.sh --runs latency --latency-max-wait 200ms   # a subset of the runs
     python3 bench/streams.py ...            # the same, without building
 
 Brokers: RabbitMQ at 127.0.0.1:5672 (guest/guest), NATS with JetStream at
@@ -46,6 +47,7 @@ Standard library only: no virtualenv.
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -56,6 +58,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKERS = ["rabbitmq", "nats"]
+RUNS = ["throughput", "bare", "dedupe", "latency"]
+DEFAULT_RUNS = ["throughput", "bare", "latency"]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
 NATS_URL = "nats://127.0.0.1:4222"
 GOAL_VS_BARE = 0.8  # flowline at least 0.8x the bare loop's throughput
@@ -142,15 +146,20 @@ class Broker:
 
 
 def helper(cmd, log=None):
-    """Runs the stream_bench helper; returns its JSON line as a dict."""
+    """Runs the stream_bench helper; returns its JSON line as a dict, with
+    `cpu`: the CPU seconds it used."""
     full = [helper_bin()] + cmd
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(full, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if log:
         with open(log, "a") as f:
             f.write(f"$ {' '.join(full)}\n{out.stderr}")
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:1])} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report["cpu"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return report
 
 
 def reachable(kind, url):
@@ -194,6 +203,7 @@ class Stream:
                     f'[destination]\ntable = "raw.clicks"\n{dedupe_line}')
         self.log = os.path.join(work, "flowline.log")
         self.hwm = 0
+        self.cpu = None
         self.done = threading.Event()
 
     def start(self):
@@ -256,11 +266,17 @@ class Stream:
         """SIGTERM; returns the `--json` report of the stream (a dict)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        deadline = time.monotonic() + 60
+        while self.proc.returncode is None:
+            # wait4 rather than wait: its rusage is the CPU time flowline used.
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu = usage.ru_utime + usage.ru_stime
+            elif time.monotonic() > deadline:
+                self.proc.kill()
+            else:
+                time.sleep(0.02)
         self.done.set()
         self.sampler.join()
         self.stdout.seek(0)
@@ -279,7 +295,8 @@ class Stream:
 
 def result(broker, key, label, **kw):
     r = {"broker": broker.kind, "key": key, "label": label, "ok": False, "error": None,
-         "messages": None, "seconds": None, "rate": None, "rss": None, "latency": None, "publish_rate": None}
+         "messages": None, "seconds": None, "rate": None, "rss": None, "cpu": None, "latency": None,
+         "publish_rate": None}
     r.update(kw)
     return r
 
@@ -296,11 +313,16 @@ def run_throughput(broker, args, base, key, dedupe=False):
     stream = Stream(work, broker, name, args.max_wait, dedupe)
     stream.start()
     try:
+        # No row count before the process serves the project: a `flowline sql`
+        # that finds no socket opens the warehouse itself, and then waits out
+        # the lock (15 s) if the stream process took it meanwhile.
+        stream.wait_consuming()
         seconds, rows = stream.wait_rows(args.count, timeout=max(120.0, args.count / 2000))
     finally:
         report = stream.stop()
     r.update(ok=rows == args.count, messages=rows, seconds=seconds, rate=rows / seconds,
-             rss=stream.hwm / 2**20, latency=report.get("latency"), publish_rate=published["msgs_per_s"])
+             rss=stream.hwm / 2**20, cpu=stream.cpu, latency=report.get("latency"),
+             publish_rate=published["msgs_per_s"])
     if rows != args.count:
         r["error"] = f"{rows:,} rows, expected {args.count:,}"
     print(f"{broker.kind} {key}: {rows:,} rows in {seconds:.2f} s = {r['rate']:,.0f} rows/s, "
@@ -320,7 +342,7 @@ def run_bare(broker, args, base):
     published = broker.publish(name, args.count, log=log)
     print(f"{broker.kind} bare: published {args.count:,} to {name}; consuming", flush=True)
     out = broker.consume(name, args.count, log)
-    r.update(ok=True, messages=out["messages"], seconds=out["seconds"], rate=out["msgs_per_s"],
+    r.update(ok=True, messages=out["messages"], seconds=out["seconds"], rate=out["msgs_per_s"], cpu=out["cpu"],
              publish_rate=published["msgs_per_s"])
     print(f"{broker.kind} bare: {out['messages']:,} in {out['seconds']:.2f} s = {out['msgs_per_s']:,.0f} msg/s",
           flush=True)
@@ -357,7 +379,7 @@ def run_latency(broker, args, base):
         report = stream.stop()
     lat = report.get("latency") or {}
     r.update(ok=True, messages=count, seconds=published["seconds"], rate=published["msgs_per_s"],
-             rss=stream.hwm / 2**20, latency=lat, publish_rate=published["msgs_per_s"])
+             rss=stream.hwm / 2**20, cpu=stream.cpu, latency=lat, publish_rate=published["msgs_per_s"])
     print(f"{broker.kind} latency: published at {published['msgs_per_s']:,.0f} msg/s; end-to-end p50 "
           f"{lat.get('end_to_end_p50_ms')} ms, p99 {lat.get('end_to_end_p99_ms')} ms; batch p50 "
           f"{lat.get('batch_p50_ms')} ms, p99 {lat.get('batch_p99_ms')} ms; peak RSS {r['rss']:.0f} MB", flush=True)
@@ -381,13 +403,15 @@ def run_broker(kind, args, base):
                        skipped=True)]
     results = []
     try:
-        results.append(guarded(run_throughput, broker, "throughput", "flowline stream, append", args, base,
-                               "throughput"))
-        results.append(guarded(run_bare, broker, "bare", "bare loop", args, base))
-        if args.dedupe:
+        if "throughput" in args.runs:
+            results.append(guarded(run_throughput, broker, "throughput", "flowline stream, append", args, base,
+                                   "throughput"))
+        if "bare" in args.runs:
+            results.append(guarded(run_bare, broker, "bare", "bare loop", args, base))
+        if "dedupe" in args.runs:
             results.append(guarded(run_throughput, broker, "dedupe", "flowline stream, append + dedupe_key",
                                    args, base, "dedupe", True))
-        if not args.skip_latency:
+        if "latency" in args.runs:
             results.append(guarded(run_latency, broker, "latency", "flowline latency", args, base))
     finally:
         broker.cleanup()
@@ -404,7 +428,7 @@ def report(results, args):
     print(f"\nStreams -> DuckDB (raw.clicks): {args.count:,} small JSON messages per throughput run; "
           f"latency at {args.rate:,} msg/s over {args.latency_count:,}; {os.cpu_count()} CPUs, "
           f"broker, publisher and consumer on one machine\n")
-    print(f"{'broker':9} {'run':44} {'messages':>10} {'wall s':>7} {'rows|msg/s':>11} {'RSS MB':>7}  "
+    print(f"{'broker':9} {'run':44} {'messages':>10} {'wall s':>7} {'rows|msg/s':>11} {'CPU s':>6} {'RSS MB':>7}  "
           f"{'batch p50/p99':>13}  {'e2e p50/p99 ms':>14}")
     failed = False
     for r in results:
@@ -414,14 +438,18 @@ def report(results, args):
             continue
         lat = r["latency"] or {}
         batch = f"{lat['batch_p50_ms']}/{lat['batch_p99_ms']}" if lat else "-"
-        e2e = f"{lat['end_to_end_p50_ms']}/{lat['end_to_end_p99_ms']}" if lat else "-"
+        # A throughput run's end-to-end latency is the age of a pre-published backlog: not shown.
+        e2e = f"{lat['end_to_end_p50_ms']}/{lat['end_to_end_p99_ms']}" if lat and r["key"] == "latency" else "-"
         wall = "-" if r["key"] == "latency" else fmt(r["seconds"], "7.2f")
         rate = f"{r['rate']:,.0f}" + ("*" if r["key"] == "latency" else "")
         print(f"{r['broker']:9} {r['label']:44} {r['messages']:>10,} {wall:>7} {rate:>11} "
-              f"{fmt(r['rss'], '7.0f'):>7}  {batch:>13}  {e2e:>14}")
+              f"{fmt(r['cpu'], '6.1f'):>6} {fmt(r['rss'], '7.0f'):>7}  {batch:>13}  {e2e:>14}")
     if any(r["key"] == "latency" and r["ok"] for r in results):
         print("  * latency runs: the publisher's achieved rate; e2e = publish (AMQP timestamp / JetStream "
               "publish time) to commit")
+    print(f"  rows|msg/s: flowline from its start until the row count (polled every {POLL_EVERY * 1000:.0f} ms) "
+          "is complete;\n    the bare loop from its start to its last message. CPU s: that process's user + system "
+          "time (not the broker's)")
 
     print(f"\ngoals: flowline >= {GOAL_VS_BARE:g}x the bare loop's throughput; "
           f"end-to-end p99 <= {GOAL_P99_MS} ms at {args.rate:,} msg/s")
@@ -450,14 +478,19 @@ def parse_args():
                    help="messages of the latency run (default 200,000, at most --count)")
     p.add_argument("--max-wait", default="200ms", help="[batch] max_wait of the throughput runs (default 200ms)")
     p.add_argument("--latency-max-wait", default="100ms", help="[batch] max_wait of the latency run (default 100ms)")
-    p.add_argument("--dedupe", action="store_true", help="also a throughput run with dedupe_key = [\"event_id\"]")
-    p.add_argument("--skip-latency", action="store_true", help="only the throughput runs")
+    p.add_argument("--runs", default=",".join(DEFAULT_RUNS),
+                   help=f"comma-separated runs: {', '.join(RUNS)} (default {','.join(DEFAULT_RUNS)})")
+    p.add_argument("--dedupe", action="store_true", help="add the dedupe run (dedupe_key = [\"event_id\"])")
     p.add_argument("--amqp-url", default=AMQP_URL, help=f"RabbitMQ (default {AMQP_URL})")
     p.add_argument("--nats-url", default=NATS_URL, help=f"NATS (default {NATS_URL})")
     p.add_argument("--keep", action="store_true", help="keep the work folder (projects, logs, warehouses)")
     args = p.parse_args()
     if args.count < 1 or args.rate < 1:
         p.error("--count and --rate must be at least 1")
+    args.runs = [r.strip() for r in args.runs.split(",") if r.strip()] + (["dedupe"] if args.dedupe else [])
+    unknown = [r for r in args.runs if r not in RUNS]
+    if unknown:
+        p.error(f"unknown run {', '.join(unknown)}; choose from {', '.join(RUNS)}")
     if args.latency_count is None:
         args.latency_count = min(200_000, args.count)
     return args

@@ -47,8 +47,12 @@ const NATS_URL: &str = "nats://127.0.0.1:4222";
 const ACK_EVERY: u64 = 1_000;
 /// Messages the JetStream consumer asks for in one pull (as flowline does).
 const PULL_BATCH: usize = 1_000;
-/// Publishes awaiting their broker confirmation, at most.
+/// RabbitMQ publishes awaiting their broker confirmation, at most.
 const CONFIRM_WINDOW: usize = 5_000;
+/// JetStream publishes awaiting their ack, at most: below the 5,000 the
+/// client allows in flight, or the next publish would wait for a permit
+/// that only an awaited ack gives back.
+const JS_ACK_WINDOW: usize = 4_000;
 /// Publishes handed to the client at once when not pacing.
 const BURST: u64 = 500;
 /// How often a paced publisher tops up to its rate.
@@ -398,12 +402,12 @@ async fn nats_publish(args: &Args) -> Result<()> {
     let mut pacer = Pacer::new(count, rate);
     while let Some((first, n)) = pacer.next().await {
         for i in first..first + n {
-            unacked.push_back(js.publish(subject.to_string(), payload(i).into()).await?);
-        }
-        while unacked.len() > CONFIRM_WINDOW {
-            if let Some(ack) = unacked.pop_front() {
+            if unacked.len() >= JS_ACK_WINDOW
+                && let Some(ack) = unacked.pop_front()
+            {
                 ack.await?;
             }
+            unacked.push_back(js.publish(subject.to_string(), payload(i).into()).await?);
         }
     }
     for ack in unacked {

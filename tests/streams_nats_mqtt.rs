@@ -64,6 +64,7 @@ struct Streaming {
 }
 
 impl Streaming {
+    /// Starts it and waits until it streams.
     fn start(p: &TestProject) -> Streaming {
         let mut child = p
             .command(&["stream", "x"])
@@ -85,7 +86,11 @@ impl Streaming {
                 }
             }
         });
-        Streaming { child, stderr }
+        let mut streaming = Streaming { child, stderr };
+        // Connected (subscribed) and serving other commands: only then do
+        // `flowline sql` calls go through it instead of opening the warehouse.
+        streaming.wait_for_log("streaming into");
+        streaming
     }
 
     fn log(&self) -> String {
@@ -134,6 +139,14 @@ impl Streaming {
     /// SIGKILL, as a crash.
     fn kill(mut self) {
         self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Streaming {
+    /// A test that fails half-way leaves no process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -306,8 +319,7 @@ fn nats_poison_messages_go_to_the_dead_letter_table_and_the_others_load() {
     let stream = unique("FL_POISON");
     // flowline creates the stream (subjects = ["<stream>.>"]).
     let p = project(&nats_source(&stream, "create_stream = true"), 10);
-    let mut running = Streaming::start(&p);
-    running.wait_for_log("streaming into");
+    let running = Streaming::start(&p);
     let mut payloads = events(1..=3);
     payloads.insert(1, "{oops".into());
     payloads.push("42".into());
@@ -367,6 +379,130 @@ fn nats_kill_9_mid_stream_then_restart_loads_every_message_exactly_once() {
     assert_eq!(p.scalar("select min(id) from raw.events"), 1);
     assert_eq!(p.scalar("select max(id) from raw.events"), 3500);
     nats_delete_stream(&stream);
+}
+
+#[test]
+fn nats_a_deleted_consumer_is_set_up_again_without_losing_messages() {
+    if !nats() {
+        return;
+    }
+    let stream = unique("FL_RESETUP");
+    nats_create_stream(&stream);
+    let subject = format!("{stream}.events");
+    nats_publish(&subject, &events(1..=100));
+    let p = project(&nats_source(&stream, ""), 50);
+    let running = Streaming::start(&p);
+    wait_for_rows(&p, &running, 100);
+    block_on(async {
+        let js = jetstream::new(async_nats::connect(NATS).await.expect("connect"));
+        js.delete_consumer_from_stream("flowline", &stream)
+            .await
+            .expect("delete the consumer");
+    });
+    nats_publish(&subject, &events(101..=200));
+    wait_for_rows(&p, &running, 200);
+    let log = running.stop();
+    assert!(
+        log.contains("consuming stream"),
+        "says so in the log: {log}"
+    );
+    assert_eq!(p.scalar("select count(distinct id) from raw.events"), 200);
+    assert_eq!(p.scalar("select count(*) from raw.events"), 200);
+    nats_delete_stream(&stream);
+}
+
+/// A nats-server of this test's own, stopped when dropped.
+struct OwnNatsServer(Child);
+
+impl Drop for OwnNatsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A nats-server of this test's own (JetStream, storage in `store`), on `port`.
+fn own_nats_server(port: u16, store: &std::path::Path) -> Option<OwnNatsServer> {
+    let binary = [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|path| std::path::Path::new(path).is_file())?;
+    let child = std::process::Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "nats-server on port {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(OwnNatsServer(child))
+}
+
+#[test]
+fn nats_a_restarted_server_is_reconnected_to_without_losing_messages() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let store = tempfile::tempdir().expect("temp dir");
+    let Some(mut server) = own_nats_server(port, store.path()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nats-server is not installed: CI needs it (Debian package nats-server)"
+        );
+        eprintln!("SKIPPED: nats-server is not installed");
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+    let stream = "RESTARTED";
+    let subject = format!("{stream}.events");
+    let publish = |ids: std::ops::RangeInclusive<i64>| {
+        block_on(async {
+            let js = jetstream::new(async_nats::connect(url.as_str()).await.expect("connect"));
+            for payload in events(ids) {
+                js.publish(subject.clone(), payload.into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirmed");
+            }
+        })
+    };
+    let p = project(
+        &format!(
+            "kind = \"nats\"\nurl = \"{url}\"\nstream = \"{stream}\"\nconsumer = \"flowline\"\ncreate_stream = true"
+        ),
+        50,
+    );
+    let running = Streaming::start(&p);
+    publish(1..=100);
+    wait_for_rows(&p, &running, 100);
+
+    // SAFETY: stopping our own child process.
+    unsafe {
+        libc::kill(server.0.id() as i32, libc::SIGTERM);
+    }
+    let _ = server.0.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let server = own_nats_server(port, store.path()).expect("nats-server again");
+    publish(101..=200);
+    wait_for_rows(&p, &running, 200);
+    let log = running.stop();
+    drop(server);
+    assert!(log.contains("connection lost"), "says so in the log: {log}");
+    assert!(log.contains("reconnected"), "{log}");
+    assert_eq!(p.scalar("select count(distinct id) from raw.events"), 200);
+    assert_eq!(p.scalar("select count(*) from raw.events"), 200);
 }
 
 #[test]
@@ -436,6 +572,41 @@ fn mqtt_forget_session(client_id: &str) {
     });
 }
 
+/// Connects as `client_id` to its persistent session, collects the ids of
+/// what the broker delivers within a second, and leaves without
+/// acknowledging anything (so the broker delivers those again next time).
+/// A running flowline with that client id loses its connection meanwhile.
+fn mqtt_session_peek(client_id: &str) -> Vec<i64> {
+    block_on(async {
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", 1883);
+        options.set_clean_session(false).set_manual_acks(true);
+        let (client, mut eventloop) = AsyncClient::new(options, 8);
+        let mut ids = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(event) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
+            match event {
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let value: serde_json::Value =
+                        serde_json::from_slice(&publish.payload).expect("json payload");
+                    ids.push(value["id"].as_i64().expect("id"));
+                }
+                Ok(_) => {}
+                // Taken over in turn (flowline reconnecting).
+                Err(_) => return ids,
+            }
+        }
+        let _ = client.disconnect().await;
+        while let Ok(Ok(event)) =
+            tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await
+        {
+            if event == Event::Outgoing(Outgoing::Disconnect) {
+                break;
+            }
+        }
+        ids
+    })
+}
+
 fn mqtt_source(topic: &str, client_id: &str) -> String {
     format!("kind = \"mqtt\"\nurl = \"{MQTT}\"\ntopic = \"{topic}\"\nclient_id = \"{client_id}\"")
 }
@@ -459,11 +630,15 @@ fn mqtt_messages_load_exactly_once_in_order_and_sigterm_drains() {
     );
     running.stop();
 
-    // Everything was acknowledged: a new run of the same session gets nothing
-    // again, only what is published next.
-    let mut running = Streaming::start(&p);
-    running.wait_for_log("subscribed to");
+    // Everything loaded was acknowledged before the exit, and the session
+    // keeps what is published while flowline is down.
     mqtt_publish(&topic, &events(301..=310));
+    assert_eq!(
+        mqtt_session_peek(&client_id),
+        (301..=310).collect::<Vec<_>>(),
+        "the session holds only what was published while down"
+    );
+    let running = Streaming::start(&p);
     wait_for_rows(&p, &running, 310);
     running.stop();
     assert_eq!(loaded_ids(&p), (1..=310).collect::<Vec<_>>());
@@ -536,4 +711,29 @@ fn mqtt_an_unreachable_broker_fails_at_start_naming_it_without_the_password() {
     let out = p.fails(&["stream", "x"]);
     assert!(out.contains("mqtt 127.0.0.1:1"), "{out}");
     assert!(!out.contains("s3cret-pass"), "{out}");
+}
+
+#[test]
+fn mqtt_a_dropped_connection_reconnects_and_resumes_the_session_without_losing_messages() {
+    if !mosquitto() {
+        return;
+    }
+    let topic = format!("flowline/{}/events", unique("drop"));
+    let client_id = unique("fl-drop");
+    let p = project(&mqtt_source(&topic, &client_id), 20);
+    let running = Streaming::start(&p);
+    mqtt_publish(&topic, &events(1..=100));
+    wait_for_rows(&p, &running, 100);
+    // Another connection with the same client id takes the session over:
+    // the broker drops flowline's connection.
+    mqtt_publish(&topic, &events(101..=200));
+    let _ = mqtt_session_peek(&client_id);
+    mqtt_publish(&topic, &events(201..=300));
+    wait_for_rows(&p, &running, 300);
+    let log = running.stop();
+    assert!(log.contains("connection lost"), "says so in the log: {log}");
+    assert!(log.contains("reconnected (session resumed)"), "{log}");
+    assert_eq!(p.scalar("select count(distinct id) from raw.events"), 300);
+    assert_eq!(p.scalar("select count(*) from raw.events"), 300);
+    mqtt_forget_session(&client_id);
 }

@@ -8,11 +8,14 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::config::secrets::redact;
 
 /// Sets up logging: `FLOWLINE_LOG` when given, else by verbosity. On a
-/// terminal with progress bars only warnings are logged by default.
+/// terminal with progress bars only warnings (and a stream's live numbers)
+/// are logged by default.
 pub fn init(verbose: u8, interactive: bool) {
     let default = match (verbose, interactive) {
-        (0, true) => "warn",
-        (0, false) => "info",
+        // Streams print their live numbers on a terminal too.
+        (0, true) => "warn,flowline::engine::stream=info",
+        // Broker clients log every connection at info: only their warnings.
+        (0, false) => "info,rskafka=warn,async_nats=warn",
         (1, _) => "flowline=debug,info",
         _ => "flowline=trace,debug",
     };

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
 ";
 
 /// How long opening the warehouse waits for another process to let go of it.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Name of the per-load staging table (temporary, per connection).
 const STAGE: &str = "_flowline_stage";

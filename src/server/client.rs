@@ -29,7 +29,7 @@ use crate::state::{RunRecord, open_state_store};
 
 /// How long a command waits for the warehouse's lock while an owner is
 /// starting or stopping (its socket file is there but does not answer).
-const LOCK_WAIT: Duration = Duration::from_secs(3);
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// How often it looks again meanwhile.
 const RETRY_EVERY: Duration = Duration::from_millis(100);

@@ -50,8 +50,8 @@ pub struct KafkaSourceConfig {
     /// pipeline's name. The broker's consumer groups are not used.
     #[serde(default)]
     pub group: Option<String>,
-    /// Where a partition with no saved offset starts: `earliest` (default)
-    /// or `latest`.
+    /// Where reading starts when the state has no offsets for this topic
+    /// and group (the first run): `earliest` (default) or `latest`.
     #[serde(default)]
     pub start: StartAt,
     /// Records fetched but not yet handed to the runner, at most. Default
@@ -76,7 +76,7 @@ pub struct KafkaSourceConfig {
     pub delimiter: char,
 }
 
-/// Where reading a partition starts when the state has no offset for it.
+/// Where reading starts on the first run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartAt {
@@ -190,11 +190,11 @@ fn saved_offsets(
     topic: &str,
     group: &str,
 ) -> Option<BTreeMap<i32, i64>> {
-    let kafka = state?.get("kafka")?;
-    if kafka.get("topic")?.as_str()? != topic || kafka.get("group")?.as_str()? != group {
+    let state = state?;
+    if state.get("topic")?.as_str()? != topic || state.get("group")?.as_str()? != group {
         return None;
     }
-    let offsets = kafka.get("offsets")?.as_object()?;
+    let offsets = state.get("offsets")?.as_object()?;
     Some(
         offsets
             .iter()
@@ -279,11 +279,17 @@ impl KafkaSource {
                 offsets.len()
             ),
             (None, true) => tracing::info!(
-                "kafka {address}: the saved state holds no offsets for topic {topic:?}, group {group:?}: starting at the {:?} offsets",
-                config.start
+                "kafka {address}: the saved state holds no offsets for topic {topic:?}, group {group:?}: starting at the {} offsets",
+                match config.start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                }
             ),
             (None, false) => {}
         }
+        // With offsets saved, a partition missing from them was added to
+        // the topic since: all of it is new.
+        let resumed = saved.is_some();
         let saved = saved.unwrap_or_default();
 
         let (tx, rx) = mpsc::channel(config.prefetch.max(1));
@@ -299,8 +305,8 @@ impl KafkaSource {
                 Some(offset) => offset.saturating_add(1),
                 None => {
                     let at = match config.start {
-                        StartAt::Earliest => OffsetAt::Earliest,
-                        StartAt::Latest => OffsetAt::Latest,
+                        StartAt::Latest if !resumed => OffsetAt::Latest,
+                        _ => OffsetAt::Earliest,
                     };
                     client
                         .get_offset(at)
@@ -524,9 +530,7 @@ impl StreamSource for KafkaSource {
             .into_iter()
             .map(|(partition, offset)| (partition.to_string(), json!(offset)))
             .collect();
-        Some(json!({
-            "kafka": { "topic": self.topic, "group": self.group, "offsets": offsets }
-        }))
+        Some(json!({ "topic": self.topic, "group": self.group, "offsets": offsets }))
     }
 
     async fn lag(&mut self) -> Option<u64> {
@@ -567,7 +571,7 @@ mod tests {
 
     #[test]
     fn saved_offsets_belong_to_one_topic_and_group() {
-        let state = json!({"kafka": {"topic": "t", "group": "g", "offsets": {"0": 41, "2": 7}}});
+        let state = json!({"topic": "t", "group": "g", "offsets": {"0": 41, "2": 7}});
         let offsets = saved_offsets(Some(&state), "t", "g").expect("offsets");
         assert_eq!(offsets, BTreeMap::from([(0, 41), (2, 7)]));
         assert_eq!(saved_offsets(Some(&state), "t", "other"), None);
@@ -593,7 +597,7 @@ mod tests {
         let state = source.checkpoint(2).expect("a checkpoint");
         assert_eq!(
             state,
-            json!({"kafka": {"topic": "t", "group": "g", "offsets": {"0": 10, "1": 5, "2": -1}}})
+            json!({"topic": "t", "group": "g", "offsets": {"0": 10, "1": 5, "2": -1}})
         );
         source.ack(2).await.expect("ack");
         assert_eq!(source.delivered.len(), 1);

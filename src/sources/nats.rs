@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -162,7 +163,7 @@ impl NatsSource {
     /// or the setup fails; later losses are retried.
     pub async fn start(config: NatsSourceConfig, url: String) -> Result<Self> {
         let address = server_address(&url);
-        let client = connect(&url, &address).await?;
+        let client = connect(&url, &address, config.prefetch).await?;
         let jetstream = jetstream::new(client.clone());
         let consumer = set_up(&jetstream, &config, &address).await?;
         let (tx, rx) = mpsc::channel(usize::try_from(config.prefetch.max(1)).unwrap_or(20_000));
@@ -214,23 +215,37 @@ fn backoff(attempt: usize) -> Duration {
 
 /// Opens the connection; the client reconnects by itself afterwards, and
 /// says so in the log.
-async fn connect(url: &str, address: &str) -> Result<async_nats::Client> {
+async fn connect(url: &str, address: &str, prefetch: u32) -> Result<async_nats::Client> {
     let events = address.to_string();
+    let connected_before = Arc::new(AtomicBool::new(false));
     async_nats::ConnectOptions::new()
         .name("flowline")
         .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|attempts| backoff(attempts.saturating_sub(1)))
+        // Room for every message the server may have delivered unacknowledged.
+        .subscription_capacity((prefetch as usize + PULL_BATCH).max(65_536))
+        // Attempt 1 is the first connection or the first reconnection: at
+        // once; then 200 ms, doubling, at most 30 s.
+        .reconnect_delay_callback(|attempts| match attempts {
+            0 | 1 => Duration::ZERO,
+            n => backoff(n - 2),
+        })
         .event_callback(move |event| {
             let address = events.clone();
+            let connected_before = connected_before.clone();
             async move {
                 match event {
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("nats {address}: connection lost; reconnecting")
-                    }
                     async_nats::Event::Connected => {
-                        tracing::info!("nats {address}: connected")
+                        if connected_before.swap(true, Ordering::Relaxed) {
+                            tracing::info!("nats {address}: reconnected")
+                        }
                     }
-                    async_nats::Event::SlowConsumer(_) => {}
+                    async_nats::Event::Disconnected => tracing::warn!(
+                        "nats {address}: connection lost; reconnecting"
+                    ),
+                    async_nats::Event::SlowConsumer(_) => tracing::warn!(
+                        "nats {address}: messages arrived faster than they were read and the client dropped some; the server delivers them again after ack_wait"
+                    ),
+                    async_nats::Event::Closed => {}
                     other => tracing::warn!("nats {address}: {other}"),
                 }
             }
