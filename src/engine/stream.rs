@@ -288,6 +288,7 @@ async fn consume(
             break;
         }
     }
+    source.close().await;
     Ok(())
 }
 

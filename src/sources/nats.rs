@@ -155,6 +155,9 @@ pub struct NatsSource {
     /// For the consumer's lag.
     consumer: PullConsumer,
     consuming: tokio::task::JoinHandle<()>,
+    /// The acknowledgements of the last committed batch, still being sent
+    /// while the next batch fills.
+    acking: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl NatsSource {
@@ -180,6 +183,7 @@ impl NatsSource {
             client,
             consumer,
             consuming,
+            acking: None,
         })
     }
 }
@@ -399,6 +403,36 @@ async fn consume(
 }
 
 /// Takes the entries up to and including `seq` off the front of `unacked`.
+impl NatsSource {
+    /// Waits until the acknowledgements in flight are sent.
+    async fn settle(&mut self) {
+        if let Some(acking) = self.acking.take() {
+            let _ = acking.await;
+        }
+    }
+}
+
+/// Sends the acknowledgements of one committed batch and flushes them; a
+/// failure is logged (the server delivers those messages again).
+async fn send_acks(client: async_nats::Client, ackers: Vec<Acker>) {
+    let count = ackers.len();
+    let acked = tokio::time::timeout(ACK_TIMEOUT, async {
+        for acker in ackers {
+            acker.ack().await.map_err(|e| e.to_string())?;
+        }
+        client.flush().await.map_err(|e| e.to_string())
+    })
+    .await;
+    let failure = match acked {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => format!("no answer in {}", humantime::format_duration(ACK_TIMEOUT)),
+    };
+    tracing::warn!(
+        "nats: acknowledging {count} messages failed ({failure}); the server will deliver them again"
+    );
+}
+
 fn take_through<T>(unacked: &mut VecDeque<(u64, T)>, seq: u64) -> Vec<T> {
     let mut taken = Vec::new();
     while unacked.front().is_some_and(|(s, _)| *s <= seq) {
@@ -425,23 +459,16 @@ impl StreamSource for NatsSource {
         if ackers.is_empty() {
             return Ok(());
         }
-        let count = ackers.len();
-        let acked = tokio::time::timeout(ACK_TIMEOUT, async {
-            for acker in ackers {
-                acker.ack().await.map_err(|e| e.to_string())?;
-            }
-            self.client.flush().await.map_err(|e| e.to_string())
-        })
-        .await;
-        let failure = match acked {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => e,
-            Err(_) => format!("no answer in {}", humantime::format_duration(ACK_TIMEOUT)),
-        };
-        tracing::warn!(
-            "nats: acknowledging {count} messages failed ({failure}); the server will deliver them again"
-        );
+        // One batch's acknowledgements in flight at a time: they are sent
+        // while the next batch fills, instead of holding it up.
+        self.settle().await;
+        let client = self.client.clone();
+        self.acking = Some(tokio::spawn(send_acks(client, ackers)));
         Ok(())
+    }
+
+    async fn close(&mut self) {
+        self.settle().await;
     }
 
     async fn lag(&mut self) -> Option<u64> {
