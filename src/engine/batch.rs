@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::progress::PipelineProgress;
@@ -18,7 +17,7 @@ use crate::config::{Pipeline, Project};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
 use crate::error::{Error, Result};
 use crate::sources::{DeadLetter, SourceBatch, SourceContext};
-use crate::state::{RunRecord, RunStatus, StateStore};
+use crate::state::{RunRecord, StateStore};
 use crate::transforms::{self, Transform};
 
 /// How many batches may wait between source and loader.
@@ -44,17 +43,7 @@ pub async fn run_pipeline(
     options: RunOptions,
     progress: Arc<PipelineProgress>,
 ) -> RunRecord {
-    let mut record = RunRecord {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        pipeline: pipeline.name.clone(),
-        started_at: Utc::now(),
-        ended_at: None,
-        status: RunStatus::Running,
-        rows: 0,
-        bytes: 0,
-        bad_rows: 0,
-        error: None,
-    };
+    let mut record = RunRecord::start(&pipeline.name);
     if let Err(e) = store.start_run(&record) {
         tracing::warn!("{e}");
     }
@@ -71,18 +60,7 @@ pub async fn run_pipeline(
     record.rows = counts.rows;
     record.bytes = counts.bytes;
     record.bad_rows = counts.bad_rows;
-    record.ended_at = Some(Utc::now());
-    match outcome {
-        Ok(()) => record.status = RunStatus::Succeeded,
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            let message = match e {
-                Error::Pipeline { message, .. } => message,
-                other => other.to_string(),
-            };
-            record.error = Some(crate::config::secrets::redact(&message));
-        }
-    }
+    record.finish(outcome);
     if let Err(e) = store.finish_run(&record) {
         tracing::warn!("{e}");
     }

@@ -25,7 +25,7 @@ use crate::config::{Pipeline, Project};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
 use crate::error::{Error, Result};
 use crate::sources::stream::{Message, PayloadDecoder};
-use crate::state::{RunRecord, RunStatus, StateStore};
+use crate::state::{RunRecord, StateStore};
 use crate::transforms::{self, Transform};
 
 /// How often a running stream reports its numbers.
@@ -136,17 +136,7 @@ pub async fn run_stream(
     stop: watch::Receiver<bool>,
     metrics: Arc<StreamMetrics>,
 ) -> RunRecord {
-    let mut record = RunRecord {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        pipeline: pipeline.name.clone(),
-        started_at: Utc::now(),
-        ended_at: None,
-        status: RunStatus::Running,
-        rows: 0,
-        bytes: 0,
-        bad_rows: 0,
-        error: None,
-    };
+    let mut record = RunRecord::start(&pipeline.name);
     if let Err(e) = store.start_run(&record) {
         tracing::warn!("{e}");
     }
@@ -154,18 +144,7 @@ pub async fn run_stream(
     record.rows = metrics.rows.load(Ordering::Relaxed);
     record.bytes = metrics.bytes.load(Ordering::Relaxed);
     record.bad_rows = metrics.bad_rows.load(Ordering::Relaxed);
-    record.ended_at = Some(Utc::now());
-    match outcome {
-        Ok(()) => record.status = RunStatus::Succeeded,
-        Err(e) => {
-            record.status = RunStatus::Failed;
-            let message = match e {
-                Error::Pipeline { message, .. } => message,
-                other => other.to_string(),
-            };
-            record.error = Some(crate::config::secrets::redact(&message));
-        }
-    }
+    record.finish(outcome);
     if let Err(e) = store.finish_run(&record) {
         tracing::warn!("{e}");
     }

@@ -41,7 +41,7 @@ use crate::destinations::{TableName, Warehouse, open_pipeline_warehouse};
 use crate::engine::progress::Progress;
 use crate::engine::{RunOptions, run_pipeline};
 use crate::error::{Error, Result};
-use crate::state::{RunRecord, RunStatus, StateStore};
+use crate::state::{RunRecord, StateStore};
 
 /// How long a process found on the socket has to answer a ping.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -595,22 +595,13 @@ pub async fn run_one(
 
 /// The record of a pipeline that could not start.
 fn refused(pipeline: &str, error: &Error) -> RunRecord {
-    let now = chrono::Utc::now();
     let message = match error {
         Error::Pipeline { message, .. } => message.clone(),
         other => other.to_string(),
     };
-    RunRecord {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        pipeline: pipeline.to_string(),
-        started_at: now,
-        ended_at: Some(now),
-        status: RunStatus::Failed,
-        rows: 0,
-        bytes: 0,
-        bad_rows: 0,
-        error: Some(crate::config::secrets::redact(&message)),
-    }
+    let mut record = RunRecord::start(pipeline);
+    record.finish(Err(Error::Other(message)));
+    record
 }
 
 #[cfg(test)]
@@ -709,7 +700,7 @@ mod tests {
         .expect("client")
         .expect("run");
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].status, RunStatus::Failed);
+        assert_eq!(records[0].status, crate::state::RunStatus::Failed);
         let error = records[0].error.as_deref().unwrap_or_default();
         assert!(
             error.starts_with("already running in flowline process"),

@@ -71,6 +71,37 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run of `pipeline` starting now.
+    pub fn start(pipeline: &str) -> RunRecord {
+        RunRecord {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            pipeline: pipeline.to_string(),
+            started_at: chrono::Utc::now(),
+            ended_at: None,
+            status: RunStatus::Running,
+            rows: 0,
+            bytes: 0,
+            bad_rows: 0,
+            error: None,
+        }
+    }
+
+    /// Ends the run now with `outcome`; a failure's message is kept, redacted.
+    pub fn finish(&mut self, outcome: crate::error::Result<()>) {
+        self.ended_at = Some(chrono::Utc::now());
+        match outcome {
+            Ok(()) => self.status = RunStatus::Succeeded,
+            Err(e) => {
+                self.status = RunStatus::Failed;
+                let message = match e {
+                    crate::error::Error::Pipeline { message, .. } => message,
+                    other => other.to_string(),
+                };
+                self.error = Some(crate::config::secrets::redact(&message));
+            }
+        }
+    }
+
     /// Wall time from start to end (or to now while running).
     pub fn duration(&self) -> std::time::Duration {
         let end = self.ended_at.unwrap_or_else(Utc::now);
