@@ -38,12 +38,12 @@ const RAW_EXCERPT: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
-    /// The resource's URL; `{name}` placeholders are filled from `params`.
+    /// The resource's URL; `{name}` template fields are filled from `params`.
     pub url: String,
     /// The HTTP method. Default `GET`.
     #[serde(default = "default_method")]
     pub method: String,
-    /// Query parameters (those named in the URL's placeholders fill them instead).
+    /// Query parameters (those named in the URL's `{name}` fields fill them instead).
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
     /// Headers sent with every request.
@@ -124,7 +124,7 @@ pub struct HttpIncremental {
 pub struct ChildConfig {
     /// The child's name: its table is `<table>__<name>`.
     pub name: String,
-    /// Its URL, absolute or relative to the parent's; `{field}` placeholders
+    /// Its URL, absolute or relative to the parent's; `{field}` template fields
     /// are filled from the parent record (`/users/{id}/orders`).
     pub url: String,
     /// Dotted path to the records in each body.
@@ -140,7 +140,7 @@ pub struct ChildConfig {
     #[serde(default)]
     pub max_pages: Option<u64>,
     /// Parent fields copied into each child row as `_parent_<field>`.
-    /// Default: the fields the URL's placeholders name.
+    /// Default: the fields the URL's `{name}` fields name.
     #[serde(default)]
     pub include_from_parent: Option<Vec<String>>,
     /// The child's own key columns; with the `_parent_` columns they
@@ -182,7 +182,7 @@ impl HttpSourceConfig {
             } else {
                 c.include_from_parent
                     .clone()
-                    .unwrap_or_else(|| placeholders(&c.url))
+                    .unwrap_or_else(|| template_names(&c.url))
                     .iter()
                     .map(|f| format!("_parent_{}", f.replace('.', "__")))
                     .chain(c.primary_key.iter().cloned())
@@ -223,12 +223,12 @@ impl HttpSourceConfig {
             .collect()
     }
 
-    /// The first request: URL placeholders filled, parameters and body set.
+    /// The first request: URL template fields filled, parameters and body set.
     fn first_request(&self) -> Result<RequestSpec> {
         let (url, used) = fill_template(&self.url, |name| self.params.get(name).map(toml_text))
             .map_err(|missing| {
                 Error::Config(format!(
-                    "[source] url has a placeholder {{{missing}}} that no entry of params fills"
+                    "[source] url has a template field {{{missing}}} that no entry of params fills"
                 ))
             })?;
         let mut url = Url::parse(&url)
@@ -275,7 +275,7 @@ fn json_text(value: &Value) -> String {
     }
 }
 
-/// Fills `{name}` placeholders by `value_of`, percent-encoding the values.
+/// Fills `{name}` template fields by `value_of`, percent-encoding the values.
 /// Returns the URL and the names used, or the first name with no value.
 fn fill_template(
     template: &str,
@@ -301,8 +301,8 @@ fn fill_template(
     Ok((out, used))
 }
 
-/// The names of a template's `{placeholders}`.
-fn placeholders(template: &str) -> Vec<String> {
+/// The `{name}` fields of a URL template.
+fn template_names(template: &str) -> Vec<String> {
     let mut names = Vec::new();
     let _ = fill_template(template, |name| {
         names.push(name.to_string());
@@ -577,7 +577,7 @@ impl HttpSource {
             let include = child
                 .include_from_parent
                 .clone()
-                .unwrap_or_else(|| placeholders(&child.url));
+                .unwrap_or_else(|| template_names(&child.url));
             for record in records {
                 let filled = fill_template(&child.url, |name| {
                     records::lookup(record, name).map(json_text)
@@ -832,7 +832,7 @@ mod tests {
             Err("missing".to_string())
         );
         assert_eq!(
-            placeholders("/users/{id}/orders/{year}"),
+            template_names("/users/{id}/orders/{year}"),
             vec!["id", "year"]
         );
     }
