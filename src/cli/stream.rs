@@ -93,7 +93,7 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
     }
     if !json_output {
         eprintln!(
-            "streaming {} (Ctrl-C or SIGTERM stops after committing the batch in hand)",
+            "starting {} (Ctrl-C or SIGTERM stops after committing the batch in hand)",
             plural(runners.len() as u64, "pipeline")
         );
     }

@@ -136,7 +136,8 @@ impl PipelineConfig {
                 return Err(file.error_at(
                     0..0,
                     &format!(
-                        "mode = \"stream\" needs a stream source (rabbitmq, nats, mqtt, webhook); kind = \"{}\" is read in batches",
+                        "mode = \"stream\" needs a stream source ({}); kind = \"{}\" is read in batches",
+                        crate::sources::STREAM_KINDS.join(", "),
                         self.source.kind()
                     ),
                 ));

@@ -10,7 +10,8 @@ use arrow::record_batch::RecordBatch;
 use duckdb::params;
 
 use super::{
-    Destination, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse, WriteMode,
+    Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
+    WriteMode,
 };
 use crate::config::WarehouseConfig;
 use crate::data::duckdb::{append, column_definitions, normalize, query};
@@ -370,13 +371,7 @@ impl DuckDbDestination {
     /// Inserts the staged rows whose `dedupe_key` is not in the table yet,
     /// the first of each key.
     fn insert_new_from_stage(&self, qualified: &str) -> Result<()> {
-        let keys: Vec<String> = self
-            .load
-            .dedupe_key
-            .iter()
-            .map(|k| quote_ident(k))
-            .collect();
-        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+        let keys = KeySql::new(&self.load.dedupe_key, quote_ident);
         self.exec(
             &format!(
                 "INSERT INTO {qualified} BY NAME SELECT * EXCLUDE (_flowline_row, _flowline_pos) FROM ( \
@@ -384,8 +379,7 @@ impl DuckDbDestination {
                  rowid AS _flowline_pos \
                  FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {qualified} t WHERE {})) \
                  WHERE _flowline_row = 1 ORDER BY _flowline_pos",
-                keys.join(", "),
-                matches.join(" AND ")
+                keys.list, keys.join
             ),
             "inserting new rows",
         )

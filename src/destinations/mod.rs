@@ -214,6 +214,30 @@ impl LoadSpec {
     }
 }
 
+/// Key columns in SQL, for merging or deduplicating from a staging table
+/// aliased `s` into a target aliased `t`.
+pub(crate) struct KeySql {
+    /// `"a", "b"`
+    pub list: String,
+    /// `t."a" = s."a" AND t."b" = s."b"`
+    pub join: String,
+}
+
+impl KeySql {
+    /// The SQL of `keys`, each quoted by `quote`.
+    pub(crate) fn new(keys: &[String], quote: impl Fn(&str) -> String) -> KeySql {
+        let quoted: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+        KeySql {
+            list: quoted.join(", "),
+            join: quoted
+                .iter()
+                .map(|k| format!("t.{k} = s.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        }
+    }
+}
+
 /// Progress a pipeline committed, as the warehouse holds it.
 #[derive(Debug, Clone)]
 pub struct SavedState {

@@ -113,6 +113,9 @@ pub enum SourceConfig {
     Webhook(webhook::WebhookSourceConfig),
 }
 
+/// The kinds that are read continuously, by `flowline stream`.
+pub const STREAM_KINDS: &[&str] = &["rabbitmq", "nats", "mqtt", "kafka", "webhook"];
+
 /// Every `kind` a source can have.
 pub const SOURCE_KINDS: &[&str] = &[
     "file", "postgres", "mysql", "sqlite", "http", "scrape", "rabbitmq", "kafka", "nats", "mqtt",
@@ -209,14 +212,7 @@ impl SourceConfig {
 
     /// Whether this is a continuous source, run by `flowline stream`.
     pub fn is_stream(&self) -> bool {
-        matches!(
-            self,
-            SourceConfig::Rabbitmq(_)
-                | SourceConfig::Kafka(_)
-                | SourceConfig::Nats(_)
-                | SourceConfig::Mqtt(_)
-                | SourceConfig::Webhook(_)
-        )
+        STREAM_KINDS.contains(&self.kind())
     }
 
     /// How a stream source's payloads are read; `None` for batch sources.

@@ -14,7 +14,8 @@ use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use super::{
-    Destination, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse, WriteMode,
+    Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
+    WriteMode,
 };
 use crate::data::evolve::{Change, plan};
 use crate::error::{Error, Result};
@@ -425,31 +426,26 @@ impl Destination for PostgresDestination {
         )?;
         self.copy_in(&format!("{STAGE} ({list})"), &batch)?;
         if self.load.upserts() {
-            let keys: Vec<String> = self.load.primary_key.iter().map(|k| quote(k)).collect();
-            let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            let keys = KeySql::new(&self.load.primary_key, quote);
             self.exec(
-                &format!(
-                    "DELETE FROM {target} t USING {STAGE} s WHERE {}",
-                    matches.join(" AND ")
-                ),
+                &format!("DELETE FROM {target} t USING {STAGE} s WHERE {}", keys.join),
                 "merging (delete)",
             )?;
             self.exec(
                 &format!(
                     "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} ORDER BY {k}, ctid DESC",
-                    k = keys.join(", ")
+                    k = keys.list
                 ),
                 "merging (insert)",
             )
         } else if self.load.dedupes() {
-            let keys: Vec<String> = self.load.dedupe_key.iter().map(|k| quote(k)).collect();
-            let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            let keys = KeySql::new(&self.load.dedupe_key, quote);
             self.exec(
                 &format!(
                     "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} s \
                      WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {m}) ORDER BY {k}, ctid",
-                    k = keys.join(", "),
-                    m = matches.join(" AND ")
+                    k = keys.list,
+                    m = keys.join
                 ),
                 "inserting new rows",
             )
