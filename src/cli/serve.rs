@@ -22,13 +22,14 @@ use crate::state::{StateStore, open_state_store};
 const INTERRUPTED: i32 = 130;
 
 /// SIGINT (Ctrl-C) and SIGTERM, either of which stops the server.
-struct StopSignals {
+pub(super) struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl StopSignals {
-    fn install() -> Result<StopSignals> {
+    /// Listens for both signals.
+    pub(super) fn install() -> Result<StopSignals> {
         let install = |kind: SignalKind| {
             signal(kind).map_err(|e| Error::Other(format!("listening for signals: {e}")))
         };
@@ -38,7 +39,8 @@ impl StopSignals {
         })
     }
 
-    async fn next(&mut self) {
+    /// Waits for the next of them.
+    pub(super) async fn next(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

@@ -97,8 +97,9 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
             plural(runners.len() as u64, "pipeline")
         );
     }
+    let mut signals = super::serve::StopSignals::install()?;
     let stopping = tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         tracing::info!("stopping: committing the batches in hand");
         let _ = stop_tx.send(true);
     });
@@ -165,27 +166,4 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// Waits for SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
