@@ -166,7 +166,7 @@ fn postgres_types_map_faithfully_with_nulls_and_edge_values() {
         &p,
         t,
         1,
-        "u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' and j = '{\"a\":1}' and jb = '{\"b\":[1,2]}'",
+        "u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' and j = '{\"a\": 1}' and jb = '{\"b\": [1, 2]}'",
     );
     holds(
         &p,

@@ -205,8 +205,22 @@ fn messages_load_in_order_and_sigterm_drains() {
         p.scalar("select count(distinct event_id) from raw.clicks"),
         loaded
     );
-    let status = p.ok(&["status", "--json"]);
-    assert!(status.contains("clicks"), "{status}");
+    // The session's numbers are kept in the run history.
+    let status: serde_json::Value =
+        serde_json::from_str(&p.ok(&["status", "--json"])).expect("status is JSON");
+    let run = &status[0]["last_run"];
+    assert_eq!(run["status"], "succeeded", "{status}");
+    assert_eq!(run["rows"].as_i64(), Some(loaded), "{status}");
+    let stats = &run["stream"];
+    assert_eq!(stats["messages"].as_i64(), Some(loaded), "{status}");
+    assert!(stats["batches"].as_u64() >= Some(1), "{status}");
+    assert!(stats["batch_p99_ms"].as_u64() >= Some(1), "{status}");
+    assert!(
+        stats["end_to_end_p99_ms"].as_u64() >= Some(1),
+        "RabbitMQ messages carry a publish time: {status}"
+    );
+    let table = p.ok(&["status"]);
+    assert!(table.contains("msg/s"), "{table}");
     purge_and_delete(&queue);
 }
 

@@ -35,13 +35,16 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
             Ok(saved) => (saved, None),
             Err(e) => (None, Some(crate::config::secrets::redact(&e.to_string()))),
         };
-        let progress = match &problem {
+        let mut progress = match &problem {
             Some(problem) => format!("error: {problem}"),
             None => saved
                 .as_ref()
                 .map(|s| summarize(&s.state))
                 .unwrap_or_else(|| "-".into()),
         };
+        if let Some(stats) = run.and_then(|r| r.stream.as_ref()) {
+            progress = format!("{}; {progress}", stream_summary(stats));
+        }
         rows.push(vec![
             pipeline.name.clone(),
             pipeline.config.destination.table.get_ref().clone(),
@@ -84,6 +87,24 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A stream session's numbers in a few words.
+fn stream_summary(stats: &crate::state::StreamStats) -> String {
+    let mut text = format!(
+        "{:.0} msg/s, batch p99 {} ms",
+        stats.messages_per_second, stats.batch_p99_ms
+    );
+    if stats.end_to_end_p99_ms > 0 {
+        text += &format!(
+            ", end-to-end p50 {} ms p99 {} ms",
+            stats.end_to_end_p50_ms, stats.end_to_end_p99_ms
+        );
+    }
+    if let Some(lag) = stats.lag {
+        text += &format!(", lag {lag}");
+    }
+    text
 }
 
 /// A one-line summary of a source's saved state: collections are counted,

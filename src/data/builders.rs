@@ -276,10 +276,35 @@ impl BatchBuilder {
 
     /// Appends `value` to column `i` of the current row.
     pub fn append(&mut self, i: usize, value: Value) -> Result<()> {
-        let name = self.schema.field(i).name().clone();
         self.columns[i]
             .append(value)
-            .map_err(|e| Error::Other(format!("column \"{name}\": {e}")))
+            .map_err(|e| self.column_error(i, e))
+    }
+
+    /// Appends a borrowed string to column `i` (VARCHAR, or BLOB as bytes).
+    pub fn append_str(&mut self, i: usize, text: &str) -> Result<()> {
+        match &mut self.columns[i] {
+            ColumnBuilder::Text(b) => b.append_value(text),
+            ColumnBuilder::Binary(b) => b.append_value(text.as_bytes()),
+            _ => return Err(self.column_error(i, format!("unexpected text {text:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Appends borrowed bytes to column `i` (BLOB).
+    pub fn append_bytes(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
+        match &mut self.columns[i] {
+            ColumnBuilder::Binary(b) => b.append_value(bytes),
+            _ => return Err(self.column_error(i, "unexpected bytes".to_string())),
+        }
+        Ok(())
+    }
+
+    fn column_error(&self, i: usize, message: String) -> Error {
+        Error::Other(format!(
+            "column \"{}\": {message}",
+            self.schema.field(i).name()
+        ))
     }
 
     /// Marks the current row as complete.

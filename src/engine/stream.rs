@@ -25,7 +25,7 @@ use crate::config::{Pipeline, Project};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
 use crate::error::{Error, Result};
 use crate::sources::stream::{Message, PayloadDecoder};
-use crate::state::{RunRecord, StateStore};
+use crate::state::{RunRecord, StateStore, StreamStats};
 use crate::transforms::{self, Transform};
 
 /// How often a running stream reports its numbers.
@@ -104,6 +104,33 @@ impl StreamMetrics {
         }
     }
 
+    /// The session's numbers for its run record, over `elapsed`.
+    pub fn stats(&self, elapsed: Duration) -> StreamStats {
+        let l = self.latencies();
+        let messages = self.messages.load(Ordering::Relaxed);
+        StreamStats {
+            messages,
+            batches: self.batches.load(Ordering::Relaxed),
+            messages_per_second: messages as f64 / elapsed.as_secs_f64().max(0.001),
+            batch_p50_ms: l.batch_p50_ms,
+            batch_p99_ms: l.batch_p99_ms,
+            end_to_end_p50_ms: l.end_to_end_p50_ms,
+            end_to_end_p99_ms: l.end_to_end_p99_ms,
+            lag: match self.lag.load(Ordering::Relaxed) {
+                u64::MAX => None,
+                lag => Some(lag),
+            },
+        }
+    }
+
+    /// Copies the numbers so far into `record`.
+    fn fill(&self, record: &mut RunRecord) {
+        record.rows = self.rows.load(Ordering::Relaxed);
+        record.bytes = self.bytes.load(Ordering::Relaxed);
+        record.bad_rows = self.bad_rows.load(Ordering::Relaxed);
+        record.stream = Some(self.stats(record.duration()));
+    }
+
     /// Counts a committed batch of `messages`, the first received at `first_at`.
     fn record(&self, messages: &[Message], first_at: Instant) {
         let now_ms = Utc::now().timestamp_millis();
@@ -140,10 +167,26 @@ pub async fn run_stream(
     if let Err(e) = store.start_run(&record) {
         tracing::warn!("{e}");
     }
-    let outcome = consume(project, pipeline, warehouse, &record.run_id, stop, &metrics).await;
-    record.rows = metrics.rows.load(Ordering::Relaxed);
-    record.bytes = metrics.bytes.load(Ordering::Relaxed);
-    record.bad_rows = metrics.bad_rows.load(Ordering::Relaxed);
+    // Every report also goes into the run history, so that `flowline status`
+    // shows a long-running session's numbers while it runs.
+    let mut progress = record.clone();
+    let mut on_report = |metrics: &StreamMetrics| {
+        metrics.fill(&mut progress);
+        if let Err(e) = store.finish_run(&progress) {
+            tracing::warn!("{e}");
+        }
+    };
+    let outcome = consume(
+        project,
+        pipeline,
+        warehouse,
+        &record.run_id,
+        stop,
+        &metrics,
+        &mut on_report,
+    )
+    .await;
+    metrics.fill(&mut record);
     record.finish(outcome);
     if let Err(e) = store.finish_run(&record) {
         tracing::warn!("{e}");
@@ -164,6 +207,7 @@ async fn consume(
     run_id: &str,
     mut stop: watch::Receiver<bool>,
     metrics: &StreamMetrics,
+    on_report: &mut (dyn FnMut(&StreamMetrics) + Send),
 ) -> Result<()> {
     let name = &pipeline.name;
     let config = &pipeline.config;
@@ -261,6 +305,7 @@ async fn consume(
             );
             reported_messages = total;
             last_report = Instant::now();
+            on_report(metrics);
         }
         if ended {
             tracing::info!(pipeline = %name, "the source ended");

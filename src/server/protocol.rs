@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::Owner;
 use crate::destinations::{QueryResult, SavedState};
 use crate::error::{Error, Result};
-use crate::state::{RunRecord, RunStatus};
+use crate::state::{RunRecord, RunStatus, StreamStats};
 
 /// The first bytes of every frame: the protocol and its version.
 const MAGIC: [u8; 4] = *b"FLW1";
@@ -162,6 +162,9 @@ pub struct WireRun {
     pub bad_rows: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// A stream session's numbers.
+    #[serde(default)]
+    pub stream: Option<StreamStats>,
 }
 
 impl From<&RunRecord> for WireRun {
@@ -176,6 +179,7 @@ impl From<&RunRecord> for WireRun {
             bytes: run.bytes,
             bad_rows: run.bad_rows,
             error: run.error.clone(),
+            stream: run.stream,
         }
     }
 }
@@ -192,6 +196,7 @@ impl From<WireRun> for RunRecord {
             bytes: run.bytes,
             bad_rows: run.bad_rows,
             error: run.error,
+            stream: run.stream,
         }
     }
 }
@@ -521,6 +526,7 @@ mod tests {
             bytes: 40,
             bad_rows: 1,
             error: Some("boom".into()),
+            stream: None,
         };
         let text = serde_json::to_string(&WireRun::from(&record)).expect("json");
         let back: RunRecord = serde_json::from_str::<WireRun>(&text).expect("back").into();

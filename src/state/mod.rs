@@ -4,7 +4,7 @@
 mod sqlite;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Project, StateKind};
 use crate::error::Result;
@@ -68,6 +68,30 @@ pub struct RunRecord {
     pub bad_rows: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// A stream session's live numbers, as of its last report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamStats>,
+}
+
+/// The numbers of a stream session, kept in its run record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStats {
+    /// Messages consumed and committed.
+    pub messages: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Messages per second over the session.
+    pub messages_per_second: f64,
+    /// Median time from a batch's first message to its commit, ms.
+    pub batch_p50_ms: u64,
+    /// 99th percentile of the same, ms.
+    pub batch_p99_ms: u64,
+    /// Median time from publish to commit, ms (0 when publishers stamp no time).
+    pub end_to_end_p50_ms: u64,
+    /// 99th percentile of the same, ms.
+    pub end_to_end_p99_ms: u64,
+    /// The consumer lag the broker reported last, where it reports one.
+    pub lag: Option<u64>,
 }
 
 impl RunRecord {
@@ -83,6 +107,7 @@ impl RunRecord {
             bytes: 0,
             bad_rows: 0,
             error: None,
+            stream: None,
         }
     }
 
@@ -115,7 +140,7 @@ pub trait StateStore: Send + Sync {
     /// marked running are marked abandoned.
     fn start_run(&self, run: &RunRecord) -> Result<()>;
 
-    /// Records a run's outcome.
+    /// Records a run's outcome, or its numbers so far while it runs.
     fn finish_run(&self, run: &RunRecord) -> Result<()>;
 
     /// The latest run of each pipeline.

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS runs (
     rows       INTEGER NOT NULL DEFAULT 0,
     bytes      INTEGER NOT NULL DEFAULT 0,
     bad_rows   INTEGER NOT NULL DEFAULT 0,
-    error      TEXT
+    error      TEXT,
+    stream     TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at);
 ";
@@ -43,6 +44,7 @@ impl SqliteStateStore {
             .map_err(|e| Error::state("configuring", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| Error::state("creating tables", e))?;
+        migrate(&conn).map_err(|e| Error::state("upgrading tables", e))?;
         Ok(SqliteStateStore {
             conn: Mutex::new(conn),
         })
@@ -52,6 +54,19 @@ impl SqliteStateStore {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|e| Error::state(what.to_string(), e))
     }
+}
+
+/// Adds the columns that stores made by earlier versions lack.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_stream: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('runs') WHERE name = 'stream'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_stream {
+        conn.execute_batch("ALTER TABLE runs ADD COLUMN stream TEXT")?;
+    }
+    Ok(())
 }
 
 fn parse_time(text: Option<String>) -> Option<DateTime<Utc>> {
@@ -71,11 +86,14 @@ fn row_to_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         bytes: row.get::<_, i64>(6)? as u64,
         bad_rows: row.get::<_, i64>(7)? as u64,
         error: row.get(8)?,
+        stream: row
+            .get::<_, Option<String>>(9)?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 
 const COLUMNS: &str =
-    "run_id, pipeline, started_at, ended_at, status, rows, bytes, bad_rows, error";
+    "run_id, pipeline, started_at, ended_at, status, rows, bytes, bad_rows, error, stream";
 
 impl StateStore for SqliteStateStore {
     fn start_run(&self, run: &RunRecord) -> Result<()> {
@@ -86,7 +104,7 @@ impl StateStore for SqliteStateStore {
             )?;
             c.execute(
                 &format!(
-                    "INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, 0, 0, 0, NULL)"
+                    "INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, 0, 0, 0, NULL, NULL)"
                 ),
                 params![
                     run.run_id,
@@ -102,8 +120,8 @@ impl StateStore for SqliteStateStore {
     fn finish_run(&self, run: &RunRecord) -> Result<()> {
         self.with("recording run end", |c| {
             c.execute(
-                "UPDATE runs SET ended_at = ?2, status = ?3, rows = ?4, bytes = ?5, bad_rows = ?6, error = ?7 \
-                 WHERE run_id = ?1",
+                "UPDATE runs SET ended_at = ?2, status = ?3, rows = ?4, bytes = ?5, bad_rows = ?6, \
+                 error = ?7, stream = ?8 WHERE run_id = ?1",
                 params![
                     run.run_id,
                     run.ended_at.map(|t| t.to_rfc3339()),
@@ -111,7 +129,10 @@ impl StateStore for SqliteStateStore {
                     run.rows as i64,
                     run.bytes as i64,
                     run.bad_rows as i64,
-                    run.error
+                    run.error,
+                    run.stream
+                        .as_ref()
+                        .and_then(|stats| serde_json::to_string(stats).ok())
                 ],
             )?;
             Ok(())
@@ -154,6 +175,7 @@ mod tests {
             bytes: 0,
             bad_rows: 0,
             error: None,
+            stream: None,
         }
     }
 
@@ -170,14 +192,45 @@ mod tests {
         b.status = RunStatus::Succeeded;
         b.rows = 7;
         b.ended_at = Some(Utc::now());
+        b.stream = Some(crate::state::StreamStats {
+            messages: 7,
+            end_to_end_p99_ms: 140,
+            lag: Some(3),
+            ..Default::default()
+        });
         store.finish_run(&b).expect("finish b");
         let runs = store.runs("orders", 10).expect("runs");
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].status, RunStatus::Succeeded);
         assert_eq!(runs[0].rows, 7);
+        assert_eq!(runs[0].stream, b.stream);
         assert_eq!(runs[1].status, RunStatus::Abandoned);
         let last = store.last_runs().expect("last");
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].run_id, "b");
+    }
+
+    #[test]
+    fn upgrades_a_store_without_the_stream_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        Connection::open(&path)
+            .expect("opens")
+            .execute_batch(
+                "CREATE TABLE runs (run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, \
+                 started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL, \
+                 rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, \
+                 bad_rows INTEGER NOT NULL DEFAULT 0, error TEXT); \
+                 INSERT INTO runs VALUES ('old', 'orders', '2026-01-01T00:00:00Z', NULL, \
+                 'succeeded', 5, 0, 0, NULL);",
+            )
+            .expect("old schema");
+        let store = SqliteStateStore::open(&path).expect("upgrades");
+        let runs = store.runs("orders", 10).expect("runs");
+        assert_eq!(runs[0].rows, 5);
+        assert_eq!(runs[0].stream, None);
+        store
+            .start_run(&run("new", RunStatus::Running))
+            .expect("writes");
     }
 }

@@ -7,18 +7,21 @@ use std::error::Error as StdError;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use futures_util::{StreamExt, pin_mut};
-use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
-use tokio_postgres::types::{FromSql, Kind, Type};
+use tokio_postgres::types::{Kind, Type};
 use tokio_postgres::{Client, NoTls};
 
 use super::database::{DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch};
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
-use crate::data::builders::{BatchBuilder, Value};
+use crate::data::builders::BatchBuilder;
 use crate::error::{Error, Result};
+
+mod copy;
+mod tls;
+
+use copy::CopyReader;
 
 /// Reads a Postgres table or query.
 pub struct PostgresSource {
@@ -73,81 +76,6 @@ async fn drive<F: std::future::Future<Output = std::result::Result<(), tokio_pos
     }
 }
 
-/// TLS for Postgres connections (rustls).
-mod tls {
-    use std::sync::Arc;
-
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-    use tokio_postgres_rustls::MakeRustlsConnect;
-
-    use crate::error::{Error, Result};
-
-    /// Accepts the server's certificate while checking its handshake
-    /// signatures: encryption without authentication, like libpq's `require`.
-    #[derive(Debug)]
-    struct EncryptOnly(Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for EncryptOnly {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    /// The TLS connector used for `sslmode` prefer and require.
-    pub fn connector() -> Result<MakeRustlsConnect> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Other(format!("postgres: TLS setup: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth();
-        Ok(MakeRustlsConnect::new(config))
-    }
-}
-
 /// A connection error phrased by its cause: refused, DNS, auth, database.
 pub fn describe_error(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -198,6 +126,7 @@ enum Decode {
     Numeric(i8),
     Text,
     Json,
+    Jsonb,
     Bytea,
     Date,
     Time,
@@ -235,7 +164,8 @@ fn map_type(ty: &Type, numeric: Option<(u8, i8)>) -> Option<(Decode, DataType)> 
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::CHAR | Type::UNKNOWN => {
             (Decode::Text, DataType::Utf8)
         }
-        Type::JSON | Type::JSONB => (Decode::Json, DataType::Utf8),
+        Type::JSON => (Decode::Json, DataType::Utf8),
+        Type::JSONB => (Decode::Jsonb, DataType::Utf8),
         Type::BYTEA => (Decode::Bytea, DataType::Binary),
         Type::DATE => (Decode::Date, DataType::Date32),
         Type::TIME => (Decode::Time, DataType::Time64(TimeUnit::Microsecond)),
@@ -279,185 +209,6 @@ fn map_type(ty: &Type, numeric: Option<(u8, i8)>) -> Option<(Decode, DataType)> 
         },
     };
     Some(mapped)
-}
-
-/// Any value's raw bytes as text: enum labels, and text-like types.
-struct RawText(String);
-
-impl<'a> FromSql<'a> for RawText {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
-        Ok(RawText(std::str::from_utf8(raw)?.to_string()))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
-/// `numeric` in its binary form: base-10000 digits, weight and sign.
-struct RawNumeric {
-    negative: bool,
-    special: bool,
-    weight: i16,
-    digits: Vec<i16>,
-}
-
-impl<'a> FromSql<'a> for RawNumeric {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
-        let word = |i: usize| -> std::result::Result<u16, Box<dyn StdError + Sync + Send>> {
-            raw.get(i * 2..i * 2 + 2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .ok_or_else(|| "truncated numeric".into())
-        };
-        let ndigits = word(0)? as usize;
-        let weight = word(1)? as i16;
-        let sign = word(2)?;
-        let digits = (0..ndigits)
-            .map(|i| word(4 + i).map(|d| d as i16))
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(RawNumeric {
-            negative: sign == 0x4000,
-            special: sign == 0xC000 || sign == 0xD000 || sign == 0xF000,
-            weight,
-            digits,
-        })
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::NUMERIC
-    }
-}
-
-impl RawNumeric {
-    /// The value scaled by 10^scale, `None` for NaN and infinities.
-    fn scaled(&self, scale: i8) -> std::result::Result<Option<i128>, String> {
-        if self.special {
-            return Ok(None);
-        }
-        let mut acc: i128 = 0;
-        for (i, d) in self.digits.iter().enumerate() {
-            let exponent = 4 * (self.weight as i32 - i as i32) + scale as i32;
-            let d = *d as i128;
-            let term = if exponent >= 0 {
-                10i128
-                    .checked_pow(exponent as u32)
-                    .and_then(|p| p.checked_mul(d))
-            } else {
-                10i128
-                    .checked_pow((-exponent) as u32)
-                    .map(|p| d / p)
-                    .or(Some(0))
-            };
-            acc = term
-                .and_then(|t| acc.checked_add(t))
-                .ok_or_else(|| "numeric value does not fit DECIMAL(38)".to_string())?;
-        }
-        Ok(Some(if self.negative { -acc } else { acc }))
-    }
-}
-
-/// `interval` in its binary form.
-struct RawInterval(IntervalMonthDayNano);
-
-impl<'a> FromSql<'a> for RawInterval {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
-        if raw.len() != 16 {
-            return Err("bad interval".into());
-        }
-        let micros = i64::from_be_bytes(raw[0..8].try_into()?);
-        let days = i32::from_be_bytes(raw[8..12].try_into()?);
-        let months = i32::from_be_bytes(raw[12..16].try_into()?);
-        Ok(RawInterval(IntervalMonthDayNano::new(
-            months,
-            days,
-            micros * 1000,
-        )))
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::INTERVAL
-    }
-}
-
-const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
-    Some(d) => d,
-    None => NaiveDate::MIN,
-};
-
-fn get<'a, T: FromSql<'a>>(
-    row: &'a BinaryCopyOutRow,
-    i: usize,
-) -> std::result::Result<Option<T>, String> {
-    row.try_get::<Option<T>>(i).map_err(|e| match e.source() {
-        Some(inner) => inner.to_string(),
-        None => e.to_string(),
-    })
-}
-
-fn decode_value(
-    decode: &Decode,
-    row: &BinaryCopyOutRow,
-    i: usize,
-) -> std::result::Result<Value, String> {
-    let value = match decode {
-        Decode::Bool => get::<bool>(row, i)?.map(Value::Bool),
-        Decode::Int16 => get::<i16>(row, i)?.map(|v| Value::Int(v.into())),
-        Decode::Int32 => get::<i32>(row, i)?.map(|v| Value::Int(v.into())),
-        Decode::Int64 => get::<i64>(row, i)?.map(Value::Int),
-        Decode::Oid => get::<u32>(row, i)?.map(|v| Value::Int(v.into())),
-        Decode::Float32 => get::<f32>(row, i)?.map(|v| Value::Float(v.into())),
-        Decode::Float64 => get::<f64>(row, i)?.map(Value::Float),
-        Decode::Numeric(scale) => match get::<RawNumeric>(row, i)? {
-            Some(n) => n.scaled(*scale)?.map(Value::Decimal),
-            None => None,
-        },
-        Decode::Text => get::<RawText>(row, i)?.map(|t| Value::Text(t.0)),
-        Decode::Json => get::<serde_json::Value>(row, i)?.map(|v| Value::Text(v.to_string())),
-        Decode::Bytea => get::<Vec<u8>>(row, i)?.map(Value::Bytes),
-        Decode::Date => {
-            get::<NaiveDate>(row, i)?.map(|d| Value::Date((d - EPOCH).num_days() as i32))
-        }
-        Decode::Time => get::<NaiveTime>(row, i)?.map(|t| {
-            Value::Time(
-                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64,
-            )
-        }),
-        Decode::Timestamp => {
-            get::<NaiveDateTime>(row, i)?.map(|t| Value::Timestamp(t.and_utc().timestamp_micros()))
-        }
-        Decode::TimestampTz => {
-            get::<DateTime<Utc>>(row, i)?.map(|t| Value::Timestamp(t.timestamp_micros()))
-        }
-        Decode::Interval => get::<RawInterval>(row, i)?.map(|v| Value::Interval(v.0)),
-        Decode::Uuid => get::<uuid::Uuid>(row, i)?.map(|u| Value::Text(u.to_string())),
-        Decode::Array(item) => decode_array(item, row, i)?,
-    };
-    Ok(value.unwrap_or(Value::Null))
-}
-
-fn decode_array(
-    item: &Decode,
-    row: &BinaryCopyOutRow,
-    i: usize,
-) -> std::result::Result<Option<Value>, String> {
-    fn list<T>(items: Option<Vec<Option<T>>>, f: impl Fn(T) -> Value) -> Option<Value> {
-        items.map(|v| Value::List(v.into_iter().map(|x| x.map_or(Value::Null, &f)).collect()))
-    }
-    Ok(match item {
-        Decode::Bool => list(get::<Vec<Option<bool>>>(row, i)?, Value::Bool),
-        Decode::Int16 => list(get::<Vec<Option<i16>>>(row, i)?, |v| Value::Int(v.into())),
-        Decode::Int32 => list(get::<Vec<Option<i32>>>(row, i)?, |v| Value::Int(v.into())),
-        Decode::Int64 => list(get::<Vec<Option<i64>>>(row, i)?, Value::Int),
-        Decode::Float32 => list(get::<Vec<Option<f32>>>(row, i)?, |v| Value::Float(v.into())),
-        Decode::Float64 => list(get::<Vec<Option<f64>>>(row, i)?, Value::Float),
-        _ => list(get::<Vec<Option<RawText>>>(row, i)?, |v| Value::Text(v.0)),
-    })
 }
 
 /// Precision and scale of the numeric columns of a table.
@@ -677,48 +428,48 @@ async fn copy_range(
     out: BatchSender,
 ) -> Result<()> {
     let client = connect(&url).await?;
-    let types: Vec<Type> = columns.iter().map(|c| c.sql_type.clone()).collect();
     let fields: Vec<Field> = columns.iter().map(|c| c.field.clone()).collect();
     let mut builder = BatchBuilder::new(fields, batch_size.min(65_536))?;
     let stream = client
         .copy_out(query.as_str())
         .await
         .map_err(pg_err("starting COPY"))?;
-    let rows = BinaryCopyOutStream::new(stream, &types);
-    pin_mut!(rows);
+    pin_mut!(stream);
+    let mut reader = CopyReader::default();
+    let mut cells = Vec::with_capacity(columns.len());
     let mut bytes = 0u64;
     let mut dead_letters = Vec::new();
     let mut row_number = 0u64;
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(pg_err("reading rows"))?;
-        row_number += 1;
-        // Decode the whole row first: a value that cannot be read (an
-        // `infinity` date, a numeric too wide) makes the row a dead letter.
-        let mut values = Vec::with_capacity(columns.len());
-        let mut problem = None;
-        for (i, column) in columns.iter().enumerate() {
-            match decode_value(&column.decode, &row, i) {
-                Ok(value) => values.push(value),
-                Err(e) => {
-                    problem = Some(format!("column \"{}\": {e}", column.field.name()));
-                    break;
+    let mut failure = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(pg_err("reading rows"))?;
+        bytes += chunk.len() as u64;
+        reader
+            .feed(&chunk, |row| {
+                row_number += 1;
+                // Every field is checked before any is appended: a value that
+                // cannot be stored (an `infinity` date, a numeric too wide)
+                // makes the whole row a dead letter.
+                match copy::decode_row(&columns, row, &mut cells) {
+                    Ok(()) => {
+                        if let Err(e) = copy::append_row(&mut builder, row, &mut cells) {
+                            failure = Some(e);
+                            return Err("stopped".into());
+                        }
+                    }
+                    Err(reason) => dead_letters.push(DeadLetter {
+                        origin: format!("{origin}#{row_number}"),
+                        reason,
+                        raw: copy::describe_row(row),
+                    }),
                 }
-            }
-        }
-        bytes += 8 * columns.len() as u64;
-        if let Some(reason) = problem {
-            let raw: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-            dead_letters.push(DeadLetter {
-                origin: format!("{origin}#{row_number}"),
-                reason,
-                raw: raw.join(","),
-            });
-            continue;
-        }
-        for (i, value) in values.into_iter().enumerate() {
-            builder.append(i, value)?;
-        }
-        builder.end_row();
+                Ok(())
+            })
+            .map_err(|e| {
+                failure
+                    .take()
+                    .unwrap_or_else(|| Error::Other(format!("postgres: reading {origin}: {e}")))
+            })?;
         if builder.rows() >= batch_size {
             let batch = SourceBatch {
                 batch: builder.finish()?,
@@ -732,6 +483,9 @@ async fn copy_range(
             }
         }
     }
+    reader
+        .finish()
+        .map_err(|e| Error::Other(format!("postgres: reading {origin}: {e}")))?;
     let rows = if builder.rows() > 0 {
         Some(builder.finish()?)
     } else {
@@ -888,37 +642,5 @@ impl Source for PostgresSource {
     fn check(&self, _ctx: &SourceContext) -> Result<Vec<String>> {
         self.config.check()?;
         Ok(Vec::new())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numerics_scale_exactly() {
-        // 12345.678 = digits [1, 2345, 6780], weight 1
-        let n = RawNumeric {
-            negative: true,
-            special: false,
-            weight: 1,
-            digits: vec![1, 2345, 6780],
-        };
-        assert_eq!(n.scaled(3), Ok(Some(-12_345_678)));
-        assert_eq!(n.scaled(0), Ok(Some(-12_345)));
-        let huge = RawNumeric {
-            negative: false,
-            special: false,
-            weight: 10,
-            digits: vec![9999],
-        };
-        assert!(huge.scaled(0).is_err());
-        let nan = RawNumeric {
-            negative: false,
-            special: true,
-            weight: 0,
-            digits: vec![],
-        };
-        assert_eq!(nan.scaled(2), Ok(None));
     }
 }
