@@ -98,13 +98,11 @@ def main():
     proj = os.path.join(work, "flowline")
     os.makedirs(os.path.join(proj, "pipelines"))
     with open(os.path.join(proj, "flowline.toml"), "w") as f:
-        # A small DuckDB memory limit and batches keep peak RSS near 250 MB
-        # at no cost in speed; the defaults (1GB, 65536 rows) use about 480 MB.
-        f.write(f'[project]\nname = "bench"\n[warehouse]\nmemory_limit = "128MB"\n'
-                f'[connections.pg]\nurl = "{URL}"\n')
+        # flowline's defaults: no tuning.
+        f.write(f'[project]\nname = "bench"\n[connections.pg]\nurl = "{URL}"\n')
     with open(os.path.join(proj, "pipelines", "lineitem.toml"), "w") as f:
         f.write('[source]\nkind = "postgres"\nconnection = "pg"\ntable = "public.lineitem"\n'
-                'split_by = "l_orderkey"\nbatch_size = 8192\nincremental = { cursor = "l_orderkey" }\n'
+                'incremental = { cursor = "l_orderkey" }\n'
                 '[destination]\ntable = "lineitem"\nwrite = "append"\n')
     results.append(("flowline",) + measure("flowline", [FLOWLINE, "--project", proj, "run"]))
     results_incremental = measure("flowline re-run", [FLOWLINE, "--project", proj, "run"])

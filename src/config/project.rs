@@ -45,10 +45,16 @@ pub struct WarehouseConfig {
     /// Postgres: a `[connections.<name>]` whose `url` is used.
     #[serde(default)]
     pub connection: Option<String>,
-    /// DuckDB's memory limit (`"512MB"`, `"2GB"`). Beyond it DuckDB spills
-    /// to disk, so loads of any size run in bounded memory. Default `"1GB"`.
+    /// DuckDB's memory limit for queries (`"512MB"`, `"2GB"`). Beyond it
+    /// DuckDB spills to disk. Default `"1GB"`.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: String,
+    /// DuckDB's memory limit while loads run. Appended data is written to
+    /// the file as it comes, so loads need little: a small limit keeps the
+    /// loading process's memory bounded whatever the table's size.
+    /// Default `"128MB"`.
+    #[serde(default = "default_load_memory_limit")]
+    pub load_memory_limit: String,
     /// DuckDB worker threads. Default: DuckDB's choice (the machine's cores).
     #[serde(default)]
     pub threads: Option<u32>,
@@ -60,6 +66,7 @@ impl Default for WarehouseConfig {
             kind: WarehouseKind::default(),
             path: default_warehouse_path(),
             memory_limit: default_memory_limit(),
+            load_memory_limit: default_load_memory_limit(),
             threads: None,
             url: None,
             connection: None,
@@ -69,6 +76,10 @@ impl Default for WarehouseConfig {
 
 fn default_memory_limit() -> String {
     "1GB".into()
+}
+
+fn default_load_memory_limit() -> String {
+    "128MB".into()
 }
 
 fn default_warehouse_path() -> String {

@@ -3,7 +3,7 @@
 //! pipeline's state row written in the same transaction as its data.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
@@ -53,7 +53,42 @@ fn apply_settings(conn: &duckdb::Connection, config: &WarehouseConfig) -> Result
 pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
     let conn = duckdb::Connection::open_in_memory()
         .map_err(|e| Error::warehouse("checking [warehouse] settings", e))?;
-    apply_settings(&conn, config)
+    apply_settings(&conn, config)?;
+    set_memory_limit(&conn, &config.load_memory_limit)
+        .map_err(|e| Error::warehouse("applying load_memory_limit", e))
+}
+
+fn set_memory_limit(conn: &duckdb::Connection, limit: &str) -> duckdb::Result<()> {
+    conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(limit)))
+}
+
+/// Lowers DuckDB's memory limit to `load_memory_limit` while at least one
+/// load runs, and puts `memory_limit` back when the last one ends (DuckDB's
+/// limit is one for the whole database).
+struct LoadMemory {
+    active: std::sync::atomic::AtomicUsize,
+    load_limit: String,
+    query_limit: String,
+}
+
+impl LoadMemory {
+    fn enter(&self, conn: &duckdb::Connection) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.active.fetch_add(1, Ordering::SeqCst) == 0 {
+            set_memory_limit(conn, &self.load_limit)
+                .map_err(|e| Error::warehouse("applying load_memory_limit", e))?;
+        }
+        Ok(())
+    }
+
+    fn leave(&self, conn: &duckdb::Connection) {
+        use std::sync::atomic::Ordering;
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Err(e) = set_memory_limit(conn, &self.query_limit)
+        {
+            tracing::warn!("restoring the warehouse's memory_limit: {e}");
+        }
+    }
 }
 
 /// Creates a new warehouse file under a temporary name and renames it into
@@ -87,6 +122,7 @@ fn create_atomically(path: &Path) -> Result<()> {
 /// A DuckDB database file.
 pub struct DuckDbWarehouse {
     conn: Mutex<duckdb::Connection>,
+    load_memory: Arc<LoadMemory>,
 }
 
 impl DuckDbWarehouse {
@@ -127,6 +163,11 @@ impl DuckDbWarehouse {
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {
             conn: Mutex::new(conn),
+            load_memory: Arc::new(LoadMemory {
+                active: std::sync::atomic::AtomicUsize::new(0),
+                load_limit: config.load_memory_limit.clone(),
+                query_limit: config.memory_limit.clone(),
+            }),
         })
     }
 
@@ -151,8 +192,11 @@ impl Warehouse for DuckDbWarehouse {
         Ok(n > 0)
     }
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
+        let conn = self.connection()?;
+        self.load_memory.enter(&conn)?;
         Ok(Box::new(DuckDbDestination {
-            conn: self.connection()?,
+            conn,
+            load_memory: self.load_memory.clone(),
             load,
             in_transaction: false,
             columns: None,
@@ -209,6 +253,7 @@ impl Warehouse for DuckDbWarehouse {
 /// One load into one DuckDB table.
 pub struct DuckDbDestination {
     conn: duckdb::Connection,
+    load_memory: Arc<LoadMemory>,
     load: LoadSpec,
     in_transaction: bool,
     /// The columns of the table being written, as (name, SQL type).
@@ -545,5 +590,6 @@ impl DuckDbDestination {
 impl Drop for DuckDbDestination {
     fn drop(&mut self) {
         let _ = self.rollback();
+        self.load_memory.leave(&self.conn);
     }
 }

@@ -21,7 +21,7 @@ use crate::state::{RunRecord, StateStore};
 use crate::transforms::{self, Transform};
 
 /// How many batches may wait between source and loader.
-const QUEUE_DEPTH: usize = 4;
+const QUEUE_DEPTH: usize = 2;
 
 /// Rejected rows kept, past a failed run's rollback, to explain the failure.
 const KEEP_DEAD_LETTERS: usize = 10_000;

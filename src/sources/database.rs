@@ -34,9 +34,15 @@ pub struct DatabaseSourceConfig {
     /// Load only rows past the last run's cursor value.
     #[serde(default)]
     pub incremental: Option<IncrementalConfig>,
-    /// Rows per batch. Default 65536.
+    /// Rows per batch, at most. Default 65536. A Postgres batch also closes
+    /// once it holds `batch_bytes` of data, so wide rows keep memory bounded.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Bytes of source data per batch, at most (Postgres). Default 4 MiB:
+    /// with a few batches in flight, a load stays within about 250 MB
+    /// whatever the table's width.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
     /// Read a table in this many parallel ranges of `split_by` (Postgres).
     /// Default: the machine's cores when the table has an integer key.
     #[serde(default)]
@@ -53,6 +59,10 @@ pub struct DatabaseSourceConfig {
 
 fn default_batch_size() -> usize {
     65_536
+}
+
+fn default_batch_bytes() -> usize {
+    4 << 20
 }
 
 /// `incremental = { cursor = "updated_at", lag = "5 minutes", initial = "2024-01-01" }`.

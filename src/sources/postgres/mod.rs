@@ -313,7 +313,7 @@ pub async fn query_arrow(url: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordB
         "query".into(),
         copy,
         columns,
-        65_536,
+        (65_536, 4 << 20),
         tx,
     ));
     let mut batches = Vec::new();
@@ -424,7 +424,7 @@ async fn copy_range(
     origin: String,
     query: String,
     columns: Vec<Column>,
-    batch_size: usize,
+    (batch_size, batch_bytes): (usize, usize),
     out: BatchSender,
 ) -> Result<()> {
     let client = connect(&url).await?;
@@ -470,7 +470,7 @@ async fn copy_range(
                     .take()
                     .unwrap_or_else(|| Error::Other(format!("postgres: reading {origin}: {e}")))
             })?;
-        if builder.rows() >= batch_size {
+        if builder.rows() >= batch_size || (bytes as usize >= batch_bytes && builder.rows() > 0) {
             let batch = SourceBatch {
                 batch: builder.finish()?,
                 bytes: std::mem::take(&mut bytes),
@@ -625,7 +625,7 @@ impl Source for PostgresSource {
                 self.config.describe(),
                 query,
                 columns.clone(),
-                self.config.batch_size,
+                (self.config.batch_size, self.config.batch_bytes),
                 out.clone(),
             )));
         }
