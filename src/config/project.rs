@@ -55,6 +55,10 @@ pub struct WarehouseConfig {
     /// Default `"128MB"`.
     #[serde(default = "default_load_memory_limit")]
     pub load_memory_limit: String,
+    /// DuckDB worker threads while loads run. Default: half the machine's
+    /// cores (at least one), leaving the rest to the sources.
+    #[serde(default)]
+    pub load_threads: Option<u32>,
     /// DuckDB worker threads. Default: DuckDB's choice (the machine's cores).
     #[serde(default)]
     pub threads: Option<u32>,
@@ -67,6 +71,7 @@ impl Default for WarehouseConfig {
             path: default_warehouse_path(),
             memory_limit: default_memory_limit(),
             load_memory_limit: default_load_memory_limit(),
+            load_threads: None,
             threads: None,
             url: None,
             connection: None,

@@ -137,25 +137,36 @@ impl ColumnBuilder {
         })
     }
 
+    /// Appends a NULL.
+    pub fn append_null(&mut self) {
+        use ColumnBuilder as B;
+        match self {
+            B::Bool(b) => b.append_null(),
+            B::Int16(b) => b.append_null(),
+            B::Int32(b) => b.append_null(),
+            B::Int64(b) => b.append_null(),
+            B::UInt64(b) => b.append_null(),
+            B::Float32(b) => b.append_null(),
+            B::Float64(b) => b.append_null(),
+            B::Decimal(b) => b.append_null(),
+            B::Text(b) => b.append_null(),
+            B::Binary(b) => b.append_null(),
+            B::Date(b) => b.append_null(),
+            B::Time(b) => b.append_null(),
+            B::Timestamp(b) => b.append_null(),
+            B::Interval(b) => b.append_null(),
+            B::List(b, _) => b.append_null(),
+        }
+    }
+
     /// Appends `value`; a value of the wrong kind is an error naming both.
     pub fn append(&mut self, value: Value) -> std::result::Result<(), String> {
         use ColumnBuilder as B;
+        if matches!(value, Value::Null) {
+            self.append_null();
+            return Ok(());
+        }
         match (self, value) {
-            (B::Bool(b), Value::Null) => b.append_null(),
-            (B::Int16(b), Value::Null) => b.append_null(),
-            (B::Int32(b), Value::Null) => b.append_null(),
-            (B::Int64(b), Value::Null) => b.append_null(),
-            (B::UInt64(b), Value::Null) => b.append_null(),
-            (B::Float32(b), Value::Null) => b.append_null(),
-            (B::Float64(b), Value::Null) => b.append_null(),
-            (B::Decimal(b), Value::Null) => b.append_null(),
-            (B::Text(b), Value::Null) => b.append_null(),
-            (B::Binary(b), Value::Null) => b.append_null(),
-            (B::Date(b), Value::Null) => b.append_null(),
-            (B::Time(b), Value::Null) => b.append_null(),
-            (B::Timestamp(b), Value::Null) => b.append_null(),
-            (B::Interval(b), Value::Null) => b.append_null(),
-            (B::List(b, _), Value::Null) => b.append_null(),
             (B::Bool(b), Value::Bool(v)) => b.append_value(v),
             (B::Int16(b), Value::Int(v)) => {
                 b.append_value(i16::try_from(v).map_err(|_| format!("{v} overflows SMALLINT"))?)
@@ -281,23 +292,9 @@ impl BatchBuilder {
             .map_err(|e| self.column_error(i, e))
     }
 
-    /// Appends a borrowed string to column `i` (VARCHAR, or BLOB as bytes).
-    pub fn append_str(&mut self, i: usize, text: &str) -> Result<()> {
-        match &mut self.columns[i] {
-            ColumnBuilder::Text(b) => b.append_value(text),
-            ColumnBuilder::Binary(b) => b.append_value(text.as_bytes()),
-            _ => return Err(self.column_error(i, format!("unexpected text {text:?}"))),
-        }
-        Ok(())
-    }
-
-    /// Appends borrowed bytes to column `i` (BLOB).
-    pub fn append_bytes(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
-        match &mut self.columns[i] {
-            ColumnBuilder::Binary(b) => b.append_value(bytes),
-            _ => return Err(self.column_error(i, "unexpected bytes".to_string())),
-        }
-        Ok(())
+    /// Column `i`'s builder, to append to it directly.
+    pub fn column_mut(&mut self, i: usize) -> &mut ColumnBuilder {
+        &mut self.columns[i]
     }
 
     fn column_error(&self, i: usize, message: String) -> Error {
@@ -317,10 +314,23 @@ impl BatchBuilder {
         self.rows
     }
 
-    /// The batch of the rows appended so far.
+    /// The batch of the rows appended so far. Values appended to some
+    /// columns of a row never ended (see [`BatchBuilder::end_row`]) are
+    /// dropped.
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        self.rows = 0;
-        let columns = self.columns.iter_mut().map(|c| c.finish()).collect();
+        let rows = std::mem::take(&mut self.rows);
+        let columns = self
+            .columns
+            .iter_mut()
+            .map(|c| {
+                let column = c.finish();
+                if column.len() > rows {
+                    column.slice(0, rows)
+                } else {
+                    column
+                }
+            })
+            .collect();
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::arrow("building a batch", e))
     }

@@ -54,29 +54,49 @@ pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
     let conn = duckdb::Connection::open_in_memory()
         .map_err(|e| Error::warehouse("checking [warehouse] settings", e))?;
     apply_settings(&conn, config)?;
-    set_memory_limit(&conn, &config.load_memory_limit)
-        .map_err(|e| Error::warehouse("applying load_memory_limit", e))
+    conn.execute_batch(&LoadSettings::new(config).during_loads)
+        .map_err(|e| Error::warehouse("applying load_memory_limit/load_threads", e))
 }
 
-fn set_memory_limit(conn: &duckdb::Connection, limit: &str) -> duckdb::Result<()> {
-    conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(limit)))
-}
-
-/// Lowers DuckDB's memory limit to `load_memory_limit` while at least one
-/// load runs, and puts `memory_limit` back when the last one ends (DuckDB's
-/// limit is one for the whole database).
-struct LoadMemory {
+/// DuckDB settings while at least one load runs: `load_memory_limit`, and
+/// `load_threads` worker threads. The query settings come back when the last
+/// load ends (both are settings of the whole database).
+struct LoadSettings {
     active: std::sync::atomic::AtomicUsize,
-    load_limit: String,
-    query_limit: String,
+    during_loads: String,
+    after_loads: String,
 }
 
-impl LoadMemory {
+impl LoadSettings {
+    fn new(config: &WarehouseConfig) -> Self {
+        let load_threads = config.load_threads.unwrap_or_else(|| {
+            // Appending is one thread's work; DuckDB's workers compress the
+            // row groups written. Half the cores leave the others to the
+            // sources, and on two cores no worker spins waiting on another.
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)) as u32
+        });
+        let threads = match config.threads {
+            Some(threads) => format!("SET threads = {threads};"),
+            None => "RESET threads;".to_string(),
+        };
+        LoadSettings {
+            active: std::sync::atomic::AtomicUsize::new(0),
+            during_loads: format!(
+                "SET memory_limit = {}; SET threads = {load_threads};",
+                quote_literal(&config.load_memory_limit)
+            ),
+            after_loads: format!(
+                "SET memory_limit = {}; {threads}",
+                quote_literal(&config.memory_limit)
+            ),
+        }
+    }
+
     fn enter(&self, conn: &duckdb::Connection) -> Result<()> {
         use std::sync::atomic::Ordering;
         if self.active.fetch_add(1, Ordering::SeqCst) == 0 {
-            set_memory_limit(conn, &self.load_limit)
-                .map_err(|e| Error::warehouse("applying load_memory_limit", e))?;
+            conn.execute_batch(&self.during_loads)
+                .map_err(|e| Error::warehouse("applying load_memory_limit/load_threads", e))?;
         }
         Ok(())
     }
@@ -84,9 +104,9 @@ impl LoadMemory {
     fn leave(&self, conn: &duckdb::Connection) {
         use std::sync::atomic::Ordering;
         if self.active.fetch_sub(1, Ordering::SeqCst) == 1
-            && let Err(e) = set_memory_limit(conn, &self.query_limit)
+            && let Err(e) = conn.execute_batch(&self.after_loads)
         {
-            tracing::warn!("restoring the warehouse's memory_limit: {e}");
+            tracing::warn!("restoring the warehouse's memory_limit/threads: {e}");
         }
     }
 }
@@ -122,7 +142,7 @@ fn create_atomically(path: &Path) -> Result<()> {
 /// A DuckDB database file.
 pub struct DuckDbWarehouse {
     conn: Mutex<duckdb::Connection>,
-    load_memory: Arc<LoadMemory>,
+    load_settings: Arc<LoadSettings>,
 }
 
 impl DuckDbWarehouse {
@@ -163,11 +183,7 @@ impl DuckDbWarehouse {
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {
             conn: Mutex::new(conn),
-            load_memory: Arc::new(LoadMemory {
-                active: std::sync::atomic::AtomicUsize::new(0),
-                load_limit: config.load_memory_limit.clone(),
-                query_limit: config.memory_limit.clone(),
-            }),
+            load_settings: Arc::new(LoadSettings::new(config)),
         })
     }
 
@@ -193,10 +209,10 @@ impl Warehouse for DuckDbWarehouse {
     }
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
         let conn = self.connection()?;
-        self.load_memory.enter(&conn)?;
+        self.load_settings.enter(&conn)?;
         Ok(Box::new(DuckDbDestination {
             conn,
-            load_memory: self.load_memory.clone(),
+            load_settings: self.load_settings.clone(),
             load,
             in_transaction: false,
             columns: None,
@@ -253,7 +269,7 @@ impl Warehouse for DuckDbWarehouse {
 /// One load into one DuckDB table.
 pub struct DuckDbDestination {
     conn: duckdb::Connection,
-    load_memory: Arc<LoadMemory>,
+    load_settings: Arc<LoadSettings>,
     load: LoadSpec,
     in_transaction: bool,
     /// The columns of the table being written, as (name, SQL type).
@@ -535,6 +551,11 @@ impl Destination for DuckDbDestination {
             }
         }
         if let Some(state) = state {
+            // The time of saving, as the commit is near (DuckDB's now() is
+            // the transaction's start).
+            let saved_at = chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S%.6f")
+                .to_string();
             let pipeline = quote_literal(&self.load.pipeline);
             self.exec(
                 &format!("DELETE FROM main._flowline_state WHERE pipeline = {pipeline}"),
@@ -542,8 +563,13 @@ impl Destination for DuckDbDestination {
             )?;
             self.conn
                 .execute(
-                    "INSERT INTO main._flowline_state VALUES (?, ?, ?, now()::TIMESTAMP)",
-                    params![self.load.pipeline, state.to_string(), self.load.run_id],
+                    "INSERT INTO main._flowline_state VALUES (?, ?, ?, ?::TIMESTAMP)",
+                    params![
+                        self.load.pipeline,
+                        state.to_string(),
+                        self.load.run_id,
+                        saved_at
+                    ],
                 )
                 .map_err(|e| Error::warehouse("saving state", e))?;
         }
@@ -590,6 +616,6 @@ impl DuckDbDestination {
 impl Drop for DuckDbDestination {
     fn drop(&mut self) {
         let _ = self.rollback();
-        self.load_memory.leave(&self.conn);
+        self.load_settings.leave(&self.conn);
     }
 }

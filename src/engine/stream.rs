@@ -259,8 +259,10 @@ async fn consume(
             tracing::info!(pipeline = %name, "the source ended");
             break;
         };
+        let mut messages = Vec::with_capacity(max_rows.min(65_536));
+        messages.push(first);
         let mut pending = Pending {
-            messages: vec![first],
+            messages,
             first_at: Instant::now(),
         };
         let deadline = tokio::time::Instant::from_std(pending.first_at + max_wait);

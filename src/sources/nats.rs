@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::pull::{Config as PullConfig, MessagesErrorKind};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::message::Acker;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -139,17 +139,20 @@ impl NatsSourceConfig {
     }
 }
 
-/// A message on its way to the runner, with what acknowledges it.
+/// A message on its way to the runner, with the subject its
+/// acknowledgement goes to (an empty message there is `+ACK`). Only the
+/// subject is kept, not an `Acker`: that carries a clone of the whole
+/// JetStream context, and each of a million messages would move it around.
 struct Delivered {
     message: Message,
-    acker: Acker,
+    reply: Option<async_nats::Subject>,
 }
 
 /// Consumes a NATS JetStream stream.
 pub struct NatsSource {
     deliveries: mpsc::Receiver<Delivered>,
     /// Delivered, not yet acknowledged, in delivery order.
-    unacked: VecDeque<(u64, Acker)>,
+    unacked: VecDeque<(u64, async_nats::Subject)>,
     /// For flushing acknowledgements.
     client: async_nats::Client,
     /// For the consumer's lag.
@@ -375,7 +378,7 @@ async fn consume(
                 ),
                 Err(_) => (None, None),
             };
-            let (message, acker) = message.split();
+            let message = message.message;
             let origin = match stream_seq {
                 Some(s) => format!("{origin_prefix}#{s}"),
                 None => format!("{origin_prefix}:{}", message.subject),
@@ -387,7 +390,7 @@ async fn consume(
                     published_ms,
                     seq,
                 },
-                acker,
+                reply: message.reply,
             };
             if tx.send(delivered).await.is_err() {
                 return;
@@ -414,11 +417,14 @@ impl NatsSource {
 
 /// Sends the acknowledgements of one committed batch and flushes them; a
 /// failure is logged (the server delivers those messages again).
-async fn send_acks(client: async_nats::Client, ackers: Vec<Acker>) {
-    let count = ackers.len();
+async fn send_acks(client: async_nats::Client, replies: Vec<async_nats::Subject>) {
+    let count = replies.len();
     let acked = tokio::time::timeout(ACK_TIMEOUT, async {
-        for acker in ackers {
-            acker.ack().await.map_err(|e| e.to_string())?;
+        for reply in replies {
+            client
+                .publish(reply, Bytes::new())
+                .await
+                .map_err(|e| e.to_string())?;
         }
         client.flush().await.map_err(|e| e.to_string())
     })
@@ -449,21 +455,22 @@ impl StreamSource for NatsSource {
         let Some(delivered) = self.deliveries.recv().await else {
             return Ok(None);
         };
-        self.unacked
-            .push_back((delivered.message.seq, delivered.acker));
+        if let Some(reply) = delivered.reply {
+            self.unacked.push_back((delivered.message.seq, reply));
+        }
         Ok(Some(delivered.message))
     }
 
     async fn ack(&mut self, seq: u64) -> Result<()> {
-        let ackers = take_through(&mut self.unacked, seq);
-        if ackers.is_empty() {
+        let replies = take_through(&mut self.unacked, seq);
+        if replies.is_empty() {
             return Ok(());
         }
         // One batch's acknowledgements in flight at a time: they are sent
         // while the next batch fills, instead of holding it up.
         self.settle().await;
         let client = self.client.clone();
-        self.acking = Some(tokio::spawn(send_acks(client, ackers)));
+        self.acking = Some(tokio::spawn(send_acks(client, replies)));
         Ok(())
     }
 

@@ -478,7 +478,7 @@ impl Destination for PostgresDestination {
         if let Some(state) = state {
             let text = state.to_string();
             block_on(self.client.execute(
-                "INSERT INTO public._flowline_state VALUES ($1, $2, $3, now()) \
+                "INSERT INTO public._flowline_state VALUES ($1, $2, $3, clock_timestamp()) \
                  ON CONFLICT (pipeline) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, \
                  updated_at = EXCLUDED.updated_at",
                 &[&self.load.pipeline, &text, &self.load.run_id],

@@ -4,15 +4,15 @@
 //! row: a 16-bit field count and, per field, a 32-bit length (-1 for NULL)
 //! followed by the value in its type's binary "send" form, then a trailer
 //! (a field count of -1). [`CopyReader`] splits the byte stream into rows,
-//! borrowing the network buffers where a row lies whole in one; [`decode_row`]
-//! checks every field of a row and [`append_row`] writes them to the column
-//! builders. No value of a scalar type is allocated on the way.
+//! borrowing the network buffers where a row lies whole in one, and
+//! [`append_row`] decodes each field into its column's Arrow builder. No
+//! value of a scalar type is allocated on the way.
 
 use arrow::datatypes::IntervalMonthDayNano;
 use tokio_postgres::types::{FromSql, Type};
 
 use super::{Column, Decode};
-use crate::data::builders::{BatchBuilder, Value};
+use crate::data::builders::{BatchBuilder, ColumnBuilder, Value};
 
 /// The 11 bytes every binary COPY stream starts with.
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -164,27 +164,17 @@ fn read_i32(data: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// A field checked and decoded, waiting to be appended once the whole row
-/// is known to be good.
-pub(super) enum Cell {
-    /// NULL (also NaN and infinite numerics, which DECIMAL cannot hold).
-    Null,
-    /// A decoded scalar (or list).
-    Value(Value),
-    /// Field `field`'s bytes from `skip` on, checked to be UTF-8.
-    Text { field: usize, skip: usize },
-    /// Field `field`'s bytes.
-    Bytes { field: usize },
-}
-
-/// Decodes every field of `row` into `cells`; the first field that cannot
-/// be read is an error naming its column, and the row becomes a dead letter.
-pub(super) fn decode_row(
+/// Appends `row` to `builder`, each field decoded from its bytes straight
+/// into its column's builder. A field that cannot be stored (an `infinity`
+/// date, a numeric too wide) is an error naming its column; the columns
+/// before it then hold one value more than the others, so the caller must
+/// [`BatchBuilder::finish`] (which keeps whole rows only) before appending
+/// again.
+pub(super) fn append_row(
     columns: &[Column],
     row: &Row<'_>,
-    cells: &mut Vec<Cell>,
+    builder: &mut BatchBuilder,
 ) -> std::result::Result<(), String> {
-    cells.clear();
     if row.fields.len() != columns.len() {
         return Err(format!(
             "the row has {} fields, expected {}",
@@ -193,34 +183,15 @@ pub(super) fn decode_row(
         ));
     }
     for (i, column) in columns.iter().enumerate() {
-        let cell = match row.get(i) {
-            None => Cell::Null,
-            Some(raw) => decode_field(&column.decode, &column.sql_type, i, raw)
-                .map_err(|e| format!("column \"{}\": {e}", column.field.name()))?,
-        };
-        cells.push(cell);
-    }
-    Ok(())
-}
-
-/// Appends a row decoded by [`decode_row`] to `builder`.
-pub(super) fn append_row(
-    builder: &mut BatchBuilder,
-    row: &Row<'_>,
-    cells: &mut Vec<Cell>,
-) -> crate::error::Result<()> {
-    for (i, cell) in cells.drain(..).enumerate() {
-        match cell {
-            Cell::Null => builder.append(i, Value::Null)?,
-            Cell::Value(value) => builder.append(i, value)?,
-            Cell::Text { field, skip } => {
-                let raw = row.get(field).unwrap_or_default();
-                let text = std::str::from_utf8(raw.get(skip..).unwrap_or_default())
-                    .map_err(|e| crate::error::Error::Other(format!("column {i}: {e}")))?;
-                builder.append_str(i, text)?;
+        let target = builder.column_mut(i);
+        let appended = match row.get(i) {
+            None => {
+                target.append_null();
+                Ok(())
             }
-            Cell::Bytes { field } => builder.append_bytes(i, row.get(field).unwrap_or_default())?,
-        }
+            Some(raw) => append_field(&column.decode, &column.sql_type, raw, target),
+        };
+        appended.map_err(|e| format!("column \"{}\": {e}", column.field.name()))?;
     }
     builder.end_row();
     Ok(())
@@ -246,68 +217,74 @@ fn fixed<const N: usize>(raw: &[u8]) -> std::result::Result<[u8; N], String> {
         .map_err(|_| format!("expected {N} bytes, got {}", raw.len()))
 }
 
-fn decode_field(
+fn text(raw: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(raw).map_err(|e| e.to_string())
+}
+
+/// Decodes one non-NULL field into `target`, a builder of the column's type.
+fn append_field(
     decode: &Decode,
     sql_type: &Type,
-    field: usize,
     raw: &[u8],
-) -> std::result::Result<Cell, String> {
-    let value = match decode {
-        Decode::Bool => Value::Bool(fixed::<1>(raw)?[0] != 0),
-        Decode::Int16 => Value::Int(i16::from_be_bytes(fixed(raw)?).into()),
-        Decode::Int32 => Value::Int(i32::from_be_bytes(fixed(raw)?).into()),
-        Decode::Int64 => Value::Int(i64::from_be_bytes(fixed(raw)?)),
-        Decode::Oid => Value::Int(u32::from_be_bytes(fixed(raw)?).into()),
-        Decode::Float32 => Value::Float(f32::from_be_bytes(fixed(raw)?).into()),
-        Decode::Float64 => Value::Float(f64::from_be_bytes(fixed(raw)?)),
-        Decode::Numeric(scale) => match numeric(raw, *scale)? {
-            Some(v) => Value::Decimal(v),
-            None => return Ok(Cell::Null),
+    target: &mut ColumnBuilder,
+) -> std::result::Result<(), String> {
+    use ColumnBuilder as B;
+    match (decode, target) {
+        (Decode::Bool, B::Bool(b)) => b.append_value(fixed::<1>(raw)?[0] != 0),
+        (Decode::Int16, B::Int16(b)) => b.append_value(i16::from_be_bytes(fixed(raw)?)),
+        (Decode::Int32, B::Int32(b)) => b.append_value(i32::from_be_bytes(fixed(raw)?)),
+        (Decode::Int64, B::Int64(b)) => b.append_value(i64::from_be_bytes(fixed(raw)?)),
+        (Decode::Oid, B::Int64(b)) => b.append_value(u32::from_be_bytes(fixed(raw)?).into()),
+        (Decode::Float32, B::Float32(b)) => b.append_value(f32::from_be_bytes(fixed(raw)?)),
+        (Decode::Float64, B::Float64(b)) => b.append_value(f64::from_be_bytes(fixed(raw)?)),
+        // NaN and the infinities have no DECIMAL value: NULL.
+        (Decode::Numeric(scale), B::Decimal(b)) => match numeric(raw, *scale)? {
+            Some(v) => b.append_value(v),
+            None => b.append_null(),
         },
-        Decode::Text | Decode::Json => {
-            std::str::from_utf8(raw).map_err(|e| e.to_string())?;
-            return Ok(Cell::Text { field, skip: 0 });
-        }
-        Decode::Jsonb => {
-            // Version 1 of jsonb's binary form is its text after a version byte.
-            match raw.split_first() {
-                Some((1, text)) => std::str::from_utf8(text).map_err(|e| e.to_string())?,
-                _ => return Err("unsupported jsonb version".into()),
-            };
-            return Ok(Cell::Text { field, skip: 1 });
-        }
-        Decode::Bytea => return Ok(Cell::Bytes { field }),
-        Decode::Date => {
+        (Decode::Text | Decode::Json, B::Text(b)) => b.append_value(text(raw)?),
+        // Version 1 of jsonb's binary form is its text after a version byte.
+        (Decode::Jsonb, B::Text(b)) => match raw.split_first() {
+            Some((1, json)) => b.append_value(text(json)?),
+            _ => return Err("unsupported jsonb version".into()),
+        },
+        (Decode::Bytea, B::Binary(b)) => b.append_value(raw),
+        (Decode::Date, B::Date(b)) => {
             let days = i32::from_be_bytes(fixed(raw)?);
             if days == i32::MAX || days == i32::MIN {
                 return Err("an infinite date cannot be stored".into());
             }
-            Value::Date(days.checked_add(PG_EPOCH_DAYS).ok_or("date out of range")?)
+            b.append_value(days.checked_add(PG_EPOCH_DAYS).ok_or("date out of range")?);
         }
-        Decode::Time => Value::Time(i64::from_be_bytes(fixed(raw)?)),
-        Decode::Timestamp | Decode::TimestampTz => {
+        (Decode::Time, B::Time(b)) => b.append_value(i64::from_be_bytes(fixed(raw)?)),
+        (Decode::Timestamp | Decode::TimestampTz, B::Timestamp(b)) => {
             let micros = i64::from_be_bytes(fixed(raw)?);
             if micros == i64::MAX || micros == i64::MIN {
                 return Err("an infinite timestamp cannot be stored".into());
             }
-            Value::Timestamp(
+            b.append_value(
                 micros
                     .checked_add(PG_EPOCH_MICROS)
                     .ok_or("timestamp out of range")?,
-            )
+            );
         }
-        Decode::Interval => {
+        (Decode::Interval, B::Interval(b)) => {
             let raw = fixed::<16>(raw)?;
             let micros = i64::from_be_bytes(fixed(&raw[0..8])?);
             let days = i32::from_be_bytes(fixed(&raw[8..12])?);
             let months = i32::from_be_bytes(fixed(&raw[12..16])?);
             let nanos = micros.checked_mul(1000).ok_or("interval out of range")?;
-            Value::Interval(IntervalMonthDayNano::new(months, days, nanos))
+            b.append_value(IntervalMonthDayNano::new(months, days, nanos));
         }
-        Decode::Uuid => Value::Text(uuid::Uuid::from_bytes(fixed(raw)?).to_string()),
-        Decode::Array(item) => array(item, sql_type, raw)?,
-    };
-    Ok(Cell::Value(value))
+        (Decode::Uuid, B::Text(b)) => {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let uuid = uuid::Uuid::from_bytes(fixed(raw)?);
+            b.append_value(uuid.hyphenated().encode_lower(&mut buffer));
+        }
+        (Decode::Array(item), target) => target.append(array(item, sql_type, raw)?)?,
+        (decode, _) => return Err(format!("no column builder for {decode:?}")),
+    }
+    Ok(())
 }
 
 /// A Postgres array (of a simple item type) as a list value.

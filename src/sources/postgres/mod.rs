@@ -38,9 +38,11 @@ impl PostgresSource {
 
 /// Connects and drives the connection in the background. `sslmode=prefer`
 /// (the default) tries TLS first; `require` insists on it; `disable` never
-/// uses it. As with libpq's `require`, the server's certificate is not
-/// verified: the connection is encrypted, not authenticated.
+/// uses it. As with libpq, `prefer` and `require` encrypt without checking
+/// the server's certificate; `verify-ca` checks that it chains to a trusted
+/// root (`sslrootcert`), and `verify-full` also that it names the host.
 pub async fn connect(url: &str) -> Result<Client> {
+    let (url, tls_settings) = tls::split_url(url)?;
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::Other(format!("postgres: bad connection URL: {e}")))?;
@@ -61,7 +63,10 @@ pub async fn connect(url: &str) -> Result<Client> {
         tokio::spawn(drive(connection));
         client
     } else {
-        let (client, connection) = config.connect(tls::connector()?).await.map_err(failed)?;
+        let (client, connection) = config
+            .connect(tls::connector(&tls_settings)?)
+            .await
+            .map_err(failed)?;
         tokio::spawn(drive(connection));
         client
     };
@@ -88,6 +93,14 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
     }
     let mut source = e.source();
     while let Some(inner) = source {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return tls::describe(tls);
+        }
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return tls::describe(tls);
+        }
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -436,10 +449,11 @@ async fn copy_range(
         .map_err(pg_err("starting COPY"))?;
     pin_mut!(stream);
     let mut reader = CopyReader::default();
-    let mut cells = Vec::with_capacity(columns.len());
     let mut bytes = 0u64;
     let mut dead_letters = Vec::new();
     let mut row_number = 0u64;
+    // Batches closed early by a bad row, waiting to be sent.
+    let mut closed = Vec::new();
     let mut failure = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(pg_err("reading rows"))?;
@@ -447,21 +461,21 @@ async fn copy_range(
         reader
             .feed(&chunk, |row| {
                 row_number += 1;
-                // Every field is checked before any is appended: a value that
-                // cannot be stored (an `infinity` date, a numeric too wide)
-                // makes the whole row a dead letter.
-                match copy::decode_row(&columns, row, &mut cells) {
-                    Ok(()) => {
-                        if let Err(e) = copy::append_row(&mut builder, row, &mut cells) {
+                if let Err(reason) = copy::append_row(&columns, row, &mut builder) {
+                    // The row is a dead letter; the values of it already
+                    // appended go with the batch closed here.
+                    dead_letters.push(DeadLetter {
+                        origin: format!("{origin}#{row_number}"),
+                        reason,
+                        raw: copy::describe_row(row),
+                    });
+                    match builder.finish() {
+                        Ok(batch) => closed.push(batch),
+                        Err(e) => {
                             failure = Some(e);
                             return Err("stopped".into());
                         }
                     }
-                    Err(reason) => dead_letters.push(DeadLetter {
-                        origin: format!("{origin}#{row_number}"),
-                        reason,
-                        raw: copy::describe_row(row),
-                    }),
                 }
                 Ok(())
             })
@@ -470,6 +484,18 @@ async fn copy_range(
                     .take()
                     .unwrap_or_else(|| Error::Other(format!("postgres: reading {origin}: {e}")))
             })?;
+        for batch in closed.drain(..).filter(|b| b.num_rows() > 0) {
+            let batch = SourceBatch {
+                batch,
+                bytes: std::mem::take(&mut bytes),
+                dead_letters: Vec::new(),
+                checkpoint: None,
+                table: None,
+            };
+            if out.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
         if builder.rows() >= batch_size || (bytes as usize >= batch_bytes && builder.rows() > 0) {
             let batch = SourceBatch {
                 batch: builder.finish()?,
