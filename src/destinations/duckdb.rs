@@ -619,3 +619,69 @@ impl Drop for DuckDbDestination {
         self.load_settings.leave(&self.conn);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destinations::{TableName, Warehouse, WriteMode};
+
+    fn setting(warehouse: &DuckDbWarehouse, name: &str) -> String {
+        let result = warehouse
+            .query(&format!("SELECT current_setting('{name}')::VARCHAR AS v"))
+            .expect("query");
+        result.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("text")
+            .value(0)
+            .to_string()
+    }
+
+    #[test]
+    fn loads_run_under_the_load_settings_and_queries_under_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = WarehouseConfig {
+            memory_limit: "512MB".into(),
+            threads: Some(2),
+            load_memory_limit: "100MB".into(),
+            load_threads: Some(1),
+            ..WarehouseConfig::default()
+        };
+        let warehouse =
+            DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &config).expect("opens");
+        let for_queries = (
+            setting(&warehouse, "memory_limit"),
+            setting(&warehouse, "threads"),
+        );
+        assert_eq!(for_queries.1, "2");
+        let spec = || LoadSpec {
+            pipeline: "p".into(),
+            run_id: "r".into(),
+            table: TableName::parse("t").expect("name"),
+            write: WriteMode::Append,
+            primary_key: Vec::new(),
+            dedupe_key: Vec::new(),
+            upsert: false,
+            schema: Default::default(),
+        };
+        let first = warehouse.destination(spec()).expect("a load");
+        let second = warehouse.destination(spec()).expect("another load");
+        let during = (
+            setting(&warehouse, "memory_limit"),
+            setting(&warehouse, "threads"),
+        );
+        assert_ne!(during.0, for_queries.0, "a smaller limit while loading");
+        assert_eq!(during.1, "1");
+        drop(first);
+        assert_eq!(setting(&warehouse, "threads"), "1", "one load still runs");
+        drop(second);
+        assert_eq!(
+            (
+                setting(&warehouse, "memory_limit"),
+                setting(&warehouse, "threads")
+            ),
+            for_queries
+        );
+    }
+}

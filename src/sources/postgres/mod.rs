@@ -43,9 +43,11 @@ impl PostgresSource {
 /// root (`sslrootcert`), and `verify-full` also that it names the host.
 pub async fn connect(url: &str) -> Result<Client> {
     let (url, tls_settings) = tls::split_url(url)?;
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| Error::Other(format!("postgres: bad connection URL: {e}")))?;
+    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        // The cause ("invalid value for option `sslmode`") is in the source.
+        let cause = e.source().map(|c| format!(": {c}")).unwrap_or_default();
+        Error::Other(format!("postgres: bad connection URL: {e}{cause}"))
+    })?;
     let host = config
         .get_hosts()
         .first()
