@@ -185,6 +185,16 @@ fn merge_upserts_on_the_primary_key_and_last_row_wins() {
         .map(|r| r["name"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(names, ["a", "B", "c"]);
+    // Rows are updated in place: a column the batch lacks keeps its value.
+    p.write("data/3.csv", "id,name,note\n3,c,kept\n");
+    p.ok(&["run"]);
+    p.write("data/4.csv", "id,name\n3,C\n");
+    p.ok(&["run"]);
+    assert_eq!(
+        p.scalar("select count(*) from c where id = 3 and name = 'C' and note = 'kept'"),
+        1
+    );
+    assert_eq!(p.scalar("select count(*) from c"), 3);
 }
 
 #[test]

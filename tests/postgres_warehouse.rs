@@ -49,9 +49,19 @@ fn files_load_into_postgres_with_merge_replace_and_evolution() {
         1,
         "new column added"
     );
+    // A batch without some of the table's columns updates rows in place:
+    // the columns it lacks keep their values.
+    p.write("data/2b.csv", "id,name\n3,C\n");
+    p.ok(&["run"]);
+    assert_eq!(
+        p.scalar("select count(*) from raw.orders where id = 3 and name = 'C' and note = 'y' and amount > 0"),
+        1,
+        "merge keeps the columns a batch does not have"
+    );
+    assert_eq!(p.scalar("select count(*) from raw.orders"), 3);
 
     let status = p.ok(&["status"]);
-    assert!(status.contains("files: 2"), "{status}");
+    assert!(status.contains("files: 3"), "{status}");
 
     p.write(
         "pipelines/orders.toml",
@@ -61,7 +71,7 @@ fn files_load_into_postgres_with_merge_replace_and_evolution() {
     p.ok(&["run"]);
     assert_eq!(
         p.scalar("select count(*) from raw.orders"),
-        6,
+        7,
         "replace reloads every file"
     );
 

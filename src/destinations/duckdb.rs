@@ -399,31 +399,31 @@ impl DuckDbDestination {
         append(&self.conn, Some("temp"), "main", STAGE, batch)
     }
 
-    fn merge_from_stage(&self, qualified: &str) -> Result<()> {
-        let keys: Vec<String> = self
-            .load
-            .primary_key
+    /// Merges the staged rows (the last of each key wins) into the table: a
+    /// row whose key is there is updated in place, keeping the columns the
+    /// batch does not have; a new key is inserted.
+    fn merge_from_stage(&self, qualified: &str, schema: &Schema) -> Result<()> {
+        let keys = KeySql::new(&self.load.primary_key, quote_ident);
+        let updates: Vec<String> = schema
+            .fields()
             .iter()
-            .map(|k| quote_ident(k))
+            .filter(|f| !self.load.primary_key.contains(f.name()))
+            .map(|f| format!("{c} = s.{c}", c = quote_ident(f.name())))
             .collect();
-        let matches: Vec<String> = keys
-            .iter()
-            .map(|k| format!("{qualified}.{k} = {STAGE}.{k}"))
-            .collect();
+        let matched = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("UPDATE SET {}", updates.join(", "))
+        };
         self.exec(
             &format!(
-                "DELETE FROM {qualified} USING {STAGE} WHERE {}",
-                matches.join(" AND ")
+                "MERGE INTO {qualified} AS t USING (SELECT * FROM {STAGE} \
+                 QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY rowid DESC) = 1) AS s \
+                 ON {join} WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT BY NAME",
+                k = keys.list,
+                join = keys.join
             ),
-            "merging (delete)",
-        )?;
-        self.exec(
-            &format!(
-                "INSERT INTO {qualified} BY NAME SELECT * FROM {STAGE} \
-                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
-                keys.join(", ")
-            ),
-            "merging (insert)",
+            "merging",
         )
     }
 }
@@ -484,7 +484,7 @@ impl Destination for DuckDbDestination {
         match self.load.write {
             _ if self.load.upserts() => {
                 self.stage(batch)?;
-                self.merge_from_stage(&qualified)
+                self.merge_from_stage(&qualified, &schema)
             }
             _ if self.load.dedupes() => {
                 self.stage(batch)?;

@@ -203,6 +203,7 @@ impl Warehouse for PostgresWarehouse {
             in_transaction: false,
             columns: None,
             replace_started: false,
+            server_version: None,
         }))
     }
 
@@ -259,9 +260,54 @@ pub struct PostgresDestination {
     in_transaction: bool,
     columns: Option<Vec<(String, String)>>,
     replace_started: bool,
+    server_version: Option<i32>,
+}
+
+/// `MERGE` of the rows of `latest` (one per key) into `target`: a row whose
+/// key is there updates it in place, its other columns (those the batch does
+/// not have) kept; a new key is inserted.
+fn merge_sql(
+    target: &str,
+    latest: &str,
+    keys: &KeySql,
+    source: &[(String, String)],
+    key_columns: &[String],
+) -> String {
+    let list: Vec<String> = source.iter().map(|(n, _)| quote(n)).collect();
+    let values: Vec<String> = list.iter().map(|c| format!("s.{c}")).collect();
+    let updates: Vec<String> = source
+        .iter()
+        .filter(|(n, _)| !key_columns.contains(n))
+        .map(|(n, _)| format!("{c} = s.{c}", c = quote(n)))
+        .collect();
+    let matched = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("UPDATE SET {}", updates.join(", "))
+    };
+    format!(
+        "MERGE INTO {target} AS t USING ({latest}) AS s ON {join} \
+         WHEN MATCHED THEN {matched} \
+         WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
+        join = keys.join,
+        columns = list.join(", "),
+        values = values.join(", ")
+    )
 }
 
 impl PostgresDestination {
+    /// The server's `server_version_num` (150000 for 15.0), asked once.
+    fn server_version(&mut self) -> Result<i32> {
+        if let Some(version) = self.server_version {
+            return Ok(version);
+        }
+        let row = block_on(self.client.query_one("SHOW server_version_num", &[]))
+            .map_err(pg_err("reading the server version"))?;
+        let version = row.get::<_, String>(0).parse().unwrap_or(0);
+        self.server_version = Some(version);
+        Ok(version)
+    }
+
     fn exec(&self, sql: &str, what: &str) -> Result<()> {
         block_on(self.client.batch_execute(sql)).map_err(|e| {
             Error::Other(format!(
@@ -427,17 +473,27 @@ impl Destination for PostgresDestination {
         self.copy_in(&format!("{STAGE} ({list})"), &batch)?;
         if self.load.upserts() {
             let keys = KeySql::new(&self.load.primary_key, quote);
-            self.exec(
-                &format!("DELETE FROM {target} t USING {STAGE} s WHERE {}", keys.join),
-                "merging (delete)",
-            )?;
-            self.exec(
-                &format!(
-                    "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} ORDER BY {k}, ctid DESC",
-                    k = keys.list
-                ),
-                "merging (insert)",
-            )
+            // The last row of a key in the batch wins.
+            let latest = format!(
+                "SELECT DISTINCT ON ({k}) {list} FROM {STAGE} ORDER BY {k}, ctid DESC",
+                k = keys.list
+            );
+            if self.server_version()? >= 150_000 {
+                self.exec(
+                    &merge_sql(&target, &latest, &keys, &source, &self.load.primary_key),
+                    "merging",
+                )
+            } else {
+                // Before MERGE (PostgreSQL 15): replace the keys' rows.
+                self.exec(
+                    &format!("DELETE FROM {target} t USING {STAGE} s WHERE {}", keys.join),
+                    "merging (delete)",
+                )?;
+                self.exec(
+                    &format!("INSERT INTO {target} ({list}) {latest}"),
+                    "merging (insert)",
+                )
+            }
         } else if self.load.dedupes() {
             let keys = KeySql::new(&self.load.dedupe_key, quote);
             self.exec(
