@@ -290,10 +290,24 @@ fn kill_9_mid_stream_then_restart_loads_every_message_exactly_once() {
     signal(&child, libc::SIGKILL);
     let _ = child.wait_with_output();
 
+    // The first process may have committed everything before it died: wait
+    // for the second to take over the project (its socket, in place of the
+    // dead one's) before stopping it.
+    let socket = p.path().join(".flowline/flowline.sock");
+    let _ = std::fs::remove_file(&socket);
     let mut child = start(&p);
+    let started = Instant::now();
+    while !socket.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     wait_for_rows(&p, &mut child, 3000);
     let out = stop(child);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "the restarted stream exits 0 on SIGTERM:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         p.scalar("select count(distinct event_id) from raw.clicks"),
         3000

@@ -59,6 +59,9 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
             )));
         }
     }
+    // Signals are caught from here on: a SIGTERM while the sources connect
+    // stops the streams as soon as they start, and the exit is clean.
+    let mut signals = super::serve::StopSignals::install()?;
     // The socket first: other commands then wait for this process instead
     // of meeting the warehouse file's lock.
     let socket = crate::server::local::bind(project.clone()).await?;
@@ -97,7 +100,6 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
             plural(runners.len() as u64, "pipeline")
         );
     }
-    let mut signals = super::serve::StopSignals::install()?;
     let stopping = tokio::spawn(async move {
         signals.next().await;
         tracing::info!("stopping: committing the batches in hand");
