@@ -29,7 +29,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
 
 /// `[source] kind = "kafka"`.
@@ -105,17 +104,7 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 impl KafkaSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions {
-            format: self.format,
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
-        }
-    }
-
-    /// The bootstrap URL.
-    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
     }
 }
 

@@ -237,27 +237,34 @@ impl SourceConfig {
         state: Option<&serde_json::Value>,
     ) -> Result<Box<dyn stream::StreamSource>> {
         let connections = &project.settings.connections;
+        let url = |url: &Option<String>, connection: &Option<String>| {
+            connection_url(url.as_ref(), connection.as_ref(), connections)
+        };
         match self {
             SourceConfig::Rabbitmq(config) => Ok(Box::new(
-                rabbitmq::RabbitMqSource::start(config.clone(), config.resolve_url(connections)?)
-                    .await?,
+                rabbitmq::RabbitMqSource::start(
+                    config.clone(),
+                    url(&config.url, &config.connection)?,
+                )
+                .await?,
             )),
             SourceConfig::Kafka(config) => Ok(Box::new(
                 kafka::KafkaSource::start(
                     config.clone(),
-                    config.resolve_url(connections)?,
+                    url(&config.url, &config.connection)?,
                     pipeline,
                     state,
                 )
                 .await?,
             )),
             SourceConfig::Nats(config) => Ok(Box::new(
-                nats::NatsSource::start(config.clone(), config.resolve_url(connections)?).await?,
+                nats::NatsSource::start(config.clone(), url(&config.url, &config.connection)?)
+                    .await?,
             )),
             SourceConfig::Mqtt(config) => Ok(Box::new(
                 mqtt::MqttSource::start(
                     config.clone(),
-                    config.resolve_url(connections)?,
+                    url(&config.url, &config.connection)?,
                     &project.settings.project.name,
                     pipeline,
                 )

@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
 
 /// `[source] kind = "mqtt"`.
@@ -113,17 +112,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 impl MqttSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions {
-            format: self.format,
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
-        }
-    }
-
-    /// The broker URL.
-    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
     }
 
     /// The client id: `client_id`, or one derived from the pipeline's name,

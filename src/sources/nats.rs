@@ -29,7 +29,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
 
 /// `[source] kind = "nats"`.
@@ -100,17 +99,7 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 impl NatsSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions {
-            format: self.format,
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
-        }
-    }
-
-    /// The server URL.
-    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
     }
 
     /// The subjects a stream created by `create_stream` takes.

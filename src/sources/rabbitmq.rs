@@ -22,7 +22,6 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, mpsc};
 
 use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
 
 /// `[source] kind = "rabbitmq"`.
@@ -71,17 +70,7 @@ fn default_delimiter() -> char {
 impl RabbitMqSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions {
-            format: self.format,
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
-        }
-    }
-
-    /// The broker URL.
-    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
+        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
     }
 }
 

@@ -91,17 +91,44 @@ pub struct PayloadOptions {
     pub schema: BTreeMap<String, String>,
     /// CSV: the column names, in order.
     pub columns: Vec<String>,
-    /// CSV: the separator.
-    pub delimiter: u8,
+    /// CSV: the separator (one ASCII character).
+    pub delimiter: char,
 }
 
 impl PayloadOptions {
+    /// The options a stream source's `format`, `schema`, `columns` and
+    /// `delimiter` keys give.
+    pub fn new(
+        format: Format,
+        schema: &BTreeMap<String, String>,
+        columns: &[String],
+        delimiter: char,
+    ) -> Self {
+        PayloadOptions {
+            format,
+            schema: schema.clone(),
+            columns: columns.to_vec(),
+            delimiter,
+        }
+    }
+
+    /// CSV: the separator as the byte the CSV reader takes.
+    pub fn delimiter_byte(&self) -> u8 {
+        u8::try_from(self.delimiter).unwrap_or(b',')
+    }
+
     /// Checks the options and turns declared types into Arrow types.
     pub fn overrides(&self) -> Result<HashMap<String, DataType>> {
         if self.format == Format::Csv && self.columns.is_empty() {
             return Err(Error::Config(
                 "[source] format = \"csv\" needs columns = [\"name\", ...]".into(),
             ));
+        }
+        if !self.delimiter.is_ascii() {
+            return Err(Error::Config(format!(
+                "[source] delimiter must be one ASCII character, not {:?}",
+                self.delimiter
+            )));
         }
         self.schema
             .iter()
@@ -189,7 +216,7 @@ impl PayloadDecoder {
     fn csv_record(&self, payload: &[u8]) -> std::result::Result<String, String> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
-            .delimiter(self.options.delimiter)
+            .delimiter(self.options.delimiter_byte())
             .from_reader(payload);
         let record = reader
             .records()
@@ -286,6 +313,15 @@ mod tests {
     }
 
     #[test]
+    fn a_delimiter_must_be_one_ascii_character() {
+        let options = PayloadOptions::new(Format::Csv, &BTreeMap::new(), &["a".into()], '€');
+        let err = PayloadDecoder::new(options).err().expect("refused");
+        assert!(err.to_string().contains("ASCII"), "{err}");
+        let options = PayloadOptions::new(Format::Csv, &BTreeMap::new(), &["a".into()], ';');
+        assert_eq!(options.delimiter_byte(), b';');
+    }
+
+    #[test]
     fn json_payloads_decode_and_bad_ones_become_dead_letters() {
         let mut decoder = PayloadDecoder::new(PayloadOptions::default()).expect("decoder");
         let messages = vec![
@@ -319,7 +355,7 @@ mod tests {
             format: Format::Csv,
             columns: vec!["id".into(), "page".into()],
             schema: [("id".to_string(), "bigint".to_string())].into(),
-            delimiter: b',',
+            delimiter: ',',
         })
         .expect("decoder");
         let (batch, letters) = csv

@@ -170,12 +170,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 impl WebhookSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions {
-            format: self.format,
-            schema: self.schema.clone(),
-            columns: self.columns.clone(),
-            delimiter: u8::try_from(self.delimiter).unwrap_or(b','),
-        }
+        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
     }
 
     /// The path served for `pipeline`, checked.
@@ -637,7 +632,7 @@ fn csv_lines(body: &Bytes, options: &PayloadOptions, tally: &mut Tally) -> Vec<B
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .delimiter(options.delimiter)
+        .delimiter(options.delimiter_byte())
         .from_reader(body.as_ref());
     let mut record = csv::ByteRecord::new();
     let mut parts = Vec::new();
@@ -790,7 +785,7 @@ mod tests {
         let csv = PayloadOptions {
             format: Format::Csv,
             columns: vec!["id".into(), "page".into()],
-            delimiter: b',',
+            delimiter: ',',
             ..Default::default()
         };
         let p = prepare(Bytes::from("1,/a\n2,\"/b\nc\"\n3\n"), &csv);
