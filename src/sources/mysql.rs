@@ -17,7 +17,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::database::{
-    DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch, parse_decimal,
+    DatabaseSourceConfig, Dialect, SslMode, TableInfo, Unsupported, last_batch, parse_decimal,
 };
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::data::builders::{BatchBuilder, Value};
@@ -70,41 +70,6 @@ pub fn describe_error(e: &mysql_async::Error) -> String {
 
 fn my_err(context: &str) -> impl Fn(mysql_async::Error) -> Error + '_ {
     move |e| Error::Other(format!("mysql: {context}: {}", describe_error(&e)))
-}
-
-/// How a connection uses TLS: the URL's `sslmode` (libpq's names) or
-/// `ssl-mode` (MySQL's names, case-insensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SslMode {
-    /// `disable`, `DISABLED`: never TLS.
-    Disable,
-    /// `prefer`, `PREFERRED` (the default): TLS when the server supports it,
-    /// unencrypted otherwise; the certificate is not checked.
-    Prefer,
-    /// `require`, `REQUIRED`: TLS or no connection; the certificate is not
-    /// checked (encryption, not authentication, as libpq's `require`).
-    Require,
-    /// `verify-ca`, `VERIFY_CA`: TLS, and the certificate must be signed by
-    /// a root of `sslrootcert`; its host name is not checked.
-    VerifyCa,
-    /// `verify-full`, `VERIFY_IDENTITY`: TLS, and the certificate must be
-    /// signed by a trusted root and name the host of the URL.
-    VerifyFull,
-}
-
-impl SslMode {
-    fn parse(value: &str) -> Option<SslMode> {
-        Some(
-            match value.to_ascii_lowercase().replace('_', "-").as_str() {
-                "disable" | "disabled" => SslMode::Disable,
-                "prefer" | "preferred" => SslMode::Prefer,
-                "require" | "required" => SslMode::Require,
-                "verify-ca" => SslMode::VerifyCa,
-                "verify-full" | "verify-identity" => SslMode::VerifyFull,
-                _ => return None,
-            },
-        )
-    }
 }
 
 /// URL parameters for the TLS mode, libpq's spelling and MySQL's.

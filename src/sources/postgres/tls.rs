@@ -17,6 +17,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
+use crate::sources::database::SslMode;
 
 /// How much of the server's identity is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +63,12 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings)> {
     let mut kept = Vec::new();
     for (key, value) in parsed.query_pairs() {
         match (key.as_ref(), value.as_ref()) {
-            ("sslmode", "verify-ca") => verifying_mode = Some(Verify::Chain),
-            ("sslmode", "verify-full") => verifying_mode = Some(Verify::Full),
+            ("sslmode", value) if SslMode::parse(value) == Some(SslMode::VerifyCa) => {
+                verifying_mode = Some(Verify::Chain)
+            }
+            ("sslmode", value) if SslMode::parse(value) == Some(SslMode::VerifyFull) => {
+                verifying_mode = Some(Verify::Full)
+            }
             ("sslrootcert", path) => root_cert = Some(PathBuf::from(path)),
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
@@ -234,6 +239,9 @@ mod tests {
 
         let (_, tls) = split_url("postgres://h/db?sslmode=verify-ca").expect("splits");
         assert_eq!(tls.verify, Verify::Chain);
+        // MySQL's spelling names the same mode, as in a MySQL URL.
+        let (_, tls) = split_url("postgres://h/db?sslmode=VERIFY_IDENTITY").expect("splits");
+        assert_eq!(tls.verify, Verify::Full);
 
         for plain in [
             "postgres://h/db",
