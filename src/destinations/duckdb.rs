@@ -36,26 +36,13 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Name of the per-load staging table (temporary, per connection).
 const STAGE: &str = "_flowline_stage";
 
-/// Applies `[warehouse]` settings to a connection.
-fn apply_settings(conn: &duckdb::Connection, config: &WarehouseConfig) -> Result<()> {
-    let mut settings = format!(
-        "SET memory_limit = {};",
-        quote_literal(&config.memory_limit)
-    );
-    if let Some(threads) = config.threads {
-        settings.push_str(&format!("SET threads = {threads};"));
-    }
-    conn.execute_batch(&settings)
-        .map_err(|e| Error::warehouse("applying memory_limit/threads", e))
-}
-
 /// Checks `[warehouse]` settings on a throwaway in-memory database.
 pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
     let conn = duckdb::Connection::open_in_memory()
         .map_err(|e| Error::warehouse("checking [warehouse] settings", e))?;
-    apply_settings(&conn, config)?;
-    conn.execute_batch(&LoadSettings::new(config).during_loads)
-        .map_err(|e| Error::warehouse("applying load_memory_limit/load_threads", e))
+    let settings = LoadSettings::new(config);
+    settings.for_queries(&conn)?;
+    settings.for_loads(&conn)
 }
 
 /// DuckDB settings while at least one load runs: `load_memory_limit`, and
@@ -92,11 +79,22 @@ impl LoadSettings {
         }
     }
 
+    /// `memory_limit` and `threads`: at open, and once the last load ends.
+    fn for_queries(&self, conn: &duckdb::Connection) -> Result<()> {
+        conn.execute_batch(&self.after_loads)
+            .map_err(|e| Error::warehouse("applying memory_limit/threads", e))
+    }
+
+    /// `load_memory_limit` and `load_threads`.
+    fn for_loads(&self, conn: &duckdb::Connection) -> Result<()> {
+        conn.execute_batch(&self.during_loads)
+            .map_err(|e| Error::warehouse("applying load_memory_limit/load_threads", e))
+    }
+
     fn enter(&self, conn: &duckdb::Connection) -> Result<()> {
         use std::sync::atomic::Ordering;
         if self.active.fetch_add(1, Ordering::SeqCst) == 0 {
-            conn.execute_batch(&self.during_loads)
-                .map_err(|e| Error::warehouse("applying load_memory_limit/load_threads", e))?;
+            self.for_loads(conn)?;
         }
         Ok(())
     }
@@ -104,9 +102,9 @@ impl LoadSettings {
     fn leave(&self, conn: &duckdb::Connection) {
         use std::sync::atomic::Ordering;
         if self.active.fetch_sub(1, Ordering::SeqCst) == 1
-            && let Err(e) = conn.execute_batch(&self.after_loads)
+            && let Err(e) = self.for_queries(conn)
         {
-            tracing::warn!("restoring the warehouse's memory_limit/threads: {e}");
+            tracing::warn!("restoring the warehouse's settings: {e}");
         }
     }
 }
@@ -178,12 +176,13 @@ impl DuckDbWarehouse {
                 }
             }
         };
-        apply_settings(&conn, config)?;
+        let load_settings = Arc::new(LoadSettings::new(config));
+        load_settings.for_queries(&conn)?;
         conn.execute_batch(INTERNAL_TABLES)
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {
             conn: Mutex::new(conn),
-            load_settings: Arc::new(LoadSettings::new(config)),
+            load_settings,
         })
     }
 

@@ -14,7 +14,7 @@ use tokio_postgres::types::{Kind, Type};
 use tokio_postgres::{Client, NoTls};
 
 use super::database::{DatabaseSourceConfig, Dialect, TableInfo, Unsupported, last_batch};
-use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
+use super::{BatchSender, DeadLetter, Source, SourceContext};
 use crate::data::builders::BatchBuilder;
 use crate::error::{Error, Result};
 
@@ -454,7 +454,7 @@ async fn copy_range(
     let mut bytes = 0u64;
     let mut dead_letters = Vec::new();
     let mut row_number = 0u64;
-    // Batches closed early by a bad row, waiting to be sent.
+    // Batches closed (full, or early by a bad row), waiting to be sent.
     let mut closed = Vec::new();
     let mut failure = None;
     while let Some(chunk) = stream.next().await {
@@ -486,27 +486,17 @@ async fn copy_range(
                     .take()
                     .unwrap_or_else(|| Error::Other(format!("postgres: reading {origin}: {e}")))
             })?;
-        for batch in closed.drain(..).filter(|b| b.num_rows() > 0) {
-            let batch = SourceBatch {
-                batch,
-                bytes: std::mem::take(&mut bytes),
-                dead_letters: Vec::new(),
-                checkpoint: None,
-                table: None,
-            };
-            if out.send(batch).await.is_err() {
-                return Ok(());
-            }
-        }
         if builder.rows() >= batch_size || (bytes as usize >= batch_bytes && builder.rows() > 0) {
-            let batch = SourceBatch {
-                batch: builder.finish()?,
-                bytes: std::mem::take(&mut bytes),
-                dead_letters: std::mem::take(&mut dead_letters),
-                checkpoint: None,
-                table: None,
-            };
-            if out.send(batch).await.is_err() {
+            closed.push(builder.finish()?);
+        }
+        for batch in closed.drain(..) {
+            let taken = (
+                std::mem::take(&mut bytes),
+                std::mem::take(&mut dead_letters),
+            );
+            if let Some(batch) = last_batch(Some(batch), taken.0, taken.1, None)?
+                && out.send(batch).await.is_err()
+            {
                 return Ok(());
             }
         }
