@@ -4,17 +4,37 @@
 //! checkpoints, [`transforms`] reshape them in flight, [`destinations`] load
 //! them and commit the checkpoint atomically with the data. The [`engine`]
 //! drives that flow for one pipeline; [`config`] turns project files into
-//! typed structs; [`state`] keeps run history; [`cli`] is the command line.
+//! typed structs; [`state`] keeps run history; [`server`] lets other
+//! commands reach a running process; [`cli`] is the command line.
+//!
+//! # Module map and import direction
+//!
+//! Layers, lowest first. A module uses only its own module and the layers
+//! below it; the modules of one layer do not use each other
+//! (`tests/architecture.rs` fails on any `crate::` path that points up).
+//!
+//! | layer | modules | owns |
+//! |---|---|---|
+//! | 0 | [`core`] | the shared vocabulary: errors, batches, dead letters, table names, write modes, load specs, connections, secrets, diagnostics |
+//! | 1 | [`data`] | Arrow helpers, type mapping, schema inference and evolution |
+//! | 2 | [`clients`] | the Postgres and MySQL clients: connect, TLS, errors by cause, COPY to Arrow |
+//! | 3 | [`sources`], [`destinations`], [`transforms`] | connectors, each listed once in its registry (`sources::connectors`, `destinations::warehouses`, `transforms::steps`) |
+//! | 4 | [`config`] | project and pipeline files to typed structs, `${VAR}`, file:line:column diagnostics |
+//! | 5 | [`state`] | run history |
+//! | 6 | [`engine`] | batch and stream runners, checkpoints, `run_one` |
+//! | 7 | [`server`] | the local socket that lets commands reach a running process |
+//! | 8 | [`cli`] | one file per verb |
 
 pub mod cli;
+pub mod clients;
 pub mod config;
+pub mod core;
 pub mod data;
 pub mod destinations;
 pub mod engine;
-pub mod error;
 pub mod server;
 pub mod sources;
 pub mod state;
 pub mod transforms;
 
-pub use error::{Error, Result};
+pub use crate::core::error::{Error, Result};

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flowline::cli::Cli;
-use flowline::config::secrets::redact;
+use flowline::core::secrets::redact;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

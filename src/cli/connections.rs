@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::config::Project;
-use crate::error::{Error, Result};
-use crate::sources::catalog;
+use crate::core::error::{Error, Result};
+use crate::sources::connector_for_url;
 
 /// Subcommands of `flowline connections`.
 #[derive(Debug, clap::Subcommand)]
@@ -22,26 +22,6 @@ pub enum ConnectionsCommand {
     List,
 }
 
-/// The URL of `[connections.name]`.
-pub fn url_of(project: &Project, name: &str) -> Result<String> {
-    let connections = &project.settings.connections;
-    let connection = connections.get(name).ok_or_else(|| {
-        let known: Vec<&str> = connections.keys().map(String::as_str).collect();
-        Error::Config(format!(
-            "no [connections.{name}] in flowline.toml (known: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ))
-    })?;
-    connection
-        .url
-        .clone()
-        .ok_or_else(|| Error::Config(format!("[connections.{name}] has no url")))
-}
-
 /// Runs the subcommand.
 pub async fn execute(
     project_dir: &Path,
@@ -51,20 +31,23 @@ pub async fn execute(
     let project = Project::load(project_dir)?;
     match command {
         ConnectionsCommand::List => {
-            for (name, connection) in &project.settings.connections {
+            for (name, connection) in project.settings.connections.iter() {
                 let kind = connection
                     .url
                     .as_deref()
-                    .and_then(|u| catalog::DatabaseKind::of(u).ok())
-                    .map_or("?", |k| k.source_kind());
+                    .and_then(|u| connector_for_url(u).ok())
+                    .map_or("?", |c| c.kind);
                 println!("{name}  ({kind})");
             }
             Ok(ExitCode::SUCCESS)
         }
         ConnectionsCommand::Test { name } => {
-            let url = url_of(&project, &name)?;
+            let url = project.settings.connections.url(&name)?;
             let started = Instant::now();
-            let result = catalog::server_version(&url, &project.dir).await;
+            let result = match connector_for_url(&url) {
+                Ok(connector) => connector.test_connection(&url, &project.workspace()).await,
+                Err(e) => Err(e),
+            };
             let ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok(version) => {
@@ -79,7 +62,7 @@ pub async fn execute(
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) if json => {
-                    let message = crate::config::secrets::redact(&e.to_string());
+                    let message = crate::core::secrets::redact(&e.to_string());
                     println!(
                         "{}",
                         json!({ "connection": name, "ok": false, "error": message })

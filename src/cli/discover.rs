@@ -4,12 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::connections::url_of;
 use super::output::text_table;
 use crate::config::{PIPELINES_DIR, Project};
-use crate::error::{Error, Result};
-use crate::sources::catalog::{self, DatabaseKind};
-use crate::sources::database::TableInfo;
+use crate::core::error::{Error, Result};
+use crate::sources::{TableInfo, connector_for_url};
 
 /// Arguments of `flowline discover`.
 #[derive(Debug, clap::Args)]
@@ -31,7 +29,7 @@ const CURSOR_NAMES: &[&str] = &[
     "changed_at",
 ];
 
-fn pipeline_file(connection: &str, kind: DatabaseKind, info: &TableInfo) -> String {
+fn pipeline_file(connection: &str, kind: &str, info: &TableInfo) -> String {
     let cursor = info
         .columns
         .iter()
@@ -41,7 +39,6 @@ fn pipeline_file(connection: &str, kind: DatabaseKind, info: &TableInfo) -> Stri
         "# Written by `flowline discover {connection}`: loads {schema}.{table}.\n\n[source]\nkind = \"{kind}\"\nconnection = \"{connection}\"\ntable = \"{schema}.{table}\"\n",
         schema = info.schema,
         table = info.table,
-        kind = kind.source_kind(),
     );
     if let Some(cursor) = &cursor {
         text.push_str(&format!("incremental = {{ cursor = \"{cursor}\" }}\n"));
@@ -73,9 +70,11 @@ fn pipeline_file(connection: &str, kind: DatabaseKind, info: &TableInfo) -> Stri
 /// Lists the tables, or writes a pipeline for one.
 pub async fn execute(project_dir: &Path, json: bool, args: DiscoverArgs) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
-    let url = url_of(&project, &args.name)?;
-    let kind = DatabaseKind::of(&url)?;
-    let tables = catalog::discover(&url, &project.dir)
+    let url = project.settings.connections.url(&args.name)?;
+    let connector = connector_for_url(&url)?;
+    let kind = connector.kind;
+    let tables = connector
+        .discover(&url, &project.workspace())
         .await
         .map_err(|e| Error::Other(format!("connection {}: {e}", args.name)))?;
     if let Some(wanted) = &args.write_pipeline {

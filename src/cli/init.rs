@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Arguments of `flowline init`.
 #[derive(Debug, clap::Args)]

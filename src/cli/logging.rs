@@ -5,7 +5,7 @@ use std::io::Write;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::secrets::redact;
+use crate::core::secrets::redact;
 
 /// Sets up logging: `FLOWLINE_LOG` when given, else by verbosity. On a
 /// terminal with progress bars only warnings (and a stream's live numbers)

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use crate::core::error::Result;
 
 /// flowline: extract, transform, load and orchestrate data pipelines from one binary.
 #[derive(Debug, Parser)]
@@ -85,7 +85,7 @@ impl Cli {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| crate::error::Error::Other(format!("starting the runtime: {e}")))?;
+            .map_err(|e| crate::core::error::Error::Other(format!("starting the runtime: {e}")))?;
         match self.command {
             Command::Init(args) => init::execute(args),
             Command::Validate => validate::execute(&self.project, self.json),

@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::output::{human_duration, plural};
 use crate::config::{Pipeline, Project};
+use crate::core::error::Result;
 use crate::engine::RunOptions;
 use crate::engine::progress::Progress;
-use crate::error::Result;
 use crate::state::{RunRecord, RunStatus};
 
 /// Arguments of `flowline run`.
@@ -31,7 +31,7 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
         project
             .pipelines
             .iter()
-            .filter(|p| p.config.mode == crate::config::Mode::Batch)
+            .filter(|p| p.config.mode == crate::core::Mode::Batch)
             .collect()
     } else {
         args.pipelines

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Project;
-use crate::destinations::{Warehouse, open_warehouse};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
+use crate::destinations::Warehouse;
 use crate::server::local;
 use crate::state::{StateStore, open_state_store};
 
@@ -55,7 +55,7 @@ pub async fn execute(project_dir: &Path) -> Result<ExitCode> {
     // The socket first: a second `serve` fails naming this one's pid, and
     // other commands wait for this one instead of hitting the file's lock.
     let socket = local::bind(project.clone()).await?;
-    let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(&project)?);
+    let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse()?);
     let store: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
     let server = socket.serve(warehouse, store);
     server.set_activity("flowline serve");

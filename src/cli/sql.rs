@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::output::{Format, render};
 use crate::config::Project;
-use crate::error::Result;
+use crate::core::error::Result;
 use crate::server::client::open_warehouse;
 
 /// Arguments of `flowline sql`.

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::output::{human_duration, text_table};
 use crate::config::Project;
-use crate::error::Result;
+use crate::core::error::Result;
 use crate::server::client::open_warehouse;
 use crate::state::open_state_store;
 
@@ -24,16 +24,18 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     for pipeline in &project.pipelines {
         let run = last_runs.iter().find(|r| r.pipeline == pipeline.name);
         // One unreachable destination must not hide the others' status.
-        let saved =
-            crate::destinations::open_pipeline_warehouse(&project, &pipeline.config.destination)
-                .and_then(|own| {
-                    own.as_deref()
-                        .unwrap_or(warehouse.as_ref())
-                        .saved_state(&pipeline.name)
-                });
+        let saved = crate::destinations::open_pipeline_warehouse(
+            &project.workspace(),
+            &pipeline.config.destination,
+        )
+        .and_then(|own| {
+            own.as_deref()
+                .unwrap_or(warehouse.as_ref())
+                .saved_state(&pipeline.name)
+        });
         let (saved, problem) = match saved {
             Ok(saved) => (saved, None),
-            Err(e) => (None, Some(crate::config::secrets::redact(&e.to_string()))),
+            Err(e) => (None, Some(crate::core::secrets::redact(&e.to_string()))),
         };
         let mut progress = match &problem {
             Some(problem) => format!("error: {problem}"),

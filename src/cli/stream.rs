@@ -15,10 +15,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::output::{human_duration, plural};
-use crate::config::{Mode, Pipeline, Project};
-use crate::destinations::{Warehouse, open_warehouse};
+use crate::config::{Pipeline, Project};
+use crate::core::Mode;
+use crate::core::error::{Error, Result};
+use crate::destinations::Warehouse;
 use crate::engine::stream::{StreamMetrics, run_stream};
-use crate::error::{Error, Result};
 use crate::state::{RunStatus, StateStore, open_state_store};
 
 /// Arguments of `flowline stream`.
@@ -65,7 +66,7 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
     // The socket first: other commands then wait for this process instead
     // of meeting the warehouse file's lock.
     let socket = crate::server::local::bind(project.clone()).await?;
-    let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(&project)?);
+    let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse()?);
     let store: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
     let owner = socket.serve(warehouse.clone(), store.clone());
     let names: Vec<&str> = selected.iter().map(|p| p.name.as_str()).collect();

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::config::Project;
-use crate::destinations::check_warehouse_settings;
-use crate::error::{Error, Result};
-use crate::sources::SourceContext;
+use crate::core::error::{Error, Result};
+use crate::destinations::check_destination;
 use crate::transforms;
 
 /// Prints problems (or "ok") and fails on any error.
@@ -29,28 +28,17 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     };
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    if let Err(e) = check_warehouse_settings(&project) {
+    let workspace = project.workspace();
+    if let Err(e) = project.settings.warehouse.check(&workspace) {
         errors.push(format!("flowline.toml: {e}"));
     }
     for pipeline in &project.pipelines {
-        let ctx = SourceContext {
-            pipeline: pipeline.name.clone(),
-            project_dir: project.dir.clone(),
-            state: None,
-        };
         let file = pipeline.file.display();
-        match pipeline
-            .config
-            .source
-            .build(&project)
-            .and_then(|s| s.check(&ctx))
-        {
+        match pipeline.config.source.validate(&workspace, &pipeline.name) {
             Ok(found) => warnings.extend(found.into_iter().map(|w| format!("{file}: {w}"))),
             Err(e) => errors.push(format!("{file}: {e}")),
         }
-        if let Err(e) =
-            crate::destinations::check_destination(&project, &pipeline.config.destination)
-        {
+        if let Err(e) = check_destination(&workspace, &pipeline.config.destination) {
             errors.push(format!("{file}: {e}"));
         }
         match transforms::build(&pipeline.config.transform) {

@@ -1,67 +1,15 @@
-//! Config diagnostics: `file:line:column: message`, the offending line with a
-//! caret under it, and a "did you mean" for misspelt keys and values.
+//! Config diagnostics: a serde message at a span of an interpolated file,
+//! turned into `file:line:column: message` against what the user wrote.
 
 use std::path::Path;
 
 use super::env::Interpolated;
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = text
-        .get(line_start..offset)
-        .map_or(1, |s| s.chars().count() + 1);
-    (line, col)
-}
-
-/// `file:line:col: message` followed by the source line and a caret.
-pub fn render(file: &Path, text: &str, offset: usize, message: &str) -> String {
-    let (line, col) = line_col(text, offset);
-    let source_line = text.lines().nth(line - 1).unwrap_or("");
-    let gutter = line.to_string();
-    format!(
-        "{}:{line}:{col}: {message}\n {gutter} | {source_line}\n {pad} | {caret:>col$}",
-        file.display(),
-        pad = " ".repeat(gutter.len()),
-        caret = "^",
-    )
-}
-
-/// The closest of `candidates` to `word`, when it is close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
+use crate::core::diagnostic::{did_you_mean, render};
 
 /// Words quoted in backticks in a serde message: for "unknown field `x`,
 /// expected one of `a`, `b`" that is `["x", "a", "b"]`.
 fn backticked(message: &str) -> Vec<&str> {
     message.split('`').skip(1).step_by(2).collect()
-}
-
-/// An error found while reading a config table, with where it is.
-#[derive(Debug, Clone)]
-pub struct SpannedError {
-    /// A serde-style message (backticks around names).
-    pub message: String,
-    /// Byte range in the (interpolated) file text, when known.
-    pub span: Option<std::ops::Range<usize>>,
-}
-
-impl From<toml::de::Error> for SpannedError {
-    fn from(e: toml::de::Error) -> Self {
-        SpannedError {
-            message: e.message().to_string(),
-            span: e.span(),
-        }
-    }
 }
 
 /// Turns a serde-style `message` at `span` into a diagnostic against the
@@ -133,22 +81,7 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_and_column_are_one_based() {
-        let text = "a = 1\nbb = 2\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, text.find("bb").expect("bb") + 1), (2, 2));
-    }
-
-    #[test]
-    fn suggests_the_nearest_key() {
-        assert_eq!(
-            did_you_mean("primary_keys", &["table", "write", "primary_key"]),
-            Some("primary_key")
-        );
-        assert_eq!(did_you_mean("zzz", &["table", "write"]), None);
-    }
+    use crate::core::diagnostic::line_col;
 
     #[test]
     fn finds_a_key_inside_a_table() {

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::diagnostic::render;
-use super::secrets;
-use crate::error::{Error, Result};
+use crate::core::diagnostic::render;
+use crate::core::error::{Error, Result};
+use crate::core::secrets;
 
 /// Where variables come from: the process environment first, then `.env`.
 #[derive(Debug, Default, Clone)]

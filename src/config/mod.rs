@@ -4,24 +4,22 @@
 //! mistake into a diagnostic naming file, line and column. Loading never
 //! stops at the first broken file: `flowline validate` reports them all.
 
-pub mod diagnostic;
+mod diagnostic;
 pub mod env;
 mod pipeline;
 mod project;
-pub mod secrets;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-pub use pipeline::{Mode, PipelineConfig};
-pub use project::{
-    ConnectionConfig, ProjectFile, ProjectSection, StateConfig, StateKind, WarehouseConfig,
-    WarehouseKind,
-};
+pub use pipeline::{BatchConfig, PipelineConfig};
+pub use project::{ProjectFile, ProjectSection, StateConfig, StateKind};
 
-use crate::error::{Error, Result};
+use crate::core::diagnostic::did_you_mean;
+use crate::core::error::{Error, Result};
+use crate::core::{ConnectionConfig, Workspace};
 use env::{Interpolated, Variables};
 
 /// Name of the project file at a project's root.
@@ -70,14 +68,14 @@ impl Project {
         }
         let vars = Variables::load(&dir).map_err(|e| vec![e.to_string()])?;
         let mut errors = Vec::new();
-        let settings =
-            match ConfigFile::read(&project_file, &vars).and_then(|f| f.parse::<ProjectFile>()) {
-                Ok(settings) => Some(settings),
-                Err(e) => {
-                    errors.push(e.to_string());
-                    None
-                }
-            };
+        let settings = match ConfigFile::read(&project_file, &vars).and_then(|f| f.parse_project())
+        {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        };
 
         let mut pipelines = Vec::new();
         for file in pipeline_files(&dir).map_err(|e| vec![e.to_string()])? {
@@ -117,7 +115,7 @@ impl Project {
             .find(|p| p.name == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
-                let hint = diagnostic::did_you_mean(name, &names)
+                let hint = did_you_mean(name, &names)
                     .map(|n| format!("; did you mean \"{n}\"?"))
                     .unwrap_or_default();
                 Error::Config(format!(
@@ -130,6 +128,25 @@ impl Project {
                     }
                 ))
             })
+    }
+
+    /// What connectors need of the project: its folder, name and connections.
+    pub fn workspace(&self) -> Workspace {
+        Workspace {
+            dir: self.dir.clone(),
+            name: self.settings.project.name.clone(),
+            connections: self.settings.connections.clone(),
+        }
+    }
+
+    /// Opens the project's warehouse.
+    pub fn open_warehouse(&self) -> Result<Box<dyn crate::destinations::Warehouse>> {
+        self.settings.warehouse.open(&self.workspace())
+    }
+
+    /// `[connections.<name>]`, or an error listing the known names.
+    pub fn connection(&self, name: &str) -> Result<&ConnectionConfig> {
+        self.settings.connections.get(name)
     }
 
     /// `path` resolved against the project folder.
@@ -192,6 +209,26 @@ impl ConfigFile {
         toml::from_str(&self.interpolated.text).map_err(|e| self.toml_error(&e))
     }
 
+    /// Parses `flowline.toml`. `[warehouse]` is deserialized straight from
+    /// the spanned document into the struct of its `kind`.
+    pub fn parse_project(&self) -> Result<ProjectFile> {
+        use serde::Deserialize;
+        let root =
+            toml::de::DeTable::parse(&self.interpolated.text).map_err(|e| self.toml_error(&e))?;
+        let span = root.span();
+        let mut table = root.into_inner();
+        let warehouse = table.remove("warehouse");
+        let mut project = ProjectFile::deserialize(toml::de::Deserializer::from(
+            toml::Spanned::new(span, table),
+        ))
+        .map_err(|e| self.toml_error(&e))?;
+        if let Some(warehouse) = warehouse {
+            project.warehouse = crate::destinations::WarehouseConfig::from_toml(warehouse)
+                .map_err(|e| self.located(&e.message, e.span))?;
+        }
+        Ok(project)
+    }
+
     /// Parses a pipeline file. `[source]` is deserialized straight from the
     /// spanned document into the struct of its `kind`, so every error in it
     /// keeps its exact line and column.
@@ -202,6 +239,7 @@ impl ConfigFile {
         let span = root.span();
         let mut table = root.into_inner();
         let source = table.remove("source");
+        let transforms = table.remove("transform");
         let body = pipeline::PipelineBody::deserialize(toml::de::Deserializer::from(
             toml::Spanned::new(span, table),
         ))
@@ -214,7 +252,28 @@ impl ConfigFile {
         };
         let source = crate::sources::SourceConfig::from_toml(source)
             .map_err(|e| self.located(&e.message, e.span))?;
-        Ok(body.with_source(source))
+        let transform = match transforms {
+            None => Vec::new(),
+            Some(value) => {
+                let span = value.span();
+                let toml::de::DeValue::Array(steps) = value.into_inner() else {
+                    return Err(self.error_at(
+                        span,
+                        "transform must be an array of tables: write [[transform]]",
+                    ));
+                };
+                steps
+                    .into_iter()
+                    .map(|step| {
+                        let span = step.span();
+                        crate::transforms::TransformConfig::from_toml(step)
+                            .map(|config| toml::Spanned::new(span, config))
+                            .map_err(|e| self.located(&e.message, e.span))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok(body.with_source(source, transform))
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> Error {
@@ -235,7 +294,7 @@ impl ConfigFile {
     /// A diagnostic at `span` (a byte range in the interpolated text).
     pub fn error_at(&self, span: Range<usize>, message: &str) -> Error {
         let offset = self.interpolated.original_offset(span.start);
-        Error::Config(diagnostic::render(
+        Error::Config(crate::core::diagnostic::render(
             &self.path,
             &self.original,
             offset,

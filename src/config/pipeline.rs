@@ -4,8 +4,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ConfigFile;
-use crate::destinations::{DestinationConfig, WriteMode};
-use crate::error::Result;
+use crate::core::error::Result;
+use crate::core::{Mode, TableName, WriteMode};
+use crate::destinations::DestinationConfig;
 use crate::sources::SourceConfig;
 use crate::transforms::TransformConfig;
 
@@ -60,8 +61,9 @@ fn default_max_wait() -> std::time::Duration {
     std::time::Duration::from_millis(500)
 }
 
-/// Everything of a pipeline file but `[source]`, which is read separately
-/// with the config struct its `kind` names (see [`SourceConfig::from_toml`]).
+/// Everything of a pipeline file but `[source]` and `[[transform]]`, which
+/// are read separately with the config struct their `kind` or step key names
+/// (see [`SourceConfig::from_toml`], [`TransformConfig::from_toml`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PipelineBody {
@@ -71,9 +73,6 @@ pub(super) struct PipelineBody {
     /// `batch` (the default): a run reads the source to its end and stops.
     #[serde(default)]
     mode: Mode,
-    /// `[[transform]]`: in-flight steps applied to every batch, in order.
-    #[serde(default)]
-    transform: Vec<Spanned<TransformConfig>>,
     /// `[destination]`: the table the data lands in.
     destination: DestinationConfig,
     /// Fail the run once more than this many rows went to the dead-letter
@@ -87,30 +86,22 @@ pub(super) struct PipelineBody {
 
 impl PipelineBody {
     /// The whole pipeline, with its source.
-    pub(super) fn with_source(self, source: SourceConfig) -> PipelineConfig {
+    pub(super) fn with_source(
+        self,
+        source: SourceConfig,
+        transform: Vec<Spanned<TransformConfig>>,
+    ) -> PipelineConfig {
         PipelineConfig {
             description: self.description,
             mode: self.mode,
             source,
-            transform: self.transform,
+            transform,
             destination: self.destination,
             max_bad_rows: self.max_bad_rows,
             batch_span: self.batch.as_ref().map(|b| b.span()),
             batch: self.batch.map(|b| b.into_inner()).unwrap_or_default(),
         }
     }
-}
-
-/// How a pipeline runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Offline extraction: a run reads what is there and stops.
-    #[default]
-    Batch,
-    /// Online extraction: `flowline stream` consumes continuously, in
-    /// micro-batches, until stopped.
-    Stream,
 }
 
 impl PipelineConfig {
@@ -121,9 +112,8 @@ impl PipelineConfig {
                 .check()
                 .map_err(|msg| file.error_at(step.span(), &msg))?;
         }
-        let stream_source = self.source.is_stream();
-        match (self.mode, stream_source) {
-            (Mode::Batch, true) => {
+        match (self.mode, self.source.mode()) {
+            (Mode::Batch, Mode::Stream) => {
                 return Err(file.error_at(
                     0..0,
                     &format!(
@@ -132,12 +122,12 @@ impl PipelineConfig {
                     ),
                 ));
             }
-            (Mode::Stream, false) => {
+            (Mode::Stream, Mode::Batch) => {
                 return Err(file.error_at(
                     0..0,
                     &format!(
                         "mode = \"stream\" needs a stream source ({}); kind = \"{}\" is read in batches",
-                        crate::sources::STREAM_KINDS.join(", "),
+                        crate::sources::kinds(Some(Mode::Stream)).join(", "),
                         self.source.kind()
                     ),
                 ));
@@ -158,7 +148,7 @@ impl PipelineConfig {
                 "write = \"merge\" needs primary_key = [\"column\", ...] in [destination]",
             ));
         }
-        if let Err(msg) = crate::destinations::TableName::parse(dest.table.get_ref()) {
+        if let Err(msg) = TableName::parse(dest.table.get_ref()) {
             return Err(file.error_at(dest.table_span(), &msg));
         }
         Ok(())

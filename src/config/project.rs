@@ -1,8 +1,9 @@
 //! `flowline.toml`: the project's name, warehouse, state store and connections.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
+
+use crate::core::Connections;
+use crate::destinations::WarehouseConfig;
 
 /// The whole of `flowline.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -10,15 +11,16 @@ use serde::Deserialize;
 pub struct ProjectFile {
     /// `[project]`: who this project is.
     pub project: ProjectSection,
-    /// `[warehouse]`: where pipelines load by default.
-    #[serde(default)]
+    /// `[warehouse]`: where pipelines load by default. Read separately,
+    /// with the config struct of its `kind` (see [`WarehouseConfig::from_toml`]).
+    #[serde(skip)]
     pub warehouse: WarehouseConfig,
     /// `[state]`: where run history is kept.
     #[serde(default)]
     pub state: StateConfig,
     /// `[connections.<name>]`: named connections that sources and destinations refer to.
     #[serde(default)]
-    pub connections: BTreeMap<String, ConnectionConfig>,
+    pub connections: Connections,
 }
 
 /// `[project]`.
@@ -27,79 +29,6 @@ pub struct ProjectFile {
 pub struct ProjectSection {
     /// The project's name, shown in reports.
     pub name: String,
-}
-
-/// `[warehouse]`: the default destination of every pipeline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WarehouseConfig {
-    /// Warehouse engine: `duckdb` (embedded, the default).
-    #[serde(default)]
-    pub kind: WarehouseKind,
-    /// DuckDB database file, relative to the project. Default `.flowline/warehouse.duckdb`.
-    #[serde(default = "default_warehouse_path")]
-    pub path: String,
-    /// Postgres: the database URL (prefer `connection` with `${VAR}`).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Postgres: a `[connections.<name>]` whose `url` is used.
-    #[serde(default)]
-    pub connection: Option<String>,
-    /// DuckDB's memory limit for queries (`"512MB"`, `"2GB"`). Beyond it
-    /// DuckDB spills to disk. Default `"1GB"`.
-    #[serde(default = "default_memory_limit")]
-    pub memory_limit: String,
-    /// DuckDB's memory limit while loads run. Appended data is written to
-    /// the file as it comes, so loads need little: a small limit keeps the
-    /// loading process's memory bounded whatever the table's size.
-    /// Default `"128MB"`.
-    #[serde(default = "default_load_memory_limit")]
-    pub load_memory_limit: String,
-    /// DuckDB worker threads while loads run. Default: half the machine's
-    /// cores (at least one), leaving the rest to the sources.
-    #[serde(default)]
-    pub load_threads: Option<u32>,
-    /// DuckDB worker threads. Default: DuckDB's choice (the machine's cores).
-    #[serde(default)]
-    pub threads: Option<u32>,
-}
-
-impl Default for WarehouseConfig {
-    fn default() -> Self {
-        WarehouseConfig {
-            kind: WarehouseKind::default(),
-            path: default_warehouse_path(),
-            memory_limit: default_memory_limit(),
-            load_memory_limit: default_load_memory_limit(),
-            load_threads: None,
-            threads: None,
-            url: None,
-            connection: None,
-        }
-    }
-}
-
-fn default_memory_limit() -> String {
-    "1GB".into()
-}
-
-fn default_load_memory_limit() -> String {
-    "128MB".into()
-}
-
-fn default_warehouse_path() -> String {
-    ".flowline/warehouse.duckdb".into()
-}
-
-/// Warehouse engines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WarehouseKind {
-    /// An embedded DuckDB file.
-    #[default]
-    Duckdb,
-    /// A Postgres database (`url` or `connection`).
-    Postgres,
 }
 
 /// `[state]`: the run-history store.
@@ -134,15 +63,4 @@ pub enum StateKind {
     /// An embedded SQLite file.
     #[default]
     Sqlite,
-}
-
-/// `[connections.<name>]`: a URL plus connector-specific options.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ConnectionConfig {
-    /// Connection URL, usually `${SOME_URL}` so the secret stays out of the file.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Any other option, read by the connector that uses this connection.
-    #[serde(flatten)]
-    pub options: BTreeMap<String, toml::Value>,
 }

@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// One value read from a row, before it goes into a column.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::types::duckdb_type;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// A row that could not be converted, and why.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::types::{duckdb_type, quote_ident};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Column definitions for `CREATE TABLE`: `"id" BIGINT, "name" VARCHAR`.
 pub fn column_definitions(schema: &Schema) -> String {

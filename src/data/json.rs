@@ -12,8 +12,8 @@ use arrow::json::reader::infer_json_schema_from_iterator;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::sources::DeadLetter;
+use crate::core::DeadLetter;
+use crate::core::error::{Error, Result};
 
 /// Follows a dotted path (`data.items`, `pages.0.rows`) into a document.
 pub fn select(mut value: Value, path: &str) -> Option<Value> {

@@ -13,12 +13,15 @@ use super::{
     Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
     WriteMode,
 };
-use crate::config::WarehouseConfig;
+use serde::Deserialize;
+
+use super::WarehouseConnector;
+use crate::core::DeadLetter;
+use crate::core::Workspace;
+use crate::core::error::{Error, Result};
 use crate::data::duckdb::{append, column_definitions, normalize, query};
 use crate::data::evolve::{Change, plan};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
-use crate::error::{Error, Result};
-use crate::sources::DeadLetter;
 
 /// Tables flowline keeps in the warehouse itself, so that progress and
 /// rejected rows commit atomically with the data they describe.
@@ -36,8 +39,78 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Name of the per-load staging table (temporary, per connection).
 const STAGE: &str = "_flowline_stage";
 
+/// `[warehouse] kind = "duckdb"` (the default): an embedded DuckDB file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuckDbConfig {
+    /// DuckDB database file, relative to the project. Default `.flowline/warehouse.duckdb`.
+    #[serde(default = "default_warehouse_path")]
+    pub path: String,
+    /// DuckDB's memory limit for queries (`"512MB"`, `"2GB"`). Beyond it
+    /// DuckDB spills to disk. Default `"1GB"`.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: String,
+    /// DuckDB's memory limit while loads run. Appended data is written to
+    /// the file as it comes, so loads need little: a small limit keeps the
+    /// loading process's memory bounded whatever the table's size.
+    /// Default `"128MB"`.
+    #[serde(default = "default_load_memory_limit")]
+    pub load_memory_limit: String,
+    /// DuckDB worker threads while loads run. Default: half the machine's
+    /// cores (at least one), leaving the rest to the sources.
+    #[serde(default)]
+    pub load_threads: Option<u32>,
+    /// DuckDB worker threads. Default: DuckDB's choice (the machine's cores).
+    #[serde(default)]
+    pub threads: Option<u32>,
+}
+
+impl Default for DuckDbConfig {
+    fn default() -> Self {
+        DuckDbConfig {
+            path: default_warehouse_path(),
+            memory_limit: default_memory_limit(),
+            load_memory_limit: default_load_memory_limit(),
+            load_threads: None,
+            threads: None,
+        }
+    }
+}
+
+fn default_memory_limit() -> String {
+    "1GB".into()
+}
+
+fn default_load_memory_limit() -> String {
+    "128MB".into()
+}
+
+fn default_warehouse_path() -> String {
+    ".flowline/warehouse.duckdb".into()
+}
+
+impl WarehouseConnector for DuckDbConfig {
+    fn kind() -> &'static str {
+        "duckdb"
+    }
+
+    fn summary() -> &'static str {
+        "An embedded DuckDB file (the default)"
+    }
+
+    fn check(&self, workspace: &Workspace) -> Result<()> {
+        let _ = workspace;
+        check_settings(self)
+    }
+
+    fn open(&self, workspace: &Workspace) -> Result<Box<dyn Warehouse>> {
+        let path = workspace.resolve(&self.path);
+        Ok(Box::new(DuckDbWarehouse::open(&path, self)?))
+    }
+}
+
 /// Checks `[warehouse]` settings on a throwaway in-memory database.
-pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
+pub fn check_settings(config: &DuckDbConfig) -> Result<()> {
     let conn = duckdb::Connection::open_in_memory()
         .map_err(|e| Error::warehouse("checking [warehouse] settings", e))?;
     let settings = LoadSettings::new(config);
@@ -55,7 +128,7 @@ struct LoadSettings {
 }
 
 impl LoadSettings {
-    fn new(config: &WarehouseConfig) -> Self {
+    fn new(config: &DuckDbConfig) -> Self {
         let load_threads = config.load_threads.unwrap_or_else(|| {
             // Appending is one thread's work; DuckDB's workers compress the
             // row groups written. Half the cores leave the others to the
@@ -137,6 +210,13 @@ fn create_atomically(path: &Path) -> Result<()> {
     linked
 }
 
+/// Whether opening failed because another process holds the file's lock.
+/// DuckDB reports it as an I/O error whose text is all that tells it apart.
+fn is_lock_conflict(error: &duckdb::Error) -> bool {
+    let text = error.to_string();
+    text.contains("Could not set lock") || text.contains("Conflicting lock")
+}
+
 /// A DuckDB database file.
 pub struct DuckDbWarehouse {
     conn: Mutex<duckdb::Connection>,
@@ -145,7 +225,7 @@ pub struct DuckDbWarehouse {
 
 impl DuckDbWarehouse {
     /// Opens (or creates) the warehouse at `path` with the settings of `config`.
-    pub fn open(path: &Path, config: &WarehouseConfig) -> Result<Self> {
+    pub fn open(path: &Path, config: &DuckDbConfig) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -159,21 +239,17 @@ impl DuckDbWarehouse {
         let conn = loop {
             match duckdb::Connection::open(path) {
                 Ok(conn) => break conn,
-                Err(e) if e.to_string().contains("lock") && started.elapsed() < LOCK_WAIT => {
+                Err(e) if is_lock_conflict(&e) && started.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(std::time::Duration::from_millis(500));
                 }
-                Err(e) => {
-                    let text = e.to_string();
-                    return Err(if text.contains("lock") {
-                        Error::Other(format!(
-                            "warehouse {} is in use by another process: {text}",
-                            path.display()
-                        ))
-                    } else {
-                        Error::warehouse(format!("opening {}", path.display()), e)
+                Err(e) if is_lock_conflict(&e) => {
+                    return Err(Error::WarehouseLocked {
+                        path: path.to_path_buf(),
+                        source: e,
                     });
                 }
+                Err(e) => return Err(Error::warehouse(format!("opening {}", path.display()), e)),
             }
         };
         let load_settings = Arc::new(LoadSettings::new(config));
@@ -640,12 +716,12 @@ mod tests {
     #[test]
     fn loads_run_under_the_load_settings_and_queries_under_the_others() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = WarehouseConfig {
+        let config = DuckDbConfig {
             memory_limit: "512MB".into(),
             threads: Some(2),
             load_memory_limit: "100MB".into(),
             load_threads: Some(1),
-            ..WarehouseConfig::default()
+            ..DuckDbConfig::default()
         };
         let warehouse =
             DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &config).expect("opens");

@@ -9,14 +9,21 @@
 pub mod duckdb;
 pub mod postgres;
 
+use std::fmt;
+use std::sync::Arc;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
 
-use crate::config::{Project, WarehouseConfig};
-use crate::error::Result;
-use crate::sources::DeadLetter;
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, Workspace};
+
+pub use crate::core::{KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
 
 /// `[destination]`: the table a pipeline loads.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,186 +62,6 @@ impl DestinationConfig {
     /// Where `table` is written in the file.
     pub fn table_span(&self) -> std::ops::Range<usize> {
         self.table.span()
-    }
-}
-
-/// What a load does with rows already in the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteMode {
-    /// Add the rows.
-    #[default]
-    Append,
-    /// Swap the table's contents for the loaded rows, atomically.
-    Replace,
-    /// Upsert on the primary key; within one load the last row wins.
-    Merge,
-}
-
-/// How the table's schema may change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemaPolicy {
-    /// New columns are added; incompatible types fail the run.
-    #[default]
-    Strict,
-    /// New columns are added and columns are widened to hold new types.
-    Evolve,
-}
-
-/// A `schema.table` name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableName {
-    /// The schema (`main` when not given).
-    pub schema: String,
-    /// The table.
-    pub table: String,
-}
-
-impl TableName {
-    /// Parses `schema.table` or `table`.
-    pub fn parse(text: &str) -> std::result::Result<TableName, String> {
-        let parts: Vec<&str> = text.split('.').collect();
-        let valid = |s: &str| !s.trim().is_empty();
-        match parts.as_slice() {
-            [table] if valid(table) => Ok(TableName {
-                schema: "main".into(),
-                table: table.to_string(),
-            }),
-            [schema, table] if valid(schema) && valid(table) => Ok(TableName {
-                schema: schema.to_string(),
-                table: table.to_string(),
-            }),
-            _ => Err(format!(
-                "table {text:?} is not a table name: write \"schema.table\" or \"table\""
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for TableName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.schema, self.table)
-    }
-}
-
-/// Everything a destination needs to know about one load.
-#[derive(Debug, Clone)]
-pub struct LoadSpec {
-    /// The pipeline loading.
-    pub pipeline: String,
-    /// The run, recorded with dead letters.
-    pub run_id: String,
-    /// The table loaded.
-    pub table: TableName,
-    /// The write disposition.
-    pub write: WriteMode,
-    /// Key columns for `merge`.
-    pub primary_key: Vec<String>,
-    /// Rows whose key is already in the table are dropped.
-    pub dedupe_key: Vec<String>,
-    /// Rows upsert on `primary_key` (a `merge` pipeline, or a `replace` one
-    /// with a key): also when a full refresh rebuilds the table.
-    pub upsert: bool,
-    /// Schema evolution policy.
-    pub schema: SchemaPolicy,
-}
-
-impl LoadSpec {
-    /// The table batches go into: the target, or for `replace` the new table
-    /// that takes its place at commit.
-    pub fn write_table(&self) -> TableName {
-        match self.write {
-            WriteMode::Replace => TableName {
-                schema: self.table.schema.clone(),
-                table: format!("_flowline_new_{}", self.table.table),
-            },
-            _ => self.table.clone(),
-        }
-    }
-
-    /// The load of child table `name` (`<table>__<name>`) that goes with
-    /// this one: same pipeline, run and disposition, its own key. A merge
-    /// child without a key appends.
-    pub fn child(&self, name: &str, primary_key: Vec<String>) -> LoadSpec {
-        let upsert = self.upsert && !primary_key.is_empty();
-        LoadSpec {
-            pipeline: self.pipeline.clone(),
-            run_id: self.run_id.clone(),
-            table: TableName {
-                schema: self.table.schema.clone(),
-                table: format!("{}__{name}", self.table.table),
-            },
-            write: match self.write {
-                WriteMode::Merge if !upsert => WriteMode::Append,
-                other => other,
-            },
-            primary_key,
-            dedupe_key: Vec::new(),
-            upsert,
-            schema: self.schema,
-        }
-    }
-
-    /// Whether rows upsert on the primary key: `merge`, and `replace` (a
-    /// merge pipeline's full refresh) when a key is given, so a rebuilt table
-    /// holds one row per key just as the merged one did.
-    pub fn upserts(&self) -> bool {
-        self.upsert && !self.primary_key.is_empty()
-    }
-
-    /// Whether rows already in the table (by `dedupe_key`) are dropped.
-    pub fn dedupes(&self) -> bool {
-        !self.dedupe_key.is_empty() && !self.upserts()
-    }
-
-    /// Checks that the key columns an upserting or deduplicating load
-    /// needs are in the batch.
-    pub fn check_keys(&self, schema: &arrow::datatypes::Schema) -> Result<()> {
-        let keys = if self.upserts() {
-            &self.primary_key
-        } else if self.dedupes() {
-            &self.dedupe_key
-        } else {
-            return Ok(());
-        };
-        for key in keys {
-            if schema.field_with_name(key).is_err() {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                return Err(crate::error::Error::pipeline(
-                    &self.pipeline,
-                    format!(
-                        "key column \"{key}\" is not in the data (columns: {})",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Key columns in SQL, for merging or deduplicating from a staging table
-/// aliased `s` into a target aliased `t`.
-pub(crate) struct KeySql {
-    /// `"a", "b"`
-    pub list: String,
-    /// `t."a" = s."a" AND t."b" = s."b"`
-    pub join: String,
-}
-
-impl KeySql {
-    /// The SQL of `keys`, each quoted by `quote`.
-    pub(crate) fn new(keys: &[String], quote: impl Fn(&str) -> String) -> KeySql {
-        let quoted: Vec<String> = keys.iter().map(|k| quote(k)).collect();
-        KeySql {
-            list: quoted.join(", "),
-            join: quoted
-                .iter()
-                .map(|k| format!("t.{k} = s.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND "),
-        }
     }
 }
 
@@ -293,25 +120,191 @@ pub trait Destination: Send {
     fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
 }
 
-/// Opens the project's warehouse.
-pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
-    let config: &WarehouseConfig = &project.settings.warehouse;
-    match config.kind {
-        crate::config::WarehouseKind::Duckdb => {
-            let path = project.resolve(&config.path);
-            Ok(Box::new(duckdb::DuckDbWarehouse::open(&path, config)?))
+/// Every warehouse kind. Adding one is one module and one line here.
+pub fn warehouses() -> Vec<WarehouseRegistration> {
+    vec![
+        WarehouseRegistration::of::<duckdb::DuckDbConfig>(),
+        WarehouseRegistration::of::<postgres::PostgresWarehouseConfig>(),
+    ]
+}
+
+/// What a warehouse kind is. Implemented by its `[warehouse]` config type.
+pub trait WarehouseConnector: fmt::Debug + Send + Sync + 'static {
+    /// The `kind` that selects it.
+    fn kind() -> &'static str
+    where
+        Self: Sized;
+
+    /// What it is, in a few words.
+    fn summary() -> &'static str
+    where
+        Self: Sized;
+
+    /// URL schemes of the connections a `[destination] connection` may
+    /// name to load into a warehouse of this kind.
+    fn schemes() -> &'static [&'static str]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
+
+    /// Opens the warehouse a connection URL names.
+    fn open_url(url: &str) -> Result<Box<dyn Warehouse>>
+    where
+        Self: Sized,
+    {
+        let _ = url;
+        Err(Error::Config(format!(
+            "a {} warehouse cannot be named by a connection URL",
+            Self::kind()
+        )))
+    }
+
+    /// Checks the settings without opening the warehouse.
+    fn check(&self, workspace: &Workspace) -> Result<()>;
+
+    /// Opens (or creates) the warehouse.
+    fn open(&self, workspace: &Workspace) -> Result<Box<dyn Warehouse>>;
+}
+
+/// Parses a `[warehouse]` table into a warehouse config.
+type ParseWarehouse =
+    for<'a> fn(ValueDeserializer<'a>) -> Result<Arc<dyn WarehouseConnector>, SpannedError>;
+
+/// One entry of [`warehouses`].
+#[derive(Clone, Copy)]
+pub struct WarehouseRegistration {
+    /// The `kind` that selects it.
+    pub kind: &'static str,
+    /// What it is.
+    pub summary: &'static str,
+    /// URL schemes a `[destination] connection` may have.
+    pub schemes: &'static [&'static str],
+    parse: ParseWarehouse,
+    open_url: fn(&str) -> Result<Box<dyn Warehouse>>,
+}
+
+impl WarehouseRegistration {
+    /// The registration of warehouse config `T`.
+    pub fn of<T: WarehouseConnector + DeserializeOwned>() -> Self {
+        fn parse<T: WarehouseConnector + DeserializeOwned>(
+            config: ValueDeserializer<'_>,
+        ) -> Result<Arc<dyn WarehouseConnector>, SpannedError> {
+            Ok(Arc::new(T::deserialize(config)?))
         }
-        crate::config::WarehouseKind::Postgres => {
-            let url = match (&config.url, &config.connection) {
-                (Some(url), None) => url.clone(),
-                (None, Some(name)) => connection_url(project, name)?,
-                _ => {
-                    return Err(crate::error::Error::Config(
-                        "[warehouse] kind = \"postgres\" needs either url or connection".into(),
-                    ));
-                }
-            };
-            Ok(Box::new(postgres::PostgresWarehouse::open(&url)?))
+        WarehouseRegistration {
+            kind: T::kind(),
+            summary: T::summary(),
+            schemes: T::schemes(),
+            parse: parse::<T>,
+            open_url: T::open_url,
+        }
+    }
+}
+
+impl fmt::Debug for WarehouseRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WarehouseRegistration")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[warehouse]`: the kind chosen, with its settings.
+#[derive(Debug, Clone)]
+pub struct WarehouseConfig {
+    registration: WarehouseRegistration,
+    connector: Arc<dyn WarehouseConnector>,
+}
+
+impl Default for WarehouseConfig {
+    /// The embedded DuckDB file with its default settings.
+    fn default() -> Self {
+        WarehouseConfig {
+            registration: WarehouseRegistration::of::<duckdb::DuckDbConfig>(),
+            connector: Arc::new(duckdb::DuckDbConfig::default()),
+        }
+    }
+}
+
+impl WarehouseConfig {
+    /// Reads a `[warehouse]` table: its `kind` (default `duckdb`), then the
+    /// rest as that kind's config struct, keeping exact error positions.
+    pub fn from_toml(value: Spanned<DeValue<'_>>) -> Result<WarehouseConfig, SpannedError> {
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return Err(SpannedError {
+                message: "[warehouse] must be a table".into(),
+                span: Some(span),
+            });
+        };
+        let all = warehouses();
+        let names: Vec<String> = all.iter().map(|w| format!("`{}`", w.kind)).collect();
+        let registration = match table.remove("kind") {
+            None => all[0],
+            Some(kind) => {
+                let kind_span = kind.span();
+                let name = kind.get_ref().as_str().ok_or_else(|| SpannedError {
+                    message: "`kind` must be a string".into(),
+                    span: Some(kind_span.clone()),
+                })?;
+                *all.iter()
+                    .find(|w| w.kind == name)
+                    .ok_or_else(|| SpannedError {
+                        message: format!(
+                            "unknown variant `{name}`, expected one of {}",
+                            names.join(", ")
+                        ),
+                        span: Some(kind_span),
+                    })?
+            }
+        };
+        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
+        Ok(WarehouseConfig {
+            registration,
+            connector: (registration.parse)(rest)?,
+        })
+    }
+
+    /// The `kind`.
+    pub fn kind(&self) -> &'static str {
+        self.registration.kind
+    }
+
+    /// Checks the settings without opening the warehouse.
+    pub fn check(&self, workspace: &Workspace) -> Result<()> {
+        self.connector.check(workspace)
+    }
+
+    /// Opens the warehouse.
+    pub fn open(&self, workspace: &Workspace) -> Result<Box<dyn Warehouse>> {
+        self.connector.open(workspace)
+    }
+}
+
+/// The warehouse kind a `[destination] connection = "name"` loads into,
+/// chosen by the connection URL's scheme.
+fn destination_warehouse(
+    workspace: &Workspace,
+    name: &str,
+) -> Result<(WarehouseRegistration, String)> {
+    let url = workspace.connections.url(name)?;
+    let scheme = crate::core::connections::scheme(&url);
+    let all = warehouses();
+    let found = all.iter().find(|w| w.schemes.contains(&scheme.as_str()));
+    match found {
+        Some(warehouse) => Ok((*warehouse, url)),
+        None => {
+            let supported: Vec<&str> = all
+                .iter()
+                .filter(|w| !w.schemes.is_empty())
+                .map(|w| w.kind)
+                .collect();
+            Err(Error::Config(format!(
+                "[destination] connection = \"{name}\": {scheme}:// is not a supported destination ({} is)",
+                supported.join(", ")
+            )))
         }
     }
 }
@@ -319,56 +312,20 @@ pub fn open_warehouse(project: &Project) -> Result<Box<dyn Warehouse>> {
 /// The warehouse a pipeline loads into when its `[destination]` names its
 /// own `connection`; `None` means the project's warehouse.
 pub fn open_pipeline_warehouse(
-    project: &Project,
+    workspace: &Workspace,
     config: &DestinationConfig,
 ) -> Result<Option<Box<dyn Warehouse>>> {
     let Some(name) = &config.connection else {
         return Ok(None);
     };
-    check_destination(project, config)?;
-    let url = connection_url(project, name)?;
-    Ok(Some(Box::new(postgres::PostgresWarehouse::open(&url)?)))
-}
-
-fn connection_url(project: &Project, name: &str) -> Result<String> {
-    project
-        .settings
-        .connections
-        .get(name)
-        .and_then(|c| c.url.clone())
-        .ok_or_else(|| {
-            crate::error::Error::Config(format!(
-                "no [connections.{name}] with a url in flowline.toml"
-            ))
-        })
-}
-
-/// Checks `[warehouse]` settings without opening the warehouse.
-pub fn check_warehouse_settings(project: &Project) -> Result<()> {
-    let config = &project.settings.warehouse;
-    match config.kind {
-        crate::config::WarehouseKind::Duckdb => duckdb::check_settings(config),
-        crate::config::WarehouseKind::Postgres => match (&config.url, &config.connection) {
-            (Some(_), None) => Ok(()),
-            (None, Some(name)) => connection_url(project, name).map(|_| ()),
-            _ => Err(crate::error::Error::Config(
-                "[warehouse] kind = \"postgres\" needs either url or connection".into(),
-            )),
-        },
-    }
+    let (warehouse, url) = destination_warehouse(workspace, name)?;
+    Ok(Some((warehouse.open_url)(&url)?))
 }
 
 /// Checks a pipeline's `[destination] connection` without connecting.
-pub fn check_destination(project: &Project, config: &DestinationConfig) -> Result<()> {
-    let Some(name) = &config.connection else {
-        return Ok(());
-    };
-    let url = connection_url(project, name)?;
-    match crate::sources::catalog::DatabaseKind::of(&url)? {
-        crate::sources::catalog::DatabaseKind::Postgres => Ok(()),
-        other => Err(crate::error::Error::Config(format!(
-            "[destination] connection = \"{name}\": {} is not a supported destination (postgres is)",
-            other.source_kind()
-        ))),
+pub fn check_destination(workspace: &Workspace, config: &DestinationConfig) -> Result<()> {
+    match &config.connection {
+        Some(name) => destination_warehouse(workspace, name).map(|_| ()),
+        None => Ok(()),
     }
 }

@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 
 use super::progress::PipelineProgress;
 use crate::config::{Pipeline, Project};
+use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, SourceBatch};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
-use crate::error::{Error, Result};
-use crate::sources::{DeadLetter, SourceBatch, SourceContext};
+use crate::sources::SourceContext;
 use crate::state::{RunRecord, StateStore};
 use crate::transforms::{self, Transform};
 
@@ -124,7 +125,7 @@ async fn execute(
     };
 
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let source = config.source.build(project)?;
+    let source = config.source.build(&project.workspace())?;
     let source_task = tokio::spawn(source.read(ctx, tx));
     let loader = Loader {
         pipeline: pipeline.name.clone(),

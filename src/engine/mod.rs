@@ -3,6 +3,8 @@
 
 mod batch;
 pub mod progress;
+mod run;
 pub mod stream;
 
 pub use batch::{RunOptions, run_pipeline};
+pub use run::{refused, run_one};

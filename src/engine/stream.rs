@@ -22,8 +22,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::{Pipeline, Project};
+use crate::core::error::{Error, Result};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
-use crate::error::{Error, Result};
 use crate::sources::stream::{Message, PayloadDecoder};
 use crate::state::{RunRecord, StateStore, StreamStats};
 use crate::transforms::{self, Transform};
@@ -239,7 +239,7 @@ async fn consume(
     let saved = tokio::task::block_in_place(|| warehouse.saved_state(name))?.map(|s| s.state);
     let mut source = config
         .source
-        .start_stream(project, name, saved.as_ref())
+        .start_stream(&project.workspace(), name, saved.as_ref())
         .await?;
     tracing::info!(pipeline = %name, "streaming into {}", dest.table.get_ref());
 

@@ -21,10 +21,10 @@ use super::local::ANSWER_TIMEOUT;
 use super::protocol::{Request, Response, encode, from_ipc, read_frame};
 use super::{Owner, socket_path};
 use crate::config::{Pipeline, Project};
+use crate::core::error::{Error, Result};
 use crate::destinations::{Destination, LoadSpec, QueryResult, SavedState, TableName, Warehouse};
 use crate::engine::RunOptions;
 use crate::engine::progress::Progress;
-use crate::error::{Error, Result};
 use crate::state::{RunRecord, open_state_store};
 
 /// How long a command waits for the warehouse's lock while an owner is
@@ -278,8 +278,7 @@ enum Access {
 
 /// Whether opening the warehouse failed because another process holds it.
 fn locked(error: &Error) -> bool {
-    // The DuckDB warehouse reports a held file lock in these words.
-    matches!(error, Error::Other(message) if message.contains("is in use by another process"))
+    error.is_warehouse_locked()
 }
 
 fn locate(project: &Project) -> Result<Access> {
@@ -289,7 +288,7 @@ fn locate(project: &Project) -> Result<Access> {
     let socket = socket_path(project);
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match crate::destinations::open_warehouse(project) {
+        match project.open_warehouse() {
             Ok(warehouse) => return Ok(Access::Here(warehouse)),
             // An owner that is starting (its socket bound, not answering
             // yet) or stopping (no longer answering, the warehouse not yet
@@ -355,7 +354,7 @@ pub async fn run(
     let store = open_state_store(project)?;
     let mut records = Vec::new();
     for pipeline in pipelines {
-        let record = super::local::run_one(
+        let record = crate::engine::run_one(
             project,
             pipeline,
             warehouse.as_ref(),

@@ -7,7 +7,7 @@
 //!
 //! ```ignore
 //! let socket = server::local::bind(project.clone()).await?; // fails naming another owner's pid
-//! let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(&project)?);
+//! let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse()?);
 //! let store: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
 //! let server = socket.serve(warehouse, store);
 //! server.set_activity("flowline stream orders");
@@ -36,12 +36,12 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::protocol::{Request, Response, WireRun, read_frame_async, to_ipc, write_frame_async};
 use super::{Owner, socket_path};
-use crate::config::{Pipeline, Project};
-use crate::destinations::{TableName, Warehouse, open_pipeline_warehouse};
+use crate::config::Project;
+use crate::core::error::{Error, Result};
+use crate::destinations::{TableName, Warehouse};
 use crate::engine::progress::Progress;
-use crate::engine::{RunOptions, run_pipeline};
-use crate::error::{Error, Result};
-use crate::state::{RunRecord, StateStore};
+use crate::engine::{RunOptions, refused, run_one};
+use crate::state::StateStore;
 
 /// How long a process found on the socket has to answer a ping.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -466,7 +466,7 @@ async fn send<W: AsyncWrite + Unpin>(
     match answer {
         Ok(response) => write_frame_async(writer, &response, payload).await,
         Err(e) => {
-            let message = crate::config::secrets::redact(&e.to_string());
+            let message = crate::core::secrets::redact(&e.to_string());
             write_frame_async(writer, &Response::Error { message }, &[]).await
         }
     }
@@ -563,51 +563,9 @@ async fn run<W: AsyncWrite + Unpin>(
     send(writer, Ok(Response::RunDone), &[]).await
 }
 
-/// Runs one pipeline into `warehouse`, or into the database its
-/// `[destination] connection` names, and returns its record (also kept in
-/// `store`). A destination that cannot be opened makes a failed run; it
-/// never stops the pipelines after it.
-pub async fn run_one(
-    project: &Project,
-    pipeline: &Pipeline,
-    warehouse: &dyn Warehouse,
-    store: &dyn StateStore,
-    options: RunOptions,
-    progress: &Progress,
-) -> RunRecord {
-    let tracker = Arc::new(progress.pipeline(&pipeline.name));
-    let own = match open_pipeline_warehouse(project, &pipeline.config.destination) {
-        Ok(own) => own,
-        Err(e) => {
-            let record = refused(&pipeline.name, &e);
-            if let Err(e) = store
-                .start_run(&record)
-                .and_then(|_| store.finish_run(&record))
-            {
-                tracing::warn!("{e}");
-            }
-            return record;
-        }
-    };
-    let target = own.as_deref().unwrap_or(warehouse);
-    run_pipeline(project, pipeline, target, store, options, tracker).await
-}
-
-/// The record of a pipeline that could not start.
-fn refused(pipeline: &str, error: &Error) -> RunRecord {
-    let message = match error {
-        Error::Pipeline { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    let mut record = RunRecord::start(pipeline);
-    record.finish(Err(Error::Other(message)));
-    record
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destinations::open_warehouse;
     use crate::server::client::LocalClient;
     use crate::state::open_state_store;
 
@@ -623,7 +581,7 @@ mod tests {
     }
 
     async fn start(project: &Arc<Project>) -> LocalServer {
-        let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(project).expect("warehouse"));
+        let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse().expect("warehouse"));
         let store: Arc<dyn StateStore> = Arc::from(open_state_store(project).expect("store"));
         let server = serve(project.clone(), warehouse, store)
             .await

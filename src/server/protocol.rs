@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Owner;
+use crate::core::error::{Error, Result};
 use crate::destinations::{QueryResult, SavedState};
-use crate::error::{Error, Result};
 use crate::state::{RunRecord, RunStatus, StreamStats};
 
 /// The first bytes of every frame: the protocol and its version.

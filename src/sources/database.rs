@@ -7,12 +7,10 @@
 //! data. Rows changed while a run reads are above the mark and are caught
 //! by the next run; none is skipped, none read twice (lag aside).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConnectionConfig;
-use crate::error::{Error, Result};
+pub use crate::clients::{SslMode, Unsupported};
+use crate::core::error::{Error, Result};
 
 /// `[source]` of `kind = "postgres" | "mysql" | "sqlite"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,43 +63,6 @@ fn default_batch_bytes() -> usize {
     4 << 20
 }
 
-/// How a database connection uses TLS, as a URL's `sslmode` (libpq's names)
-/// or MySQL's `ssl-mode` names it (case-insensitive): the same levels for
-/// every database source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SslMode {
-    /// `disable`, `DISABLED`: never TLS.
-    Disable,
-    /// `prefer`, `PREFERRED` (the default): TLS when the server supports it,
-    /// unencrypted otherwise; the certificate is not checked.
-    Prefer,
-    /// `require`, `REQUIRED`: TLS or no connection; the certificate is not
-    /// checked (encryption, not authentication, as libpq's `require`).
-    Require,
-    /// `verify-ca`, `VERIFY_CA`: TLS, and the certificate must be signed by
-    /// a root of `sslrootcert`; its host name is not checked.
-    VerifyCa,
-    /// `verify-full`, `VERIFY_IDENTITY`: TLS, and the certificate must be
-    /// signed by a trusted root and name the host of the URL.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The mode a URL's value names; `None` for an unknown one.
-    pub(crate) fn parse(value: &str) -> Option<SslMode> {
-        Some(
-            match value.to_ascii_lowercase().replace('_', "-").as_str() {
-                "disable" | "disabled" => SslMode::Disable,
-                "prefer" | "preferred" => SslMode::Prefer,
-                "require" | "required" => SslMode::Require,
-                "verify-ca" => SslMode::VerifyCa,
-                "verify-full" | "verify-identity" => SslMode::VerifyFull,
-                _ => return None,
-            },
-        )
-    }
-}
-
 /// `incremental = { cursor = "updated_at", lag = "5 minutes", initial = "2024-01-01" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,17 +77,6 @@ pub struct IncrementalConfig {
     /// Where the first run starts (`cursor >= initial`). Default: everything.
     #[serde(default)]
     pub initial: Option<toml::Value>,
-}
-
-/// What to do with columns of unmappable types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unsupported {
-    /// Fail, naming table, column and type.
-    #[default]
-    Error,
-    /// Load them as text.
-    Text,
 }
 
 /// A table found by `flowline discover`.
@@ -309,11 +259,6 @@ pub fn initial_value(initial: &toml::Value) -> String {
 }
 
 impl DatabaseSourceConfig {
-    /// The URL to connect to: inline, or from the named connection.
-    pub fn resolve_url(&self, connections: &BTreeMap<String, ConnectionConfig>) -> Result<String> {
-        super::connection_url(self.url.as_ref(), self.connection.as_ref(), connections)
-    }
-
     /// Checks the keys that depend on each other.
     pub fn check(&self) -> Result<()> {
         match (&self.table, &self.query) {
@@ -441,24 +386,15 @@ pub fn last_batch(
     dead_letters: Vec<super::DeadLetter>,
     state: Option<CursorState>,
 ) -> Result<Option<super::SourceBatch>> {
-    let batch = rows.unwrap_or_else(|| {
-        arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
-            arrow::datatypes::Schema::empty(),
-        ))
-    });
     let checkpoint = state
         .map(|s| serde_json::to_value(s).map_err(|e| Error::Other(e.to_string())))
         .transpose()?;
-    if batch.num_rows() == 0 && dead_letters.is_empty() && checkpoint.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(super::SourceBatch {
-        batch,
+    Ok(super::SourceBatch::closing(
+        rows,
         bytes,
         dead_letters,
         checkpoint,
-        table: None,
-    }))
+    ))
 }
 
 /// The WHERE clause for `bounds` on `cursor` (already quoted), `cast` turning

@@ -28,17 +28,18 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::error::{Error, Result};
+use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// `[source] kind = "kafka"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceConfig {
-    /// A `[connections.<name>]` whose `url` lists the bootstrap brokers:
-    /// `kafka://host:9092` or `host1:9092,host2:9092`.
-    #[serde(default)]
-    pub connection: Option<String>,
     /// The bootstrap brokers inline (prefer `connection` with `${VAR}`).
     #[serde(default)]
     pub url: Option<String>,
@@ -61,18 +62,12 @@ pub struct KafkaSourceConfig {
     /// still returns a larger single record whole). Default 1 MiB.
     #[serde(default = "default_fetch_max_bytes")]
     pub fetch_max_bytes: i32,
-    /// `json` (default), `text` or `csv`.
-    #[serde(default)]
-    pub format: Format,
-    /// Declared column types; the others are inferred.
-    #[serde(default)]
-    pub schema: BTreeMap<String, String>,
-    /// CSV: the column names.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// CSV: the separator. Default `,`.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
+    /// `connection` or `url`: where the broker is.
+    #[serde(skip)]
+    pub endpoint: Endpoint,
+    /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
+    #[serde(skip)]
+    pub payload: PayloadOptions,
 }
 
 /// Where reading starts on the first run.
@@ -92,9 +87,6 @@ fn default_prefetch() -> usize {
 fn default_fetch_max_bytes() -> i32 {
     1024 * 1024
 }
-fn default_delimiter() -> char {
-    ','
-}
 
 /// How long the broker holds a fetch when there is nothing new.
 const FETCH_WAIT_MS: i32 = 500;
@@ -104,7 +96,7 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 impl KafkaSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
+        self.payload.clone()
     }
 }
 
@@ -536,6 +528,55 @@ impl StreamSource for KafkaSource {
                 })
                 .sum(),
         )
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceConnector for KafkaSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (endpoint, payload, config) = read_config::<Self>(table, true)?;
+        Ok(KafkaSourceConfig {
+            endpoint,
+            payload,
+            ..config
+        })
+    }
+    fn kind() -> &'static str {
+        "kafka"
+    }
+
+    fn mode() -> Mode {
+        Mode::Stream
+    }
+
+    fn summary() -> &'static str {
+        "A Kafka topic, consumed continuously, its offsets kept in the pipeline state"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["kafka"]
+    }
+
+    fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
+        self.endpoint.resolve(workspace)?;
+        self.payload().overrides()?;
+        Ok(Vec::new())
+    }
+
+    fn payload_options(&self) -> Option<PayloadOptions> {
+        Some(self.payload())
+    }
+
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn StreamSource>> {
+        let url = self.endpoint.resolve(workspace)?;
+        Ok(Box::new(
+            KafkaSource::start(self.clone(), url, pipeline, state).await?,
+        ))
     }
 }
 

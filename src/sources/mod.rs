@@ -1,5 +1,6 @@
-//! Sources: where data comes from. Each kind lives in its own module and
-//! implements [`Source`]; [`SourceConfig`] is the one explicit list of kinds.
+//! Sources: where data comes from. Each kind lives in its own module, its
+//! `[source]` config type implements [`SourceConnector`], and [`connectors`]
+//! is the one explicit list of kinds. Nothing else in the tree names a kind.
 //!
 //! The contract every source keeps:
 //! - it sends a stream of Arrow batches, bounded by `batch_size` rows, and
@@ -9,8 +10,10 @@
 //!   commits it atomically with the data, and hands it back on the next run;
 //! - a row it cannot convert becomes a [`DeadLetter`] on the batch, never an
 //!   error that stops the run.
+//!
+//! A stream source keeps the [`stream::StreamSource`] contract instead:
+//! messages are acknowledged only after the commit that holds them.
 
-pub mod catalog;
 pub mod database;
 pub mod file;
 pub mod http;
@@ -25,53 +28,245 @@ pub mod sqlite;
 pub mod stream;
 pub mod webhook;
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use arrow::record_batch::RecordBatch;
-use serde::Deserialize;
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
-use crate::config::Project;
-use crate::config::diagnostic::SpannedError;
-use crate::error::Result;
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
 
-/// The URL a source connects to: `url` inline, or the `url` of the
-/// `[connections.<connection>]` it names.
-pub fn connection_url(
-    url: Option<&String>,
-    connection: Option<&String>,
-    connections: &std::collections::BTreeMap<String, crate::config::ConnectionConfig>,
-) -> Result<String> {
-    use crate::error::Error;
-    match (url, connection) {
-        (Some(url), None) => Ok(url.clone()),
-        (None, Some(name)) => {
-            let connection = connections.get(name).ok_or_else(|| {
-                let known: Vec<&str> = connections.keys().map(String::as_str).collect();
-                Error::Config(format!(
-                    "[source] connection = \"{name}\": no [connections.{name}] in flowline.toml (known: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
-            })?;
-            connection
-                .url
-                .clone()
-                .ok_or_else(|| Error::Config(format!("[connections.{name}] has no url")))
-        }
-        (Some(_), Some(_)) => Err(Error::Config(
-            "[source] takes either connection or url, not both".into(),
-        )),
-        (None, None) => Err(Error::Config(
-            "[source] needs connection = \"name\" (see [connections.name] in flowline.toml) or url"
-                .into(),
-        )),
+pub use crate::core::{BatchSender, ChildTable, DeadLetter, SourceBatch};
+pub use database::TableInfo;
+
+/// Every source connector, in the order `flowline` lists them. Adding a
+/// source is one module, one line here, its docs page and its tests.
+pub fn connectors() -> Vec<Registration> {
+    vec![
+        Registration::of::<file::FileSourceConfig>(),
+        Registration::of::<postgres::PostgresSourceConfig>(),
+        Registration::of::<mysql::MysqlSourceConfig>(),
+        Registration::of::<sqlite::SqliteSourceConfig>(),
+        Registration::of::<http::HttpSourceConfig>(),
+        Registration::of::<scrape::ScrapeSourceConfig>(),
+        Registration::of::<rabbitmq::RabbitMqSourceConfig>(),
+        Registration::of::<kafka::KafkaSourceConfig>(),
+        Registration::of::<nats::NatsSourceConfig>(),
+        Registration::of::<mqtt::MqttSourceConfig>(),
+        Registration::of::<webhook::WebhookSourceConfig>(),
+    ]
+}
+
+/// What a source connector is. Implemented by the connector's `[source]`
+/// config type, which serde reads (with `deny_unknown_fields`) from the
+/// pipeline file, so errors keep their file, line and column.
+///
+/// A batch connector overrides [`SourceConnector::batch_reader`], a stream
+/// connector [`SourceConnector::stream_reader`]; [`Registration`] calls the
+/// one its [`SourceConnector::mode`] names.
+#[async_trait::async_trait]
+pub trait SourceConnector: fmt::Debug + Send + Sync + 'static {
+    /// The `kind` that selects this connector.
+    fn kind() -> &'static str
+    where
+        Self: Sized;
+
+    /// Whether it is read in runs (`batch`) or continuously (`stream`).
+    fn mode() -> Mode
+    where
+        Self: Sized;
+
+    /// What it reads, in a few words, for listings and error messages.
+    fn summary() -> &'static str
+    where
+        Self: Sized;
+
+    /// Reads the connector's config from its `[source]` table (`kind`
+    /// removed). The default deserializes `Self`; a connector built of
+    /// shared pieces reads each (see [`stream::read_config`]).
+    fn parse(table: Spanned<DeValue<'_>>) -> Result<Self, SpannedError>
+    where
+        Self: Sized + DeserializeOwned,
+    {
+        Ok(Self::deserialize(ValueDeserializer::from(table))?)
     }
+
+    /// URL schemes of the `[connections.<name>]` it reads, for
+    /// `flowline connections test` and `flowline discover`.
+    fn schemes() -> &'static [&'static str]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
+
+    /// Connects to `url` and says what answered (a server's version), or
+    /// precisely why nothing did.
+    fn test_connection(url: String, workspace: Workspace) -> BoxFuture<'static, Result<String>>
+    where
+        Self: Sized,
+    {
+        let _ = (url, workspace);
+        Box::pin(async move {
+            Err(Error::Config(format!(
+                "kind = \"{}\" connections cannot be tested yet",
+                Self::kind()
+            )))
+        })
+    }
+
+    /// Lists the tables behind `url` (databases only).
+    fn discover(url: String, workspace: Workspace) -> BoxFuture<'static, Result<Vec<TableInfo>>>
+    where
+        Self: Sized,
+    {
+        let _ = (url, workspace);
+        Box::pin(async move {
+            Err(Error::Config(format!(
+                "kind = \"{}\" has no tables to discover",
+                Self::kind()
+            )))
+        })
+    }
+
+    /// Checks the config against the project without connecting: named
+    /// connections exist, keys that depend on each other agree, paths
+    /// exist. Returns warnings.
+    fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>>;
+
+    /// The reader of one batch run.
+    fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        let _ = workspace;
+        Err(Error::Config(
+            "this source is read continuously: run it with `flowline stream`".into(),
+        ))
+    }
+
+    /// Connects a stream source for the pipeline named `pipeline`; `state`
+    /// is what its last committed batch saved (see
+    /// [`stream::StreamSource::checkpoint`]).
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn stream::StreamSource>> {
+        let _ = (workspace, pipeline, state);
+        Err(Error::Config(
+            "this source is read in batches: run it with `flowline run`".into(),
+        ))
+    }
+
+    /// How a stream source's payloads are read; `None` for batch sources.
+    fn payload_options(&self) -> Option<stream::PayloadOptions> {
+        None
+    }
+
+    /// The tables this source fills besides the pipeline's own (child
+    /// resources, unnested arrays): each lands in `<table>__<name>`.
+    fn child_tables(&self) -> Vec<ChildTable> {
+        Vec::new()
+    }
+}
+
+/// Parses a `[source]` table into connector `T`.
+type Parse = for<'a> fn(Spanned<DeValue<'a>>) -> Result<Arc<dyn SourceConnector>, SpannedError>;
+/// Tests a connection URL.
+type TestConnection = fn(String, Workspace) -> BoxFuture<'static, Result<String>>;
+/// Lists the tables behind a connection URL.
+type Discover = fn(String, Workspace) -> BoxFuture<'static, Result<Vec<TableInfo>>>;
+
+/// One entry of [`connectors`]: a connector's identity and how to read its
+/// config, taken from its [`SourceConnector`] implementation.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    /// The `kind` that selects it.
+    pub kind: &'static str,
+    /// Batch or stream.
+    pub mode: Mode,
+    /// What it reads.
+    pub summary: &'static str,
+    /// URL schemes of its connections.
+    pub schemes: &'static [&'static str],
+    parse: Parse,
+    test: TestConnection,
+    discover: Discover,
+}
+
+impl Registration {
+    /// The registration of connector `T`.
+    pub fn of<T: SourceConnector + DeserializeOwned>() -> Self {
+        fn parse<T: SourceConnector + DeserializeOwned>(
+            config: Spanned<DeValue<'_>>,
+        ) -> Result<Arc<dyn SourceConnector>, SpannedError> {
+            Ok(Arc::new(T::parse(config)?))
+        }
+        Registration {
+            kind: T::kind(),
+            mode: T::mode(),
+            summary: T::summary(),
+            schemes: T::schemes(),
+            parse: parse::<T>,
+            test: T::test_connection,
+            discover: T::discover,
+        }
+    }
+
+    /// Connects to `url` and says what answered.
+    pub async fn test_connection(&self, url: &str, workspace: &Workspace) -> Result<String> {
+        (self.test)(url.to_string(), workspace.clone()).await
+    }
+
+    /// Lists the tables behind `url`.
+    pub async fn discover(&self, url: &str, workspace: &Workspace) -> Result<Vec<TableInfo>> {
+        (self.discover)(url.to_string(), workspace.clone()).await
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("kind", &self.kind)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connector of `kind`, if there is one.
+pub fn connector(kind: &str) -> Option<Registration> {
+    connectors().into_iter().find(|c| c.kind == kind)
+}
+
+/// The connector that reads connections of `url`'s scheme, or an error
+/// naming the schemes flowline knows.
+pub fn connector_for_url(url: &str) -> Result<Registration> {
+    let scheme = crate::core::connections::scheme(url);
+    let all = connectors();
+    if let Some(found) = all.iter().find(|c| c.schemes.contains(&scheme.as_str())) {
+        return Ok(*found);
+    }
+    let known: Vec<String> = all
+        .iter()
+        .flat_map(|c| c.schemes.iter().map(|s| format!("{s}://")))
+        .collect();
+    Err(Error::Config(format!(
+        "cannot tell the kind of connection from the URL scheme {scheme:?} (known: {})",
+        known.join(", ")
+    )))
+}
+
+/// The kinds of a mode, for messages.
+pub fn kinds(mode: Option<Mode>) -> Vec<&'static str> {
+    connectors()
+        .into_iter()
+        .filter(|c| mode.is_none_or(|m| c.mode == m))
+        .map(|c| c.kind)
+        .collect()
 }
 
 /// `a`, `b` as serde lists expected names.
@@ -83,44 +278,12 @@ fn quoted(names: &[&str]) -> String {
         .join(", ")
 }
 
-/// `[source]`: which connector reads the data, chosen by `kind`.
-///
-/// This enum and [`SourceConfig::from_toml`] are the registry of source
-/// kinds: adding one is one module, one variant and one line there.
+/// `[source]`: the connector `kind` chose, with its config.
 #[derive(Debug, Clone)]
-pub enum SourceConfig {
-    /// Local files: CSV, NDJSON, JSON documents, Parquet.
-    File(file::FileSourceConfig),
-    /// A Postgres table or query, over binary COPY.
-    Postgres(database::DatabaseSourceConfig),
-    /// A MySQL or MariaDB table or query.
-    Mysql(database::DatabaseSourceConfig),
-    /// A SQLite table or query.
-    Sqlite(database::DatabaseSourceConfig),
-    /// A REST API resource.
-    Http(http::HttpSourceConfig),
-    /// Rows scraped from HTML pages.
-    Scrape(scrape::ScrapeSourceConfig),
-    /// A RabbitMQ queue, consumed continuously.
-    Rabbitmq(rabbitmq::RabbitMqSourceConfig),
-    /// A Kafka topic, consumed continuously, its offsets kept in the pipeline's state.
-    Kafka(kafka::KafkaSourceConfig),
-    /// A NATS JetStream stream, consumed continuously by a durable pull consumer.
-    Nats(nats::NatsSourceConfig),
-    /// An MQTT topic filter, subscribed to continuously.
-    Mqtt(mqtt::MqttSourceConfig),
-    /// An HTTP endpoint that records are POSTed to, served continuously.
-    Webhook(webhook::WebhookSourceConfig),
+pub struct SourceConfig {
+    registration: Registration,
+    connector: Arc<dyn SourceConnector>,
 }
-
-/// The kinds that are read continuously, by `flowline stream`.
-pub const STREAM_KINDS: &[&str] = &["rabbitmq", "nats", "mqtt", "kafka", "webhook"];
-
-/// Every `kind` a source can have.
-pub const SOURCE_KINDS: &[&str] = &[
-    "file", "postgres", "mysql", "sqlite", "http", "scrape", "rabbitmq", "kafka", "nats", "mqtt",
-    "webhook",
-];
 
 impl SourceConfig {
     /// Reads a `[source]` table: its `kind`, then the rest as that kind's
@@ -138,199 +301,97 @@ impl SourceConfig {
             return Err(SpannedError {
                 message: format!(
                     "missing field `kind` in [source] (one of {})",
-                    quoted(SOURCE_KINDS)
+                    quoted(&kinds(None))
                 ),
                 span: Some(span),
             });
         };
         let kind_span = kind.span();
-        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
-        match kind.get_ref().as_str() {
-            Some("file") => Ok(SourceConfig::File(file::FileSourceConfig::deserialize(
-                rest,
-            )?)),
-            Some("postgres") => Ok(SourceConfig::Postgres(
-                database::DatabaseSourceConfig::deserialize(rest)?,
-            )),
-            Some("mysql") => Ok(SourceConfig::Mysql(
-                database::DatabaseSourceConfig::deserialize(rest)?,
-            )),
-            Some("sqlite") => Ok(SourceConfig::Sqlite(
-                database::DatabaseSourceConfig::deserialize(rest)?,
-            )),
-            Some("http") => Ok(SourceConfig::Http(http::HttpSourceConfig::deserialize(
-                rest,
-            )?)),
-            Some("rabbitmq") => Ok(SourceConfig::Rabbitmq(
-                rabbitmq::RabbitMqSourceConfig::deserialize(rest)?,
-            )),
-            Some("kafka") => Ok(SourceConfig::Kafka(kafka::KafkaSourceConfig::deserialize(
-                rest,
-            )?)),
-            Some("nats") => Ok(SourceConfig::Nats(nats::NatsSourceConfig::deserialize(
-                rest,
-            )?)),
-            Some("mqtt") => Ok(SourceConfig::Mqtt(mqtt::MqttSourceConfig::deserialize(
-                rest,
-            )?)),
-            Some("webhook") => Ok(SourceConfig::Webhook(
-                webhook::WebhookSourceConfig::deserialize(rest)?,
-            )),
-            Some("scrape") => Ok(SourceConfig::Scrape(
-                scrape::ScrapeSourceConfig::deserialize(rest)?,
-            )),
-            Some(other) => Err(SpannedError {
-                message: format!(
-                    "unknown variant `{other}`, expected one of {}",
-                    quoted(SOURCE_KINDS)
-                ),
-                span: Some(kind_span),
-            }),
-            None => Err(SpannedError {
+        let Some(name) = kind.get_ref().as_str() else {
+            return Err(SpannedError {
                 message: "`kind` must be a string".into(),
                 span: Some(kind_span),
-            }),
-        }
+            });
+        };
+        let Some(registration) = connector(name) else {
+            return Err(SpannedError {
+                message: format!(
+                    "unknown variant `{name}`, expected one of {}",
+                    quoted(&kinds(None))
+                ),
+                span: Some(kind_span),
+            });
+        };
+        let connector = (registration.parse)(Spanned::new(span, DeValue::Table(table)))?;
+        Ok(SourceConfig {
+            registration,
+            connector,
+        })
     }
 
     /// The `kind` as written in the config.
     pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::File(_) => "file",
-            SourceConfig::Postgres(_) => "postgres",
-            SourceConfig::Mysql(_) => "mysql",
-            SourceConfig::Sqlite(_) => "sqlite",
-            SourceConfig::Http(_) => "http",
-            SourceConfig::Scrape(_) => "scrape",
-            SourceConfig::Rabbitmq(_) => "rabbitmq",
-            SourceConfig::Kafka(_) => "kafka",
-            SourceConfig::Nats(_) => "nats",
-            SourceConfig::Mqtt(_) => "mqtt",
-            SourceConfig::Webhook(_) => "webhook",
-        }
+        self.registration.kind
+    }
+
+    /// Batch or stream.
+    pub fn mode(&self) -> Mode {
+        self.registration.mode
     }
 
     /// Whether this is a continuous source, run by `flowline stream`.
     pub fn is_stream(&self) -> bool {
-        STREAM_KINDS.contains(&self.kind())
+        self.mode() == Mode::Stream
+    }
+
+    /// The connector's config.
+    pub fn connector(&self) -> &dyn SourceConnector {
+        self.connector.as_ref()
     }
 
     /// How a stream source's payloads are read; `None` for batch sources.
     pub fn payload_options(&self) -> Option<stream::PayloadOptions> {
-        match self {
-            SourceConfig::Rabbitmq(config) => Some(config.payload()),
-            SourceConfig::Kafka(config) => Some(config.payload()),
-            SourceConfig::Nats(config) => Some(config.payload()),
-            SourceConfig::Mqtt(config) => Some(config.payload()),
-            SourceConfig::Webhook(config) => Some(config.payload()),
-            _ => None,
-        }
+        self.connector.payload_options()
     }
 
-    /// Connects a stream source for the pipeline named `pipeline`; `state`
-    /// is the state its last committed batch saved (see
-    /// [`stream::StreamSource::checkpoint`]). Fails for batch sources.
+    /// The tables this source fills besides the pipeline's own.
+    pub fn child_tables(&self) -> Vec<ChildTable> {
+        self.connector.child_tables()
+    }
+
+    /// Checks the config without connecting; returns warnings.
+    pub fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
+        self.connector.validate(workspace, pipeline)
+    }
+
+    /// Builds the reader of one batch run.
+    pub fn build(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        if self.is_stream() {
+            return Err(Error::Config(format!(
+                "kind = \"{}\" is a stream source: run it with `flowline stream`",
+                self.kind()
+            )));
+        }
+        self.connector.batch_reader(workspace)
+    }
+
+    /// Connects a stream source for the pipeline named `pipeline`.
     pub async fn start_stream(
         &self,
-        project: &Project,
+        workspace: &Workspace,
         pipeline: &str,
         state: Option<&serde_json::Value>,
     ) -> Result<Box<dyn stream::StreamSource>> {
-        let connections = &project.settings.connections;
-        let url = |url: &Option<String>, connection: &Option<String>| {
-            connection_url(url.as_ref(), connection.as_ref(), connections)
-        };
-        match self {
-            SourceConfig::Rabbitmq(config) => Ok(Box::new(
-                rabbitmq::RabbitMqSource::start(
-                    config.clone(),
-                    url(&config.url, &config.connection)?,
-                )
-                .await?,
-            )),
-            SourceConfig::Kafka(config) => Ok(Box::new(
-                kafka::KafkaSource::start(
-                    config.clone(),
-                    url(&config.url, &config.connection)?,
-                    pipeline,
-                    state,
-                )
-                .await?,
-            )),
-            SourceConfig::Nats(config) => Ok(Box::new(
-                nats::NatsSource::start(config.clone(), url(&config.url, &config.connection)?)
-                    .await?,
-            )),
-            SourceConfig::Mqtt(config) => Ok(Box::new(
-                mqtt::MqttSource::start(
-                    config.clone(),
-                    url(&config.url, &config.connection)?,
-                    &project.settings.project.name,
-                    pipeline,
-                )
-                .await?,
-            )),
-            SourceConfig::Webhook(config) => Ok(Box::new(
-                webhook::WebhookSource::start(config.clone(), pipeline).await?,
-            )),
-            other => Err(crate::error::Error::Config(format!(
+        if !self.is_stream() {
+            return Err(Error::Config(format!(
                 "kind = \"{}\" is read in batches: run it with `flowline run`",
-                other.kind()
-            ))),
+                self.kind()
+            )));
         }
+        self.connector
+            .stream_reader(workspace, pipeline, state)
+            .await
     }
-
-    /// The tables this source fills besides the pipeline's own (child
-    /// resources, unnested arrays): each lands in `<table>__<name>`.
-    pub fn child_tables(&self) -> Vec<ChildTable> {
-        match self {
-            SourceConfig::Http(config) => config.child_tables(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Builds the source this config describes; `project` resolves named
-    /// connections and relative paths.
-    pub fn build(&self, project: &Project) -> Result<Box<dyn Source>> {
-        let connections = &project.settings.connections;
-        Ok(match self {
-            SourceConfig::File(config) => Box::new(file::FileSource::new(config.clone())),
-            SourceConfig::Postgres(config) => Box::new(postgres::PostgresSource::new(
-                config.clone(),
-                config.resolve_url(connections)?,
-            )),
-            SourceConfig::Mysql(config) => Box::new(mysql::MysqlSource::new(
-                config.clone(),
-                config.resolve_url(connections)?,
-            )),
-            SourceConfig::Sqlite(config) => Box::new(sqlite::SqliteSource::new(
-                config.clone(),
-                sqlite::database_path(&config.resolve_url(connections)?, &project.dir),
-            )),
-            SourceConfig::Http(config) => Box::new(http::HttpSource::new(config.clone())),
-            SourceConfig::Scrape(config) => Box::new(scrape::ScrapeSource::new(config.clone())),
-            SourceConfig::Rabbitmq(_)
-            | SourceConfig::Kafka(_)
-            | SourceConfig::Nats(_)
-            | SourceConfig::Mqtt(_)
-            | SourceConfig::Webhook(_) => {
-                return Err(crate::error::Error::Config(format!(
-                    "kind = \"{}\" is a stream source: run it with `flowline stream`",
-                    self.kind()
-                )));
-            }
-        })
-    }
-}
-
-/// A table a source fills besides the pipeline's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChildTable {
-    /// Its name; the table is `<pipeline table>__<name>`.
-    pub name: String,
-    /// The columns identifying its rows, for `merge` pipelines; when empty,
-    /// a merge pipeline appends to it.
-    pub primary_key: Vec<String>,
 }
 
 /// What a source is given when a run starts.
@@ -345,53 +406,18 @@ pub struct SourceContext {
     pub state: Option<serde_json::Value>,
 }
 
-/// A row that could not be read, kept for the dead-letter table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    /// Where the row came from, e.g. `data/orders.csv:17`.
-    pub origin: String,
-    /// Why it was rejected.
-    pub reason: String,
-    /// The raw row as read.
-    pub raw: String,
-}
-
-/// One batch from a source, with its place in the source's progress.
-#[derive(Debug, Clone)]
-pub struct SourceBatch {
-    /// The rows (may be empty when only a checkpoint or dead letters are sent).
-    pub batch: RecordBatch,
-    /// Bytes read from the source for this batch.
-    pub bytes: u64,
-    /// Rows rejected while reading this batch.
-    pub dead_letters: Vec<DeadLetter>,
-    /// The source's progress once this batch is committed, if this batch
-    /// ends a unit that can be committed (a file, a page, a cursor value).
-    pub checkpoint: Option<serde_json::Value>,
-    /// The child table these rows go to (see [`SourceConfig::child_tables`]);
-    /// `None` for the pipeline's own table.
-    pub table: Option<String>,
-}
-
-impl SourceBatch {
-    /// A batch with no rows, to carry a checkpoint.
-    pub fn empty() -> Self {
-        SourceBatch {
-            batch: RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty())),
-            bytes: 0,
-            dead_letters: Vec::new(),
-            checkpoint: None,
-            table: None,
+impl SourceContext {
+    /// The context `flowline validate` checks a source in: no saved state.
+    pub fn for_validation(workspace: &Workspace, pipeline: &str) -> Self {
+        SourceContext {
+            pipeline: pipeline.to_string(),
+            project_dir: workspace.dir.clone(),
+            state: None,
         }
     }
 }
 
-/// The sending half of the bounded channel a source writes into. A full
-/// channel makes the source wait: a slow destination slows the source down
-/// instead of growing memory.
-pub type BatchSender = mpsc::Sender<SourceBatch>;
-
-/// A connector that reads data.
+/// A batch source's reader.
 #[async_trait::async_trait]
 pub trait Source: Send {
     /// Reads from where `ctx.state` left off and sends batches to `out` until
@@ -402,4 +428,56 @@ pub trait Source: Send {
     /// Checks the configuration against the world without reading data
     /// (paths exist, options make sense), for `flowline validate`.
     fn check(&self, ctx: &SourceContext) -> Result<Vec<String>>;
+}
+
+/// [`SourceConnector::validate`] of a batch connector: build its reader
+/// (which connects to nothing) and check it.
+pub fn validate_batch(
+    connector: &dyn SourceConnector,
+    workspace: &Workspace,
+    pipeline: &str,
+) -> Result<Vec<String>> {
+    connector
+        .batch_reader(workspace)?
+        .check(&SourceContext::for_validation(workspace, pipeline))
+}
+
+/// A connector's config from TOML text, as a pipeline file's `[source]`
+/// would give it (for tests).
+#[cfg(test)]
+pub fn parse_for_test<T: SourceConnector + DeserializeOwned>(
+    text: &str,
+) -> std::result::Result<T, SpannedError> {
+    let doc = toml::de::DeTable::parse(text).map_err(SpannedError::from)?;
+    let span = doc.span();
+    T::parse(Spanned::new(span, DeValue::Table(doc.into_inner())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once_and_every_scheme_has_one_connector() {
+        let all = connectors();
+        let mut kinds: Vec<&str> = all.iter().map(|c| c.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), all.len(), "a kind is listed twice");
+        let mut schemes: Vec<&str> = all.iter().flat_map(|c| c.schemes.iter().copied()).collect();
+        let before = schemes.len();
+        schemes.sort_unstable();
+        schemes.dedup();
+        assert_eq!(schemes.len(), before, "a scheme belongs to two connectors");
+    }
+
+    #[test]
+    fn an_unknown_kind_names_the_known_ones() {
+        let doc = toml::de::DeTable::parse("kind = \"ftp\"\n").expect("toml");
+        let span = doc.span();
+        let value = Spanned::new(span, DeValue::Table(doc.into_inner()));
+        let e = SourceConfig::from_toml(value).expect_err("unknown");
+        assert!(e.message.contains("`rabbitmq`"), "{}", e.message);
+        assert_eq!(e.span, Some(7..12));
+    }
 }

@@ -11,7 +11,7 @@
 //! copies. Publishes delivered on a connection that has since been lost are
 //! not acknowledged: the broker delivers them again on the new one.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,19 +23,18 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::error::{Error, Result};
+use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// `[source] kind = "mqtt"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSourceConfig {
-    /// A `[connections.<name>]` whose `url` is `mqtt://user:pass@host:1883`.
-    #[serde(default)]
-    pub connection: Option<String>,
-    /// The URL inline (prefer `connection` with `${VAR}`).
-    #[serde(default)]
-    pub url: Option<String>,
     /// The topic filter subscribed to; `+` and `#` wildcards are allowed.
     pub topic: String,
     /// The subscription's quality of service: 0 (at most once), 1 (at least
@@ -53,22 +52,12 @@ pub struct MqttSourceConfig {
     /// flowline is away.
     #[serde(default)]
     pub clean_session: bool,
-    /// `json` (default), `text` or `csv`.
-    #[serde(default)]
-    pub format: Format,
-    /// Declared column types; the others are inferred.
-    #[serde(default)]
-    pub schema: BTreeMap<String, String>,
-    /// CSV: the column names.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// CSV: the separator. Default `,`.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
-}
-
-fn default_delimiter() -> char {
-    ','
+    /// `connection` or `url`: where the broker is.
+    #[serde(skip)]
+    pub endpoint: Endpoint,
+    /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
+    #[serde(skip)]
+    pub payload: PayloadOptions,
 }
 
 /// An MQTT quality of service, as written in the config: 0, 1 or 2.
@@ -112,7 +101,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 impl MqttSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
+        self.payload.clone()
     }
 
     /// The client id: `client_id`, or one derived from the pipeline's name,
@@ -507,12 +496,62 @@ impl StreamSource for MqttSource {
     }
 }
 
+#[async_trait::async_trait]
+impl SourceConnector for MqttSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (endpoint, payload, config) = read_config::<Self>(table, true)?;
+        Ok(MqttSourceConfig {
+            endpoint,
+            payload,
+            ..config
+        })
+    }
+    fn kind() -> &'static str {
+        "mqtt"
+    }
+
+    fn mode() -> Mode {
+        Mode::Stream
+    }
+
+    fn summary() -> &'static str {
+        "An MQTT topic filter, subscribed to continuously"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["mqtt", "mqtts"]
+    }
+
+    fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
+        self.endpoint.resolve(workspace)?;
+        self.payload().overrides()?;
+        Ok(Vec::new())
+    }
+
+    fn payload_options(&self) -> Option<PayloadOptions> {
+        Some(self.payload())
+    }
+
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn StreamSource>> {
+        let url = self.endpoint.resolve(workspace)?;
+        let _ = state;
+        Ok(Box::new(
+            MqttSource::start(self.clone(), url, &workspace.name, pipeline).await?,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(toml_text: &str) -> MqttSourceConfig {
-        toml::from_str(toml_text).expect("valid config")
+        crate::sources::parse_for_test(toml_text).expect("valid config")
     }
 
     #[test]
@@ -520,7 +559,7 @@ mod tests {
         let c = config("url = \"mqtt://127.0.0.1:1883\"\ntopic = \"sensors/+/temp\"\n");
         assert_eq!(c.qos, Qos(QoS::AtLeastOnce));
         assert!(!c.clean_session);
-        assert_eq!(c.delimiter, ',');
+        assert_eq!(c.payload.delimiter, ',');
         let id = c.client_id("shop", "sensor readings");
         assert!(id.starts_with("flowline-sensor_readings-"), "{id}");
         assert_eq!(id.len(), "flowline-sensor_readings-".len() + 8, "{id}");
@@ -548,9 +587,11 @@ mod tests {
             config("url = \"mqtt://x\"\ntopic = \"t\"\nqos = 2\n").qos,
             Qos(QoS::ExactlyOnce)
         );
-        let e = toml::from_str::<MqttSourceConfig>("url = \"mqtt://x\"\ntopic = \"t\"\nqos = 3\n")
-            .expect_err("qos 3");
-        assert!(e.to_string().contains("must be 0, 1 or 2"), "{e}");
+        let e = crate::sources::parse_for_test::<MqttSourceConfig>(
+            "url = \"mqtt://x\"\ntopic = \"t\"\nqos = 3\n",
+        )
+        .expect_err("qos 3");
+        assert!(e.message.contains("must be 0, 1 or 2"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! at once; acknowledging a newer one would acknowledge the older pending
 //! ones too, before they were ever committed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,19 +28,18 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::error::{Error, Result};
+use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// `[source] kind = "nats"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsSourceConfig {
-    /// A `[connections.<name>]` whose `url` is `nats://user:pass@host:4222`.
-    #[serde(default)]
-    pub connection: Option<String>,
-    /// The URL inline (prefer `connection` with `${VAR}`).
-    #[serde(default)]
-    pub url: Option<String>,
     /// The JetStream stream read.
     pub stream: String,
     /// The durable pull consumer's name; created if it does not exist, and
@@ -64,18 +63,12 @@ pub struct NatsSourceConfig {
     /// Default 30s.
     #[serde(default = "default_ack_wait", with = "humantime_serde")]
     pub ack_wait: Duration,
-    /// `json` (default), `text` or `csv`.
-    #[serde(default)]
-    pub format: Format,
-    /// Declared column types; the others are inferred.
-    #[serde(default)]
-    pub schema: BTreeMap<String, String>,
-    /// CSV: the column names.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// CSV: the separator. Default `,`.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
+    /// `connection` or `url`: where the broker is.
+    #[serde(skip)]
+    pub endpoint: Endpoint,
+    /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
+    #[serde(skip)]
+    pub payload: PayloadOptions,
 }
 
 fn default_prefetch() -> u32 {
@@ -83,9 +76,6 @@ fn default_prefetch() -> u32 {
 }
 fn default_ack_wait() -> Duration {
     Duration::from_secs(30)
-}
-fn default_delimiter() -> char {
-    ','
 }
 
 /// Messages asked for in one pull request, at most.
@@ -99,7 +89,7 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 impl NatsSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
+        self.payload.clone()
     }
 
     /// The subjects a stream created by `create_stream` takes.
@@ -476,12 +466,60 @@ impl StreamSource for NatsSource {
     }
 }
 
+#[async_trait::async_trait]
+impl SourceConnector for NatsSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (endpoint, payload, config) = read_config::<Self>(table, true)?;
+        Ok(NatsSourceConfig {
+            endpoint,
+            payload,
+            ..config
+        })
+    }
+    fn kind() -> &'static str {
+        "nats"
+    }
+
+    fn mode() -> Mode {
+        Mode::Stream
+    }
+
+    fn summary() -> &'static str {
+        "A NATS JetStream stream, consumed by a durable pull consumer"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["nats"]
+    }
+
+    fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
+        self.endpoint.resolve(workspace)?;
+        self.payload().overrides()?;
+        Ok(Vec::new())
+    }
+
+    fn payload_options(&self) -> Option<PayloadOptions> {
+        Some(self.payload())
+    }
+
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn StreamSource>> {
+        let url = self.endpoint.resolve(workspace)?;
+        let _ = (pipeline, state);
+        Ok(Box::new(NatsSource::start(self.clone(), url).await?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(toml_text: &str) -> NatsSourceConfig {
-        toml::from_str(toml_text).expect("valid config")
+        crate::sources::parse_for_test(toml_text).expect("valid config")
     }
 
     #[test]
@@ -513,11 +551,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let e = toml::from_str::<NatsSourceConfig>(
+        let e = crate::sources::parse_for_test::<NatsSourceConfig>(
             "url = \"nats://x\"\nstream = \"S\"\nconsumer = \"c\"\nqueue = \"q\"\n",
         )
         .expect_err("unknown key");
-        assert!(e.to_string().contains("queue"), "{e}");
+        assert!(e.message.contains("queue"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! on a channel that has since died are not acknowledged: the broker
 //! delivers them again, and `dedupe_key` drops the copies.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,19 +21,18 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use serde::Deserialize;
 use tokio::sync::{Mutex, mpsc};
 
-use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::error::{Error, Result};
+use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// `[source] kind = "rabbitmq"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqSourceConfig {
-    /// A `[connections.<name>]` whose `url` is `amqp://user:pass@host:5672/vhost`.
-    #[serde(default)]
-    pub connection: Option<String>,
-    /// The URL inline (prefer `connection` with `${VAR}`).
-    #[serde(default)]
-    pub url: Option<String>,
     /// The queue consumed.
     pub queue: String,
     /// Declare the queue (durable) if it does not exist. Default true.
@@ -43,18 +42,12 @@ pub struct RabbitMqSourceConfig {
     /// `[batch] max_rows`. Default 20000.
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
-    /// `json` (default), `text` or `csv`.
-    #[serde(default)]
-    pub format: Format,
-    /// Declared column types; the others are inferred.
-    #[serde(default)]
-    pub schema: BTreeMap<String, String>,
-    /// CSV: the column names.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// CSV: the separator. Default `,`.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
+    /// `connection` or `url`: where the broker is.
+    #[serde(skip)]
+    pub endpoint: Endpoint,
+    /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
+    #[serde(skip)]
+    pub payload: PayloadOptions,
 }
 
 fn default_true() -> bool {
@@ -63,14 +56,11 @@ fn default_true() -> bool {
 fn default_prefetch() -> u16 {
     20_000
 }
-fn default_delimiter() -> char {
-    ','
-}
 
 impl RabbitMqSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
+        self.payload.clone()
     }
 }
 
@@ -307,5 +297,53 @@ impl StreamSource for RabbitMqSource {
             .await
             .ok()
             .map(|q| u64::from(q.message_count()))
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceConnector for RabbitMqSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (endpoint, payload, config) = read_config::<Self>(table, true)?;
+        Ok(RabbitMqSourceConfig {
+            endpoint,
+            payload,
+            ..config
+        })
+    }
+    fn kind() -> &'static str {
+        "rabbitmq"
+    }
+
+    fn mode() -> Mode {
+        Mode::Stream
+    }
+
+    fn summary() -> &'static str {
+        "A RabbitMQ queue, consumed continuously"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["amqp", "amqps"]
+    }
+
+    fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
+        self.endpoint.resolve(workspace)?;
+        self.payload().overrides()?;
+        Ok(Vec::new())
+    }
+
+    fn payload_options(&self) -> Option<PayloadOptions> {
+        Some(self.payload())
+    }
+
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn StreamSource>> {
+        let url = self.endpoint.resolve(workspace)?;
+        let _ = (pipeline, state);
+        Ok(Box::new(RabbitMqSource::start(self.clone(), url).await?))
     }
 }

@@ -11,8 +11,10 @@ use rusqlite::types::ValueRef;
 
 use super::database::{DatabaseSourceConfig, Dialect, TableInfo, last_batch, parse_decimal};
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
 use crate::data::builders::{BatchBuilder, Value};
-use crate::error::{Error, Result};
+use crate::sources::SourceConnector;
 
 /// The file a `sqlite://path` URL (or plain path) names, relative to the project.
 pub fn database_path(url: &str, project_dir: &Path) -> PathBuf {
@@ -377,6 +379,59 @@ impl Source for SqliteSource {
             )]);
         }
         Ok(Vec::new())
+    }
+}
+
+/// `[source] kind = "sqlite"`: the keys every database source has.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SqliteSourceConfig(pub DatabaseSourceConfig);
+
+impl SourceConnector for SqliteSourceConfig {
+    fn kind() -> &'static str {
+        "sqlite"
+    }
+
+    fn mode() -> Mode {
+        Mode::Batch
+    }
+
+    fn summary() -> &'static str {
+        "A SQLite table or query"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["sqlite"]
+    }
+
+    fn test_connection(
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        Box::pin(async move { server_version(&database_path(&url, &workspace.dir)) })
+    }
+
+    fn discover(
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<TableInfo>>> {
+        Box::pin(async move { discover(&database_path(&url, &workspace.dir)) })
+    }
+
+    fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
+        crate::sources::validate_batch(self, workspace, pipeline)
+    }
+
+    fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        let url = workspace.connections.resolve(
+            "[source]",
+            self.0.url.as_ref(),
+            self.0.connection.as_ref(),
+        )?;
+        Ok(Box::new(SqliteSource::new(
+            self.0.clone(),
+            database_path(&url, &workspace.dir),
+        )))
     }
 }
 

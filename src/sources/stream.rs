@@ -16,11 +16,17 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::DeValue;
 
 use super::DeadLetter;
+use crate::core::Workspace;
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::tables::SplitTable;
 use crate::data::json::JsonDecoder;
 use crate::data::types::parse_type;
-use crate::error::{Error, Result};
 
 /// One message from a broker (or one webhook request).
 #[derive(Debug, Clone)]
@@ -82,22 +88,91 @@ pub enum Format {
     Csv,
 }
 
-/// The keys every stream source has for reading payloads.
-#[derive(Debug, Clone, Default)]
+/// `connection` or `url`: where a stream source connects, the same two
+/// keys for every broker.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// A `[connections.<name>]` of flowline.toml whose `url` is the
+    /// broker's (`amqp://user:pass@host:5672/vhost`, `kafka://host:9092`,
+    /// `nats://host:4222`, `mqtt://host:1883`).
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// The broker URL inline (prefer `connection` with `${VAR}`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Endpoint {
+    /// The keys this piece reads.
+    pub const KEYS: &'static [&'static str] = &["connection", "url"];
+
+    /// The URL to connect to: inline, or the named connection's.
+    pub fn resolve(&self, workspace: &Workspace) -> Result<String> {
+        workspace
+            .connections
+            .resolve("[source]", self.url.as_ref(), self.connection.as_ref())
+    }
+}
+
+/// `format`, `schema`, `columns`, `delimiter`: how a stream source reads
+/// message payloads, the same keys for every stream source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PayloadOptions {
-    /// How payloads are read.
+    /// `json` (default): a JSON object per message (an array of objects, or
+    /// NDJSON lines, is several records); `text`: the payload as text in a
+    /// column `value`; `csv`: one CSV line per message.
+    #[serde(default)]
     pub format: Format,
-    /// Declared column types (`{ ts = "timestamp" }`); others are inferred.
+    /// Declared column types (`{ ts = "timestamp" }`); the others are inferred.
+    #[serde(default)]
     pub schema: BTreeMap<String, String>,
-    /// CSV: the column names, in order.
+    /// CSV: the column names, in order (required with `format = "csv"`).
+    #[serde(default)]
     pub columns: Vec<String>,
-    /// CSV: the separator (one ASCII character).
+    /// CSV: the separator, one ASCII character. Default `,`.
+    #[serde(default = "default_delimiter")]
     pub delimiter: char,
 }
 
+fn default_delimiter() -> char {
+    ','
+}
+
+impl Default for PayloadOptions {
+    fn default() -> Self {
+        PayloadOptions {
+            format: Format::default(),
+            schema: BTreeMap::new(),
+            columns: Vec::new(),
+            delimiter: default_delimiter(),
+        }
+    }
+}
+
+/// Reads a stream source's `[source]` table: the [`Endpoint`] keys (when
+/// the source has them), the [`PayloadOptions`] keys, and the rest into the
+/// connector's own struct `T`.
+pub fn read_config<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    with_endpoint: bool,
+) -> std::result::Result<(Endpoint, PayloadOptions, T), SpannedError> {
+    let mut table = SplitTable::new(value, "[source]")?;
+    let endpoint = if with_endpoint {
+        table.take(Endpoint::KEYS)?
+    } else {
+        Endpoint::default()
+    };
+    let payload = table.take(PayloadOptions::KEYS)?;
+    Ok((endpoint, payload, table.rest()?))
+}
+
 impl PayloadOptions {
-    /// The options a stream source's `format`, `schema`, `columns` and
-    /// `delimiter` keys give.
+    /// The keys this piece reads.
+    pub const KEYS: &'static [&'static str] = &["format", "schema", "columns", "delimiter"];
+
+    /// The options of `format`, `schema`, `columns` and `delimiter`.
     pub fn new(
         format: Format,
         schema: &BTreeMap<String, String>,

@@ -9,7 +9,7 @@
 //! timeout, a 503) retries, and `dedupe_key` drops the copies of requests
 //! that were committed after all.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +27,13 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
-use super::stream::{Format, Message, PayloadOptions, StreamSource};
-use crate::error::{Error, Result};
+use super::stream::{Format, Message, PayloadOptions, StreamSource, read_config};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// Requests accepted by the server and not yet taken by the runner, at most.
 /// With `max_body`, this bounds the memory the queue can hold.
@@ -73,18 +78,9 @@ pub struct WebhookSourceConfig {
     /// answered 503. Default `10s`.
     #[serde(default = "default_ack_timeout", with = "humantime_serde")]
     pub ack_timeout: Duration,
-    /// `json` (default), `text` or `csv`.
-    #[serde(default)]
-    pub format: Format,
-    /// Declared column types; the others are inferred.
-    #[serde(default)]
-    pub schema: BTreeMap<String, String>,
-    /// CSV: the column names (the body has no header line).
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// CSV: the separator. Default `,`.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: char,
+    /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
+    #[serde(skip)]
+    pub payload: PayloadOptions,
 }
 
 impl fmt::Debug for WebhookSourceConfig {
@@ -97,10 +93,7 @@ impl fmt::Debug for WebhookSourceConfig {
             .field("secret", &hidden(&self.secret))
             .field("token", &hidden(&self.token))
             .field("ack_timeout", &self.ack_timeout)
-            .field("format", &self.format)
-            .field("schema", &self.schema)
-            .field("columns", &self.columns)
-            .field("delimiter", &self.delimiter)
+            .field("payload", &self.payload)
             .finish()
     }
 }
@@ -113,9 +106,6 @@ fn default_max_body() -> u64 {
 }
 fn default_ack_timeout() -> Duration {
     Duration::from_secs(10)
-}
-fn default_delimiter() -> char {
-    ','
 }
 
 /// `max_body` as a string (`"10MB"`) or a number of bytes.
@@ -170,7 +160,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 impl WebhookSourceConfig {
     /// How payloads are read.
     pub fn payload(&self) -> PayloadOptions {
-        PayloadOptions::new(self.format, &self.schema, &self.columns, self.delimiter)
+        self.payload.clone()
     }
 
     /// The path served for `pipeline`, checked.
@@ -242,7 +232,7 @@ impl WebhookSource {
                         key.to_ascii_uppercase()
                     )));
                 }
-                crate::config::secrets::register(value);
+                crate::core::secrets::register(value);
             }
         }
         if config.ack_timeout.is_zero() {
@@ -668,6 +658,47 @@ fn csv_lines(body: &Bytes, options: &PayloadOptions, tally: &mut Tally) -> Vec<B
     parts
 }
 
+#[async_trait::async_trait]
+impl SourceConnector for WebhookSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (_, payload, config) = read_config::<Self>(table, false)?;
+        Ok(WebhookSourceConfig { payload, ..config })
+    }
+    fn kind() -> &'static str {
+        "webhook"
+    }
+
+    fn mode() -> Mode {
+        Mode::Stream
+    }
+
+    fn summary() -> &'static str {
+        "An HTTP endpoint that records are POSTed to"
+    }
+
+    fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
+        let _ = workspace;
+        self.payload().overrides()?;
+        Ok(Vec::new())
+    }
+
+    fn payload_options(&self) -> Option<PayloadOptions> {
+        Some(self.payload())
+    }
+
+    async fn stream_reader(
+        &self,
+        workspace: &Workspace,
+        pipeline: &str,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Box<dyn StreamSource>> {
+        let _ = (workspace, state);
+        Ok(Box::new(
+            WebhookSource::start(self.clone(), pipeline).await?,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,17 +726,19 @@ mod tests {
 
     #[test]
     fn max_body_reads_from_toml_as_text_or_number() {
-        let config: WebhookSourceConfig = toml::from_str("max_body = \"1KB\"").expect("text");
+        let config: WebhookSourceConfig =
+            crate::sources::parse_for_test("max_body = \"1KB\"").expect("text");
         assert_eq!(config.max_body, 1024);
-        let config: WebhookSourceConfig = toml::from_str("max_body = 300").expect("number");
+        let config: WebhookSourceConfig =
+            crate::sources::parse_for_test("max_body = 300").expect("number");
         assert_eq!(config.max_body, 300);
-        let config: WebhookSourceConfig = toml::from_str("").expect("defaults");
+        let config: WebhookSourceConfig = crate::sources::parse_for_test("").expect("defaults");
         assert_eq!(config.max_body, 10 * 1024 * 1024);
         assert_eq!(config.listen, "127.0.0.1:8088");
         assert_eq!(config.ack_timeout, Duration::from_secs(10));
-        let err =
-            toml::from_str::<WebhookSourceConfig>("max_body = \"lots\"").expect_err("not a size");
-        assert!(err.to_string().contains("max_body"), "{err}");
+        let err = crate::sources::parse_for_test::<WebhookSourceConfig>("max_body = \"lots\"")
+            .expect_err("not a size");
+        assert!(err.message.contains("max_body"), "{err}");
     }
 
     #[test]
@@ -796,7 +829,7 @@ mod tests {
 
     #[test]
     fn paths_default_to_the_pipeline_and_are_checked() {
-        let mut config: WebhookSourceConfig = toml::from_str("").expect("defaults");
+        let mut config: WebhookSourceConfig = crate::sources::parse_for_test("").expect("defaults");
         assert_eq!(
             config.resolve_path("orders").expect("path"),
             "/ingest/orders"
@@ -815,7 +848,8 @@ mod tests {
     #[test]
     fn debug_output_hides_the_secret_and_token() {
         let config: WebhookSourceConfig =
-            toml::from_str("secret = \"hunter22\"\ntoken = \"tok-999\"").expect("config");
+            crate::sources::parse_for_test("secret = \"hunter22\"\ntoken = \"tok-999\"")
+                .expect("config");
         let shown = format!("{config:?}");
         assert!(
             !shown.contains("hunter22") && !shown.contains("tok-999"),

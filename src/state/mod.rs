@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Project, StateKind};
-use crate::error::Result;
+use crate::core::error::Result;
 
 pub use sqlite::SqliteStateStore;
 
@@ -112,17 +112,17 @@ impl RunRecord {
     }
 
     /// Ends the run now with `outcome`; a failure's message is kept, redacted.
-    pub fn finish(&mut self, outcome: crate::error::Result<()>) {
+    pub fn finish(&mut self, outcome: crate::core::error::Result<()>) {
         self.ended_at = Some(chrono::Utc::now());
         match outcome {
             Ok(()) => self.status = RunStatus::Succeeded,
             Err(e) => {
                 self.status = RunStatus::Failed;
                 let message = match e {
-                    crate::error::Error::Pipeline { message, .. } => message,
+                    crate::core::error::Error::Pipeline { message, .. } => message,
                     other => other.to_string(),
                 };
-                self.error = Some(crate::config::secrets::redact(&message));
+                self.error = Some(crate::core::secrets::redact(&message));
             }
         }
     }

@@ -10,8 +10,103 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 
-use super::Transform;
-use crate::error::{Error, Result};
+use serde::Deserialize;
+
+use super::{Transform, TransformStep};
+use crate::core::error::{Error, Result};
+use crate::data::types::parse_type;
+
+/// `rename = { old_name = "new_name" }`: renames columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameStep {
+    /// Old name to new name.
+    pub rename: BTreeMap<String, String>,
+}
+
+impl TransformStep for RenameStep {
+    fn key() -> &'static str {
+        "rename"
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        Ok(Box::new(Rename(self.rename.clone())))
+    }
+}
+
+/// `cast = { amount = "decimal(10,2)", at = "timestamp" }`: changes column types.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CastStep {
+    /// Column to type name.
+    pub cast: BTreeMap<String, String>,
+}
+
+impl TransformStep for CastStep {
+    fn key() -> &'static str {
+        "cast"
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        for (column, type_name) in &self.cast {
+            parse_type(type_name).map_err(|e| format!("cast.{column}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        let mut types = BTreeMap::new();
+        for (column, type_name) in &self.cast {
+            let dt = parse_type(type_name).map_err(Error::Config)?;
+            types.insert(column.clone(), dt);
+        }
+        Ok(Box::new(Cast(types)))
+    }
+}
+
+/// `drop = ["internal_note"]`: removes columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropStep {
+    /// The columns removed.
+    pub drop: Vec<String>,
+}
+
+impl TransformStep for DropStep {
+    fn key() -> &'static str {
+        "drop"
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        Ok(Box::new(Drop(self.drop.clone())))
+    }
+}
+
+/// `mask = ["email"]`: replaces each value of these columns by its SHA-256
+/// hex digest (for PII).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskStep {
+    /// The columns masked.
+    pub mask: Vec<String>,
+    /// A secret mixed into the hash so values cannot be guessed by hashing
+    /// candidates. Use `${VAR}`.
+    #[serde(default)]
+    pub salt: Option<String>,
+}
+
+impl TransformStep for MaskStep {
+    fn key() -> &'static str {
+        "mask"
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        Ok(Box::new(Mask {
+            columns: self.mask.clone(),
+            salt: self.salt.clone().unwrap_or_default(),
+        }))
+    }
+}
 
 fn missing(step: &str, column: &str, batch: &RecordBatch) -> Error {
     let names: Vec<String> = batch

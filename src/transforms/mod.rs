@@ -1,84 +1,147 @@
 //! In-flight transforms (ETL): steps applied to every batch between the
 //! source and the destination, in the order the pipeline lists them.
+//!
+//! Each `[[transform]]` table holds one step, named by its key (`sql = ...`,
+//! `rename = {...}`); [`steps`] is the one list of step kinds, and each kind
+//! is a config type implementing [`TransformStep`].
 
 mod builtin;
 mod sql;
 
-use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
 
-use crate::data::types::parse_type;
-use crate::error::Result;
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::Result;
 
-/// One `[[transform]]` table. Exactly one of the step keys is set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every transform step kind. Adding one is one module, one line here, its
+/// docs and its tests.
+pub fn steps() -> Vec<StepRegistration> {
+    vec![
+        StepRegistration::of::<sql::SqlStep>(),
+        StepRegistration::of::<builtin::RenameStep>(),
+        StepRegistration::of::<builtin::CastStep>(),
+        StepRegistration::of::<builtin::DropStep>(),
+        StepRegistration::of::<sql::FilterStep>(),
+        StepRegistration::of::<builtin::MaskStep>(),
+    ]
+}
+
+/// What a transform step kind is. Implemented by its config type, which
+/// serde reads (with `deny_unknown_fields`) from the `[[transform]]` table.
+pub trait TransformStep: fmt::Debug + Send + Sync + 'static {
+    /// The key that names the step in a `[[transform]]` table.
+    fn key() -> &'static str
+    where
+        Self: Sized;
+
+    /// Checks the step's arguments without data.
+    fn check(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// The transform that runs the step.
+    fn build(&self) -> Result<Box<dyn Transform>>;
+}
+
+/// Parses a `[[transform]]` table into step `T`.
+type ParseStep = for<'a> fn(ValueDeserializer<'a>) -> Result<Arc<dyn TransformStep>, SpannedError>;
+
+/// One entry of [`steps`].
+#[derive(Clone, Copy)]
+pub struct StepRegistration {
+    /// The key that names the step.
+    pub key: &'static str,
+    parse: ParseStep,
+}
+
+impl StepRegistration {
+    /// The registration of step `T`.
+    pub fn of<T: TransformStep + DeserializeOwned>() -> Self {
+        fn parse<T: TransformStep + DeserializeOwned>(
+            config: ValueDeserializer<'_>,
+        ) -> Result<Arc<dyn TransformStep>, SpannedError> {
+            Ok(Arc::new(T::deserialize(config)?))
+        }
+        StepRegistration {
+            key: T::key(),
+            parse: parse::<T>,
+        }
+    }
+}
+
+impl fmt::Debug for StepRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepRegistration")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `[[transform]]` table: the step its key names, with its arguments.
+#[derive(Debug, Clone)]
 pub struct TransformConfig {
-    /// SQL over the batch, which is visible as the table `input`
-    /// (DuckDB's dialect, the same as the embedded warehouse).
-    #[serde(default)]
-    pub sql: Option<String>,
-    /// Renames columns: `{ old_name = "new_name" }`.
-    #[serde(default)]
-    pub rename: Option<BTreeMap<String, String>>,
-    /// Changes column types: `{ amount = "decimal(10,2)", at = "timestamp" }`.
-    #[serde(default)]
-    pub cast: Option<BTreeMap<String, String>>,
-    /// Removes columns: `["internal_note"]`.
-    #[serde(default)]
-    pub drop: Option<Vec<String>>,
-    /// Keeps the rows where this SQL condition holds: `"amount > 0"`.
-    #[serde(default)]
-    pub filter: Option<String>,
-    /// Replaces each value of these columns by its SHA-256 hex digest (for PII).
-    #[serde(default)]
-    pub mask: Option<Vec<String>>,
-    /// With `mask`: a secret mixed into the hash so values cannot be guessed
-    /// by hashing candidates. Use `${VAR}`.
-    #[serde(default)]
-    pub salt: Option<String>,
+    registration: StepRegistration,
+    step: Arc<dyn TransformStep>,
 }
 
 impl TransformConfig {
-    /// Checks that exactly one step is given and its arguments make sense.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        let given: Vec<&str> = [
-            ("sql", self.sql.is_some()),
-            ("rename", self.rename.is_some()),
-            ("cast", self.cast.is_some()),
-            ("drop", self.drop.is_some()),
-            ("filter", self.filter.is_some()),
-            ("mask", self.mask.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect();
-        match given.as_slice() {
+    /// Reads a `[[transform]]` table: the one step key it holds picks the
+    /// step, whose config struct reads the whole table.
+    pub fn from_toml(value: Spanned<DeValue<'_>>) -> Result<TransformConfig, SpannedError> {
+        let span = value.span();
+        let DeValue::Table(table) = value.into_inner() else {
+            return Err(SpannedError {
+                message: "[[transform]] must be a table".into(),
+                span: Some(span),
+            });
+        };
+        let all = steps();
+        let keys: Vec<&str> = all.iter().map(|s| s.key).collect();
+        let given: Vec<StepRegistration> = all
+            .iter()
+            .filter(|s| table.contains_key(s.key))
+            .copied()
+            .collect();
+        let registration = match given.as_slice() {
+            [one] => *one,
             [] => {
-                return Err(
-                    "[[transform]] needs one of: sql, rename, cast, drop, filter, mask".into(),
-                );
+                return Err(SpannedError {
+                    message: format!("[[transform]] needs one of: {}", keys.join(", ")),
+                    span: Some(span),
+                });
             }
-            [_] => {}
             many => {
-                return Err(format!(
-                    "[[transform]] has {}; give one step per [[transform]] table",
-                    many.join(" and ")
-                ));
+                let names: Vec<&str> = many.iter().map(|s| s.key).collect();
+                return Err(SpannedError {
+                    message: format!(
+                        "[[transform]] has {}; give one step per [[transform]] table",
+                        names.join(" and ")
+                    ),
+                    span: Some(span),
+                });
             }
-        }
-        if self.salt.is_some() && self.mask.is_none() {
-            return Err("salt only applies to mask".into());
-        }
-        if let Some(cast) = &self.cast {
-            for (column, type_name) in cast {
-                parse_type(type_name).map_err(|e| format!("cast.{column}: {e}"))?;
-            }
-        }
-        Ok(())
+        };
+        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
+        Ok(TransformConfig {
+            registration,
+            step: (registration.parse)(rest)?,
+        })
+    }
+
+    /// The step's key: `sql`, `rename`, ...
+    pub fn key(&self) -> &'static str {
+        self.registration.key
+    }
+
+    /// Checks the step's arguments without data.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.step.check()
     }
 }
 
@@ -98,40 +161,7 @@ pub trait Transform: Send {
 
 /// Builds the pipeline's transform chain, in order.
 pub fn build(steps: &[Spanned<TransformConfig>]) -> Result<Vec<Box<dyn Transform>>> {
-    steps.iter().map(|s| build_one(s.get_ref())).collect()
-}
-
-fn build_one(step: &TransformConfig) -> Result<Box<dyn Transform>> {
-    if let Some(query) = &step.sql {
-        return Ok(Box::new(sql::SqlTransform::new("sql", query.clone())?));
-    }
-    if let Some(condition) = &step.filter {
-        let query = format!("select * from input where {condition}");
-        return Ok(Box::new(sql::SqlTransform::new("filter", query)?));
-    }
-    if let Some(map) = &step.rename {
-        return Ok(Box::new(builtin::Rename(map.clone())));
-    }
-    if let Some(map) = &step.cast {
-        let mut types = BTreeMap::new();
-        for (column, type_name) in map {
-            let dt = parse_type(type_name).map_err(crate::error::Error::Config)?;
-            types.insert(column.clone(), dt);
-        }
-        return Ok(Box::new(builtin::Cast(types)));
-    }
-    if let Some(columns) = &step.drop {
-        return Ok(Box::new(builtin::Drop(columns.clone())));
-    }
-    if let Some(columns) = &step.mask {
-        return Ok(Box::new(builtin::Mask {
-            columns: columns.clone(),
-            salt: step.salt.clone().unwrap_or_default(),
-        }));
-    }
-    Err(crate::error::Error::Config(
-        "[[transform]] needs one of: sql, rename, cast, drop, filter, mask".into(),
-    ))
+    steps.iter().map(|s| s.get_ref().step.build()).collect()
 }
 
 /// Applies `chain` to `batch` in order.

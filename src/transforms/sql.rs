@@ -4,9 +4,49 @@
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 
-use super::Transform;
+use serde::Deserialize;
+
+use super::{Transform, TransformStep};
+use crate::core::error::{Error, Result};
 use crate::data::duckdb::{append, column_definitions, normalize, query};
-use crate::error::{Error, Result};
+
+/// `sql = "select ... from input"`: SQL over the batch, which is visible as
+/// the table `input` (DuckDB's dialect, the same as the embedded warehouse).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlStep {
+    /// The query.
+    pub sql: String,
+}
+
+impl TransformStep for SqlStep {
+    fn key() -> &'static str {
+        "sql"
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        Ok(Box::new(SqlTransform::new("sql", self.sql.clone())?))
+    }
+}
+
+/// `filter = "amount > 0"`: keeps the rows where this SQL condition holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterStep {
+    /// The condition.
+    pub filter: String,
+}
+
+impl TransformStep for FilterStep {
+    fn key() -> &'static str {
+        "filter"
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        let query = format!("select * from input where {}", self.filter);
+        Ok(Box::new(SqlTransform::new("filter", query)?))
+    }
+}
 
 /// Runs one SQL query per batch, with the batch as the table `input`.
 pub struct SqlTransform {

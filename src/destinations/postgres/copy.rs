@@ -11,7 +11,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use bytes::{BufMut, BytesMut};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (Postgres's).
 const PG_EPOCH_DAYS: i32 = 10_957;

@@ -13,14 +13,17 @@ use bytes::BytesMut;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
+use super::WarehouseConnector;
 use super::{
     Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
     WriteMode,
 };
+use crate::clients::postgres::{connect, describe_error, query_arrow};
+use crate::core::DeadLetter;
+use crate::core::Workspace;
+use crate::core::error::{Error, Result};
 use crate::data::evolve::{Change, plan};
-use crate::error::{Error, Result};
-use crate::sources::DeadLetter;
-use crate::sources::postgres::{connect, describe_error, query_arrow};
+use serde::Deserialize;
 
 /// Tables flowline keeps in the warehouse.
 const INTERNAL_TABLES: &str = "
@@ -80,10 +83,11 @@ fn schema_of(table: &TableName) -> &str {
 
 fn pg_err(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| {
-        Error::Other(format!(
-            "postgres warehouse: {context}: {}",
-            describe_error(&e)
-        ))
+        Error::client(
+            format!("postgres warehouse: {context}"),
+            describe_error(&e),
+            e,
+        )
     }
 }
 
@@ -167,6 +171,56 @@ fn batch_columns(schema: &Schema) -> Vec<(String, String)> {
             (f.name().clone(), canonical)
         })
         .collect()
+}
+
+/// `[warehouse] kind = "postgres"`: a Postgres database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresWarehouseConfig {
+    /// The database URL (prefer `connection` with `${VAR}`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A `[connections.<name>]` whose `url` is used.
+    #[serde(default)]
+    pub connection: Option<String>,
+}
+
+impl PostgresWarehouseConfig {
+    fn url(&self, workspace: &Workspace) -> Result<String> {
+        match (&self.url, &self.connection) {
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(name)) => workspace.connections.url(name),
+            _ => Err(Error::Config(
+                "[warehouse] kind = \"postgres\" needs either url or connection".into(),
+            )),
+        }
+    }
+}
+
+impl WarehouseConnector for PostgresWarehouseConfig {
+    fn kind() -> &'static str {
+        "postgres"
+    }
+
+    fn summary() -> &'static str {
+        "A Postgres database, loaded with binary COPY"
+    }
+
+    fn schemes() -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn open_url(url: &str) -> Result<Box<dyn Warehouse>> {
+        Ok(Box::new(PostgresWarehouse::open(url)?))
+    }
+
+    fn check(&self, workspace: &Workspace) -> Result<()> {
+        self.url(workspace).map(|_| ())
+    }
+
+    fn open(&self, workspace: &Workspace) -> Result<Box<dyn Warehouse>> {
+        Self::open_url(&self.url(workspace)?)
+    }
 }
 
 /// A Postgres database as the warehouse.
@@ -310,11 +364,11 @@ impl PostgresDestination {
 
     fn exec(&self, sql: &str, what: &str) -> Result<()> {
         block_on(self.client.batch_execute(sql)).map_err(|e| {
-            Error::Other(format!(
-                "postgres warehouse: {what} ({}): {}",
-                self.load.table,
-                describe_error(&e)
-            ))
+            Error::client(
+                format!("postgres warehouse: {what} ({})", self.load.table),
+                describe_error(&e),
+                e,
+            )
         })
     }
 

@@ -9,10 +9,10 @@ use arrow::array::{Array, StringArray, StringBuilder};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 
 use super::{Chunk, Chunks, ReadOptions, open};
+use crate::core::DeadLetter;
+use crate::core::error::{Error, Result};
 use crate::data::convert::text_to_batch;
 use crate::data::infer::SchemaInference;
-use crate::error::{Error, Result};
-use crate::sources::DeadLetter;
 
 /// Reads the CSV file at `path` as a stream of batches.
 pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {

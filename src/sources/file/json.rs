@@ -7,9 +7,9 @@ use std::io::BufRead;
 use std::path::Path;
 
 use super::{Chunk, Chunks, ReadOptions, open};
+use crate::core::DeadLetter;
+use crate::core::error::{Error, Result};
 use crate::data::json::{JsonDecoder, kind_of, select};
-use crate::error::{Error, Result};
-use crate::sources::DeadLetter;
 
 /// One record read from a file, or why it could not be read.
 enum Record {

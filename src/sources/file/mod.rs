@@ -16,8 +16,10 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
 use crate::data::types::parse_type;
-use crate::error::{Error, Result};
+use crate::sources::SourceConnector;
 
 /// `[source] kind = "file"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -325,5 +327,28 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
         ))))
     } else {
         Ok(Box::new(reader))
+    }
+}
+
+impl SourceConnector for FileSourceConfig {
+    fn kind() -> &'static str {
+        "file"
+    }
+
+    fn mode() -> Mode {
+        Mode::Batch
+    }
+
+    fn summary() -> &'static str {
+        "Local files: CSV, NDJSON, JSON documents, Parquet"
+    }
+
+    fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
+        crate::sources::validate_batch(self, workspace, pipeline)
+    }
+
+    fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        let _ = workspace;
+        Ok(Box::new(FileSource::new(self.clone())))
     }
 }

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{Chunk, Chunks, ReadOptions};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Reads the Parquet file at `path` in batches of `options.batch_size` rows.
 pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {

@@ -11,7 +11,7 @@ use reqwest::RequestBuilder;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::secrets;
+use crate::core::secrets;
 
 /// `auth = { kind = "bearer", token = "${API_TOKEN}" }` and the other kinds.
 #[derive(Debug, Clone, Deserialize)]

@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::auth::Authenticator;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The longest a single retry waits, whatever the server asks for.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
@@ -38,6 +38,106 @@ pub struct ClientOptions {
     pub user_agent: String,
     /// Headers sent with every request.
     pub headers: Vec<(String, String)>,
+}
+
+/// `timeout`, `retries`, `backoff`, `requests_per_second`, `concurrency`,
+/// `user_agent`, `headers`: the HTTP client settings of every source that
+/// fetches over HTTP (`http`, `scrape`), the same keys for each.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Per-request timeout (connect and read); in a browser, the page-load
+    /// timeout. Default `30s`.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries on connection errors, timeouts, 429 and 5xx. Default 5.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first retry's wait, doubled each time, with jitter. Default `500ms`.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub backoff: Duration,
+    /// At most this many requests per second. Default: no limit.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// At most this many requests in flight at once (child resources,
+    /// detail pages). Default 4; a browser loads one page at a time.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// The `User-Agent` sent (and the agent robots.txt rules are read for).
+    /// Default `flowline/<version>`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Headers sent with every request.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            timeout: default_timeout(),
+            retries: default_retries(),
+            backoff: default_backoff(),
+            requests_per_second: None,
+            concurrency: default_concurrency(),
+            user_agent: None,
+            headers: Default::default(),
+        }
+    }
+}
+
+impl ClientSettings {
+    /// The keys this piece reads.
+    pub const KEYS: &'static [&'static str] = &[
+        "timeout",
+        "retries",
+        "backoff",
+        "requests_per_second",
+        "concurrency",
+        "user_agent",
+        "headers",
+    ];
+
+    /// The client's options.
+    pub fn options(&self) -> ClientOptions {
+        let defaults = ClientOptions::default();
+        ClientOptions {
+            timeout: self.timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            requests_per_second: self.requests_per_second,
+            concurrency: self.concurrency,
+            user_agent: self.user_agent.clone().unwrap_or(defaults.user_agent),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// Reads a `[source]` table into the client settings and the
+    /// connector's own struct `T`.
+    pub fn read_with<T: serde::de::DeserializeOwned>(
+        value: toml::Spanned<toml::de::DeValue<'_>>,
+    ) -> std::result::Result<(ClientSettings, T), crate::core::diagnostic::SpannedError> {
+        let mut table = crate::core::tables::SplitTable::new(value, "[source]")?;
+        let settings = table.take(Self::KEYS)?;
+        Ok((settings, table.rest()?))
+    }
 }
 
 impl Default for ClientOptions {

@@ -15,7 +15,6 @@ pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::DataType;
 use futures_util::StreamExt;
@@ -24,12 +23,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::auth::{AuthConfig, Authenticator};
-use self::client::{ClientOptions, Page, RequestSpec, WebClient};
+use self::client::{ClientOptions, ClientSettings, Page, RequestSpec, WebClient};
 use self::paginate::{PaginateConfig, Paginator, Response};
 use super::{BatchSender, ChildTable, DeadLetter, Source, SourceBatch, SourceContext};
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::{Error, Result};
+use crate::core::{Mode, Workspace};
 use crate::data::json::JsonDecoder;
 use crate::data::types::parse_type;
-use crate::error::{Error, Result};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// How much of a body that is not JSON a dead letter keeps.
 const RAW_EXCERPT: usize = 64 * 1024;
@@ -46,9 +50,6 @@ pub struct HttpSourceConfig {
     /// Query parameters (those named in the URL's `{name}` fields fill them instead).
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
-    /// Headers sent with every request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
     /// A JSON body (for `POST` searches).
     #[serde(default)]
     pub body: Option<toml::Value>,
@@ -88,21 +89,10 @@ pub struct HttpSourceConfig {
     /// Records per batch. Default 10000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Per-request timeout. Default `30s`.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Retries on connection errors, timeouts, 429 and 5xx. Default 5.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// The first retry's wait, doubled each time, with jitter. Default `500ms`.
-    #[serde(default = "default_backoff", with = "humantime_serde")]
-    pub backoff: Duration,
-    /// At most this many requests per second. Default: no limit.
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// At most this many requests in flight (child resources). Default 4.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    /// `timeout`, `retries`, `backoff`, `requests_per_second`,
+    /// `concurrency`, `user_agent`, `headers`: the HTTP client's settings.
+    #[serde(skip)]
+    pub client: ClientSettings,
 }
 
 /// `incremental = { cursor = "updated_at", param = "since", initial = "2024-01-01" }`.
@@ -158,18 +148,6 @@ fn default_parent_key() -> String {
 fn default_batch_size() -> usize {
     10_000
 }
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_retries() -> u32 {
-    5
-}
-fn default_backoff() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_concurrency() -> usize {
-    4
-}
 
 impl HttpSourceConfig {
     /// The tables this source fills besides the pipeline's own: one per
@@ -197,19 +175,7 @@ impl HttpSourceConfig {
     }
 
     fn client_options(&self) -> ClientOptions {
-        ClientOptions {
-            timeout: self.timeout,
-            retries: self.retries,
-            backoff: self.backoff,
-            requests_per_second: self.requests_per_second,
-            concurrency: self.concurrency,
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..ClientOptions::default()
-        }
+        self.client.options()
     }
 
     fn overrides(&self) -> Result<HashMap<String, DataType>> {
@@ -729,7 +695,7 @@ impl HttpSource {
                         }
                     },
                 ))
-                .buffered(config.concurrency.max(1));
+                .buffered(config.client.concurrency.max(1));
                 while let Some((index, result)) = fetched.next().await {
                     let (rows, bytes, letters) = result?;
                     let pending = &mut children[index];
@@ -810,6 +776,38 @@ impl Source for HttpSource {
             }
         }
         Ok(Vec::new())
+    }
+}
+
+impl SourceConnector for HttpSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (client, config) = ClientSettings::read_with::<Self>(table)?;
+        Ok(HttpSourceConfig { client, ..config })
+    }
+
+    fn kind() -> &'static str {
+        "http"
+    }
+
+    fn mode() -> Mode {
+        Mode::Batch
+    }
+
+    fn summary() -> &'static str {
+        "A REST API resource, paginated, with child resources"
+    }
+
+    fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
+        crate::sources::validate_batch(self, workspace, pipeline)
+    }
+
+    fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        let _ = workspace;
+        Ok(Box::new(HttpSource::new(self.clone())))
+    }
+
+    fn child_tables(&self) -> Vec<ChildTable> {
+        HttpSourceConfig::child_tables(self)
     }
 }
 

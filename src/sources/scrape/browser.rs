@@ -20,7 +20,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::config::Action;
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// How long a local chromedriver may take to answer.
 const DRIVER_START: Duration = Duration::from_secs(30);

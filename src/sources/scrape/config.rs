@@ -14,9 +14,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::html::{self, Extract, FieldRule};
+use crate::core::error::{Error, Result};
 use crate::data::types::parse_type;
-use crate::error::{Error, Result};
-use crate::sources::http::client::ClientOptions;
+use crate::sources::http::client::{ClientOptions, ClientSettings};
 
 /// The column holding the URL of the page each row came from.
 pub const URL_COLUMN: &str = "_url";
@@ -61,33 +61,9 @@ pub struct ScrapeSourceConfig {
     /// Respect robots.txt: a disallowed URL is skipped with a warning. Default true.
     #[serde(default = "default_true")]
     pub robots: bool,
-    /// The `User-Agent` sent, and the agent robots.txt rules are read for.
-    /// Default `flowline/<version>`.
-    #[serde(default)]
-    pub user_agent: Option<String>,
-    /// Headers sent with every plain HTTP request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
     /// Rows per batch. Default 10000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Per-request timeout; in a browser, the page-load timeout. Default `30s`.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Retries on connection errors, timeouts, 429 and 5xx (plain HTTP). Default 5.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// The first retry's wait, doubled each time, with jitter. Default `500ms`.
-    #[serde(default = "default_backoff", with = "humantime_serde")]
-    pub backoff: Duration,
-    /// At most this many plain HTTP requests per second; `delay` paces the
-    /// browser too. Default: no limit.
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// At most this many detail pages fetched at once. Default 4; a browser
-    /// loads one page at a time whatever this says.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
     /// How pages are loaded: `"http"` (default) or `"browser"`, a headless
     /// Chromium that runs the page's JavaScript.
     #[serde(default)]
@@ -105,6 +81,12 @@ pub struct ScrapeSourceConfig {
     /// `chromedriver` with a headless Chromium for the run.
     #[serde(default)]
     pub webdriver_url: Option<String>,
+    /// `timeout`, `retries`, `backoff`, `requests_per_second`,
+    /// `concurrency`, `user_agent`, `headers`: the HTTP client's settings
+    /// (`headers` go with plain HTTP requests; a browser paces itself by
+    /// `delay` and loads one page at a time).
+    #[serde(skip)]
+    pub client: ClientSettings,
 }
 
 /// `pages = { from = 1, to = 20 }`: the numbers a `{page}` template takes.
@@ -262,18 +244,6 @@ fn default_true() -> bool {
 }
 fn default_batch_size() -> usize {
     10_000
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_retries() -> u32 {
-    5
-}
-fn default_backoff() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_concurrency() -> usize {
-    4
 }
 fn default_wait_timeout() -> Duration {
     Duration::from_secs(10)
@@ -448,20 +418,7 @@ impl ScrapeSourceConfig {
 
     /// The HTTP client's settings.
     pub fn client_options(&self) -> ClientOptions {
-        let defaults = ClientOptions::default();
-        ClientOptions {
-            timeout: self.timeout,
-            retries: self.retries,
-            backoff: self.backoff,
-            requests_per_second: self.requests_per_second,
-            concurrency: self.concurrency,
-            user_agent: self.user_agent.clone().unwrap_or(defaults.user_agent),
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
+        self.client.options()
     }
 
     /// The listing pages to start from, in order: each of `url` and `urls`,
@@ -587,7 +544,7 @@ mod tests {
     use super::*;
 
     fn config(toml_text: &str) -> ScrapeSourceConfig {
-        toml::from_str(toml_text).expect("config parses")
+        crate::sources::parse_for_test(toml_text).expect("config parses")
     }
 
     #[test]
@@ -616,12 +573,12 @@ mod tests {
 
     #[test]
     fn bad_keys_are_named() {
-        let err = toml::from_str::<ScrapeSourceConfig>(
+        let err = crate::sources::parse_for_test::<ScrapeSourceConfig>(
             "url = \"http://x/\"\nrows = \"li\"\nfields = { a = { selector = \".a\", extract = \"inner\" } }\n",
         )
         .expect_err("bad extract");
         assert!(err.to_string().contains("attr:<name>"), "{err}");
-        let err = toml::from_str::<ScrapeSourceConfig>(
+        let err = crate::sources::parse_for_test::<ScrapeSourceConfig>(
             "url = \"http://x/\"\nrows = \"li\"\nfields = { a = { selector = \".a\", typ = \"int\" } }\n",
         )
         .expect_err("unknown key");

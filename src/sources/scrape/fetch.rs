@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::browser::{Browser, Interaction};
 use super::robots::RobotsCache;
-use crate::error::Result;
+use crate::core::error::Result;
 use crate::sources::http::client::{RequestSpec, WebClient};
 
 /// A page's HTML and where it finally came from.

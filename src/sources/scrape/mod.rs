@@ -36,9 +36,15 @@ use self::config::Plan;
 use self::fetch::Fetcher;
 use self::robots::RobotsCache;
 use self::rows::{Row, RowBuffer};
+use super::http::client::ClientSettings;
 use super::http::client::WebClient;
 use super::{BatchSender, Source, SourceBatch, SourceContext};
-use crate::error::Result;
+use crate::core::diagnostic::SpannedError;
+use crate::core::error::Result;
+use crate::core::{Mode, Workspace};
+use crate::sources::SourceConnector;
+use toml::Spanned;
+use toml::de::DeValue;
 
 /// Scrapes a web site.
 pub struct ScrapeSource {
@@ -69,7 +75,7 @@ impl ScrapeSource {
                 Browser::start(BrowserOptions {
                     webdriver_url: config.webdriver_url.clone(),
                     user_agent,
-                    page_timeout: config.timeout,
+                    page_timeout: config.client.timeout,
                     wait_timeout: config.wait_timeout,
                     artifacts: ctx
                         .project_dir
@@ -217,7 +223,7 @@ impl Crawl<'_> {
         }
         let detailed: Vec<(Row, u64)> =
             futures_util::stream::iter(rows.map(|row| self.with_details(page, row)))
-                .buffered(self.config.concurrency.max(1))
+                .buffered(self.config.client.concurrency.max(1))
                 .try_collect()
                 .await?;
         let bytes = detailed.iter().map(|(_, b)| b).sum();
@@ -269,5 +275,33 @@ impl Crawl<'_> {
             }
         }
         Ok((row, bytes))
+    }
+}
+
+impl SourceConnector for ScrapeSourceConfig {
+    fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
+        let (client, config) = ClientSettings::read_with::<Self>(table)?;
+        Ok(ScrapeSourceConfig { client, ..config })
+    }
+
+    fn kind() -> &'static str {
+        "scrape"
+    }
+
+    fn mode() -> Mode {
+        Mode::Batch
+    }
+
+    fn summary() -> &'static str {
+        "Rows scraped from HTML pages, also in headless Chromium"
+    }
+
+    fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
+        crate::sources::validate_batch(self, workspace, pipeline)
+    }
+
+    fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
+        let _ = workspace;
+        Ok(Box::new(ScrapeSource::new(self.clone())))
     }
 }

@@ -13,7 +13,7 @@ use reqwest::Url;
 use texting_robots::Robot;
 use tokio::sync::Mutex;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// What a site's robots.txt says for our agent.
 #[derive(Debug)]

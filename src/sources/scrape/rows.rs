@@ -8,9 +8,9 @@ use arrow::array::StringArray;
 use arrow::datatypes::SchemaRef;
 use serde_json::{Map, Value};
 
+use crate::core::error::Result;
+use crate::core::{DeadLetter, SourceBatch};
 use crate::data::convert::text_to_batch;
-use crate::error::Result;
-use crate::sources::{DeadLetter, SourceBatch};
 
 /// One scraped row: its values in schema order, and where it came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,8 +16,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::error::{Error, Result};
-use crate::sources::database::SslMode;
+use crate::clients::SslMode;
+use crate::core::error::{Error, Result};
 
 /// How much of the server's identity is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
