@@ -110,9 +110,7 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
     let mut ok = true;
     let mut reports = Vec::new();
     for (task, metrics, table) in runners {
-        let record = task
-            .await
-            .map_err(|e| Error::Other(format!("stream runner stopped: {e}")))?;
+        let record = task.await.map_err(Error::task("stream runner"))?;
         let latencies = metrics.latencies();
         ok &= record.status == RunStatus::Succeeded;
         if json_output {

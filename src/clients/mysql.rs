@@ -82,7 +82,7 @@ struct TlsSettings {
 }
 
 fn bad_url(why: String) -> Error {
-    Error::Other(format!("mysql: bad URL: {why}"))
+    Error::Config(format!("mysql: bad URL: {why}"))
 }
 
 impl TlsSettings {
@@ -268,18 +268,18 @@ fn rustls_error(e: &mysql_async::Error) -> Option<&rustls::Error> {
 fn read_root_certs(path: &Path) -> Result<Vec<u8>> {
     let shown = path.display();
     let pem = std::fs::read(path)
-        .map_err(|e| Error::Other(format!("mysql: sslrootcert {shown}: cannot read it ({e})")))?;
+        .map_err(|e| Error::Config(format!("mysql: sslrootcert {shown}: cannot read it ({e})")))?;
     let mut certificates = 0;
     for certificate in CertificateDer::pem_slice_iter(&pem) {
         certificate.map_err(|e| {
-            Error::Other(format!(
+            Error::Config(format!(
                 "mysql: sslrootcert {shown}: not a PEM certificate file ({e})"
             ))
         })?;
         certificates += 1;
     }
     if certificates == 0 {
-        return Err(Error::Other(format!(
+        return Err(Error::Config(format!(
             "mysql: sslrootcert {shown}: no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)"
         )));
     }

@@ -28,6 +28,32 @@ pub enum ConnectionFailure {
     Server,
 }
 
+impl ConnectionFailure {
+    /// The failure a client error's chain of causes shows: an I/O error
+    /// that says refused or unresolvable, or a TLS error.
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                let text = io.to_string();
+                return match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => ConnectionFailure::Refused,
+                    _ if text.contains("failed to lookup") || text.contains("resolve") => {
+                        ConnectionFailure::HostNotFound
+                    }
+                    _ => ConnectionFailure::Network,
+                };
+            }
+            let text = e.to_string();
+            if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+                return ConnectionFailure::Tls;
+            }
+            cause = e.source();
+        }
+        ConnectionFailure::Server
+    }
+}
+
 /// Everything that can go wrong in flowline.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,6 +109,27 @@ pub enum Error {
         /// The client's own error.
         #[source]
         source: Option<BoxError>,
+    },
+
+    /// A source's data cannot be read as its format says (a malformed
+    /// document, an unreadable file); the run stops.
+    #[error("{origin}: {message}")]
+    SourceData {
+        /// Where: a file, a URL, a table.
+        origin: String,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+
+    /// A task flowline started (a reader, a request, a runner) stopped
+    /// without finishing: it panicked or was cancelled.
+    #[error("{what} stopped: {source}")]
+    TaskStopped {
+        /// The task: `file reader`, `HTTP request`.
+        what: String,
+        /// Tokio's report.
+        #[source]
+        source: tokio::task::JoinError,
     },
 
     /// Saved progress or run history could not be read back.
@@ -199,6 +246,20 @@ impl Error {
             message: message.into(),
             source: Some(source.into()),
         }
+    }
+
+    /// A source's data that cannot be read.
+    pub fn source_data(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::SourceData {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A task that stopped without finishing.
+    pub fn task(what: impl Into<String>) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        let what = what.into();
+        move |source| Error::TaskStopped { what, source }
     }
 
     /// Whether this is the embedded warehouse being held by another process.

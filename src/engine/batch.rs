@@ -181,7 +181,7 @@ impl Loader {
         drop(rx);
         let read = handle
             .block_on(source_task)
-            .map_err(|e| Error::Other(format!("source stopped: {e}")))
+            .map_err(Error::task("source"))
             .and_then(|r| r);
         if let Err(e) = loaded.and(read) {
             for destination in self.children.values_mut() {

@@ -455,7 +455,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::Other(format!("the request stopped: {e}")))?
+        .map_err(Error::task("the request"))?
 }
 
 async fn send<W: AsyncWrite + Unpin>(

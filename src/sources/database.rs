@@ -322,8 +322,11 @@ impl DatabaseSourceConfig {
     pub fn lower_bound(&self, state: Option<&serde_json::Value>) -> Result<Option<(String, bool)>> {
         match state {
             Some(state) => {
-                let saved: CursorState = serde_json::from_value(state.clone())
-                    .map_err(|e| Error::Other(format!("saved state is not a cursor: {e}")))?;
+                let saved: CursorState =
+                    serde_json::from_value(state.clone()).map_err(|e| Error::StateUnreadable {
+                        what: "the saved state".into(),
+                        message: format!("not a cursor: {e}"),
+                    })?;
                 let cursor = self.incremental.as_ref().map(|i| i.cursor.as_str());
                 if cursor != Some(saved.cursor.as_str()) {
                     tracing::warn!(

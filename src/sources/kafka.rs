@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
 use toml::Spanned;
@@ -227,7 +227,13 @@ impl KafkaSource {
         let topic = config.topic.clone();
         let group = config.group.clone().unwrap_or_else(|| pipeline.to_string());
         let fail = |what: &str, e: KafkaError| {
-            Error::Other(format!("kafka {address}, topic {topic:?}: {what}: {e}"))
+            let failure = ConnectionFailure::of(&e);
+            Error::connection(
+                format!("kafka {address}, topic {topic:?}"),
+                failure,
+                format!("{what}: {e}"),
+                Some(Box::new(e)),
+            )
         };
         if config.fetch_max_bytes < 1 {
             return Err(Error::Config(
@@ -247,9 +253,12 @@ impl KafkaSource {
             .find(|t| t.name == topic)
             .map(|t| t.partitions.into_iter().collect::<Vec<_>>())
             .ok_or_else(|| {
-                Error::Other(format!(
-                    "kafka {address}: topic {topic:?} does not exist; create it (or let producers create it) first"
-                ))
+                Error::connection(
+                    format!("kafka {address}"),
+                    ConnectionFailure::NotFound,
+                    format!("topic {topic:?} does not exist; create it (or let producers create it) first"),
+                    None,
+                )
             })?;
         partitions.sort_unstable();
 

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
 use toml::Spanned;
@@ -308,15 +308,25 @@ impl MqttSource {
         let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, ready_rx).await;
         let outcome = match subscribed {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(Error::Other(format!(
-                "mqtt {address}: the connection ended before the subscription to {:?} was confirmed",
-                config.topic
-            ))),
-            Err(_) => Err(Error::Other(format!(
-                "mqtt {address}: the broker did not confirm the subscription to {:?} in {}",
-                config.topic,
-                humantime::format_duration(SUBSCRIBE_TIMEOUT)
-            ))),
+            Ok(Err(_)) => Err(Error::connection(
+                format!("mqtt {address}"),
+                ConnectionFailure::Network,
+                format!(
+                    "the connection ended before the subscription to {:?} was confirmed",
+                    config.topic
+                ),
+                None,
+            )),
+            Err(_) => Err(Error::connection(
+                format!("mqtt {address}"),
+                ConnectionFailure::Network,
+                format!(
+                    "the broker did not confirm the subscription to {:?} in {}",
+                    config.topic,
+                    humantime::format_duration(SUBSCRIBE_TIMEOUT)
+                ),
+                None,
+            )),
         };
         if let Err(e) = outcome {
             polling.abort();
@@ -395,10 +405,15 @@ async fn poll(
                     .iter()
                     .any(|code| matches!(code, SubscribeReasonCode::Failure));
                 if refused {
-                    let e = Error::Other(format!(
-                        "mqtt {address}: the broker refused the subscription to {:?}; check the topic filter and the broker's access rules",
-                        config.topic
-                    ));
+                    let e = Error::connection(
+                        format!("mqtt {address}"),
+                        ConnectionFailure::Auth,
+                        format!(
+                            "the broker refused the subscription to {:?}; check the topic filter and the broker's access rules",
+                            config.topic
+                        ),
+                        None,
+                    );
                     match ready.take() {
                         Some(ready) => {
                             let _ = ready.send(Err(e));
@@ -436,9 +451,13 @@ async fn poll(
             Err(e) => {
                 generation.fetch_add(1, Ordering::SeqCst);
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(Error::Other(format!(
-                        "mqtt {address}: connecting: {e}"
-                    ))));
+                    let failure = ConnectionFailure::of(&e);
+                    let _ = ready.send(Err(Error::connection(
+                        format!("mqtt {address}"),
+                        failure,
+                        format!("connecting: {e}"),
+                        Some(Box::new(e)),
+                    )));
                     return;
                 }
                 if tx.is_closed() {

@@ -270,7 +270,7 @@ impl Source for MysqlSource {
                 Some(dt) => dt,
                 None if self.config.unsupported == Unsupported::Text => DataType::Utf8,
                 None => {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Config(format!(
                         "{}: column \"{name}\" has type {:?} that flowline cannot map; \
                          set unsupported = \"text\" in [source] to load it as text, or cast it in a query",
                         self.config.describe(),

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
 use toml::Spanned;
@@ -238,7 +238,15 @@ async fn connect(url: &str, address: &str, prefetch: u32) -> Result<async_nats::
         })
         .connect(url)
         .await
-        .map_err(|e| Error::Other(format!("nats {address}: connecting: {e}")))
+        .map_err(|e| {
+            let failure = ConnectionFailure::of(&e);
+            Error::connection(
+                format!("nats {address}"),
+                failure,
+                format!("connecting: {e}"),
+                Some(Box::new(e)),
+            )
+        })
 }
 
 /// Finds (or creates) the stream and creates or updates the consumer.
@@ -247,11 +255,10 @@ async fn set_up(
     config: &NatsSourceConfig,
     address: &str,
 ) -> Result<PullConsumer> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Error::Other(format!(
-            "nats {address}, {}: {what}: {e}",
-            config.describe()
-        ))
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Client {
+        context: format!("nats {address}, {}: {what}", config.describe()),
+        message: e.to_string(),
+        source: None,
     };
     let stream = if config.create_stream {
         jetstream

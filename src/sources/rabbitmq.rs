@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
 use toml::Spanned;
@@ -129,10 +129,13 @@ fn broker_address(url: &str) -> String {
 async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection, Channel)> {
     let address = broker_address(url);
     let fail = |what: &str, e: lapin::Error| {
-        Error::Other(format!(
-            "rabbitmq {address}, queue {:?}: {what}: {e}",
-            config.queue
-        ))
+        let failure = ConnectionFailure::of(&e);
+        Error::connection(
+            format!("rabbitmq {address}, queue {:?}", config.queue),
+            failure,
+            format!("{what}: {e}"),
+            Some(Box::new(e)),
+        )
     };
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await

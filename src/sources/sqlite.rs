@@ -11,7 +11,7 @@ use rusqlite::types::ValueRef;
 
 use super::database::{DatabaseSourceConfig, Dialect, TableInfo, last_batch, parse_decimal};
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 use crate::core::{Mode, Workspace};
 use crate::data::builders::{BatchBuilder, Value};
 use crate::sources::SourceConnector;
@@ -48,7 +48,7 @@ fn quote(name: &str) -> String {
 }
 
 fn sqlite_err(context: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Other(format!("sqlite: {context}: {e}"))
+    move |e| Error::client(format!("sqlite: {context}"), e.to_string(), e)
 }
 
 /// The Arrow type for a declared column type, by SQLite's affinity rules.
@@ -312,10 +312,12 @@ pub fn server_version(path: &Path) -> Result<String> {
 
 fn open(path: &Path) -> Result<rusqlite::Connection> {
     if !path.exists() {
-        return Err(Error::Other(format!(
-            "sqlite: database {} does not exist",
-            path.display()
-        )));
+        return Err(Error::connection(
+            "sqlite",
+            ConnectionFailure::NotFound,
+            format!("database {} does not exist", path.display()),
+            None,
+        ));
     }
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(sqlite_err(&format!("opening {}", path.display())))
@@ -367,7 +369,7 @@ impl Source for SqliteSource {
     async fn read(self: Box<Self>, ctx: SourceContext, out: BatchSender) -> Result<()> {
         tokio::task::spawn_blocking(move || self.read_blocking(ctx, out))
             .await
-            .map_err(|e| Error::Other(format!("sqlite reader stopped: {e}")))?
+            .map_err(Error::task("sqlite reader"))?
     }
 
     fn check(&self, _ctx: &SourceContext) -> Result<Vec<String>> {

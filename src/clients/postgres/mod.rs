@@ -31,7 +31,7 @@ pub async fn connect(url: &str) -> Result<Client> {
     let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
         // The cause ("invalid value for option `sslmode`") is in the source.
         let cause = e.source().map(|c| format!(": {c}")).unwrap_or_default();
-        Error::Other(format!("postgres: bad connection URL: {e}{cause}"))
+        Error::Config(format!("postgres: bad connection URL: {e}{cause}"))
     })?;
     let host = config
         .get_hosts()
@@ -285,7 +285,7 @@ pub async fn describe(
                 Type::TEXT,
             ),
             None => {
-                return Err(Error::Other(format!(
+                return Err(Error::Config(format!(
                     "{name}: column \"{column_name}\" has type {} that flowline cannot map; \
                      set unsupported = \"text\" in [source] to load it as text, or cast it in a query",
                     column.type_().name()
@@ -335,9 +335,7 @@ pub async fn query_arrow(url: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordB
     while let Some(batch) = rx.recv().await {
         batches.push(batch.batch);
     }
-    reader
-        .await
-        .map_err(|e| Error::Other(format!("query stopped: {e}")))??;
+    reader.await.map_err(Error::task("query"))??;
     Ok((schema, batches))
 }
 
@@ -390,9 +388,9 @@ pub async fn copy_range(
                 Ok(())
             })
             .map_err(|e| {
-                failure
-                    .take()
-                    .unwrap_or_else(|| Error::Other(format!("postgres: reading {origin}: {e}")))
+                failure.take().unwrap_or_else(|| {
+                    Error::client(format!("postgres: reading {origin}"), e.to_string(), e)
+                })
             })?;
         if builder.rows() >= batch_size || (bytes as usize >= batch_bytes && builder.rows() > 0) {
             closed.push(builder.finish()?);
@@ -411,7 +409,7 @@ pub async fn copy_range(
     }
     reader
         .finish()
-        .map_err(|e| Error::Other(format!("postgres: reading {origin}: {e}")))?;
+        .map_err(|e| Error::client(format!("postgres: reading {origin}"), e.to_string(), e))?;
     let rows = if builder.rows() > 0 {
         Some(builder.finish()?)
     } else {

@@ -57,7 +57,7 @@ pub fn split_url(url: &str) -> Result<(String, TlsSettings)> {
         return Ok(unchanged(url));
     }
     let mut parsed = url::Url::parse(url)
-        .map_err(|e| Error::Other(format!("postgres: bad connection URL: {e}")))?;
+        .map_err(|e| Error::Config(format!("postgres: bad connection URL: {e}")))?;
     let mut verifying_mode = None;
     let mut root_cert = None;
     let mut kept = Vec::new();
@@ -157,7 +157,7 @@ fn trusted_roots(settings: &TlsSettings) -> Result<RootCertStore> {
     match settings.root_cert.as_ref().or(default_file.as_ref()) {
         Some(path) => {
             let unreadable = |e: &dyn std::fmt::Display| {
-                Error::Other(format!("postgres: sslrootcert {}: {e}", path.display()))
+                Error::Config(format!("postgres: sslrootcert {}: {e}", path.display()))
             };
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))? {
                 let cert = cert.map_err(|e| unreadable(&e))?;
@@ -175,7 +175,7 @@ fn trusted_roots(settings: &TlsSettings) -> Result<RootCertStore> {
 /// The TLS connector for a connection with `settings`.
 pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let setup = |e: &dyn std::fmt::Display| Error::Other(format!("postgres: TLS setup: {e}"));
+    let setup = |e: &dyn std::fmt::Display| Error::Config(format!("postgres: TLS setup: {e}"));
     let roots = match settings.verify {
         // Not consulted; a verifier needs roots all the same.
         Verify::Nothing => RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -39,7 +39,7 @@ fn reader_builder(options: &ReadOptions) -> csv::ReaderBuilder {
 }
 
 fn csv_error(name: &str, e: csv::Error) -> Error {
-    Error::Other(format!("{name}: {e}"))
+    Error::source_data(name, e.to_string())
 }
 
 /// Column names from the header (made unique and non-empty) and types from

@@ -32,7 +32,7 @@ pub(crate) fn read_lines(path: &Path, name: &str, options: &ReadOptions) -> Resu
         .split(b'\n')
         .enumerate()
         .map(move |(i, line)| -> Result<Option<Record>> {
-            let line = line.map_err(|e| Error::Other(format!("{err_name}: {e}")))?;
+            let line = line.map_err(|e| Error::io(err_name.to_string(), e))?;
             let bytes = line.len() as u64 + 1;
             let text = String::from_utf8_lossy(&line);
             let trimmed = text.trim();
@@ -72,12 +72,13 @@ pub(crate) fn read_lines(path: &Path, name: &str, options: &ReadOptions) -> Resu
 pub(crate) fn read_document(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let document: Value = serde_json::from_reader(open(path)?)
-        .map_err(|e| Error::Other(format!("{name}: invalid JSON document: {e}")))?;
+        .map_err(|e| Error::source_data(name, format!("invalid JSON document: {e}")))?;
     let selected = match &options.records {
         Some(records_path) => select(document, records_path).ok_or_else(|| {
-            Error::Other(format!(
-                "{name}: records path {records_path:?} not found in the document"
-            ))
+            Error::source_data(
+                name,
+                format!("records path {records_path:?} not found in the document"),
+            )
         })?,
         None => document,
     };
@@ -85,10 +86,13 @@ pub(crate) fn read_document(path: &Path, name: &str, options: &ReadOptions) -> R
         Value::Array(items) => items,
         object @ Value::Object(_) => vec![object],
         other => {
-            return Err(Error::Other(format!(
-                "{name}: expected an array of records or an object, found {}",
-                kind_of(&other)
-            )));
+            return Err(Error::source_data(
+                name,
+                format!(
+                    "expected an array of records or an object, found {}",
+                    kind_of(&other)
+                ),
+            ));
         }
     };
     let per_record = size / (items.len().max(1) as u64);

@@ -195,7 +195,7 @@ impl FileSource {
             .map_err(|e| Error::Config(format!("[source] path {:?}: {e}", self.config.path)))?;
         let mut files = Vec::new();
         for entry in paths {
-            let path = entry.map_err(|e| Error::Other(format!("listing {pattern_text}: {e}")))?;
+            let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
             if !path.is_file() {
                 continue;
             }
@@ -300,7 +300,7 @@ impl Source for FileSource {
     async fn read(self: Box<Self>, ctx: SourceContext, out: BatchSender) -> Result<()> {
         tokio::task::spawn_blocking(move || self.read_blocking(ctx, out))
             .await
-            .map_err(|e| Error::Other(format!("file reader stopped: {e}")))?
+            .map_err(Error::task("file reader"))?
     }
 
     fn check(&self, ctx: &SourceContext) -> Result<Vec<String>> {

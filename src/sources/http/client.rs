@@ -292,7 +292,7 @@ impl WebClient {
             .default_headers(headers)
             .gzip(true)
             .build()
-            .map_err(|e| Error::Other(format!("starting the HTTP client: {e}")))?;
+            .map_err(|e| Error::client("starting the HTTP client", e.to_string(), e))?;
         let rate = options.requests_per_second.filter(|r| *r > 0.0).map(|rps| {
             Arc::new(RateLimit {
                 interval: Duration::from_secs_f64(1.0 / rps),

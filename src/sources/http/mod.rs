@@ -626,9 +626,7 @@ impl HttpSource {
             async move { client.fetch(&request).await }
         }));
         while let Some(fetching) = next.take() {
-            let page = fetching
-                .await
-                .map_err(|e| Error::Other(format!("HTTP request stopped: {e}")))??;
+            let page = fetching.await.map_err(Error::task("HTTP request"))??;
             pages += 1;
             let cursor = config
                 .incremental

@@ -250,8 +250,7 @@ impl Source for PostgresSource {
             )));
         }
         for task in tasks {
-            task.await
-                .map_err(|e| Error::Other(format!("postgres reader stopped: {e}")))??;
+            task.await.map_err(Error::task("postgres reader"))??;
         }
         if let Some(last) = last_batch(None, 0, Vec::new(), checkpoint)? {
             let _ = out.send(last).await;

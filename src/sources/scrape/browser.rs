@@ -20,7 +20,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::config::Action;
-use crate::core::error::{Error, Result};
+use crate::core::error::{ConnectionFailure, Error, Result};
 
 /// How long a local chromedriver may take to answer.
 const DRIVER_START: Duration = Duration::from_secs(30);
@@ -117,9 +117,13 @@ impl Browser {
             .connect(&endpoint)
             .await
             .map_err(|e| {
-                Error::Other(format!(
-                    "render = \"browser\": could not start a browser session at {endpoint}: {e}"
-                ))
+                let failure = ConnectionFailure::of(&e);
+                Error::connection(
+                    format!("render = \"browser\": the WebDriver at {endpoint}"),
+                    failure,
+                    format!("could not start a browser session: {e}"),
+                    Some(Box::new(e)),
+                )
             })?;
         let browser = Browser {
             client,
@@ -135,7 +139,7 @@ impl Browser {
         );
         if let Err(e) = browser.client.update_timeouts(timeouts).await {
             browser.shutdown().await;
-            return Err(Error::Other(format!("browser: setting timeouts: {e}")));
+            return Err(Error::client("browser: setting timeouts", e.to_string(), e));
         }
         Ok(browser)
     }
@@ -151,7 +155,7 @@ impl Browser {
             .client
             .source()
             .await
-            .map_err(|e| Error::Other(format!("browser: reading {url}: {e}")))?;
+            .map_err(|e| Error::client(format!("browser: reading {url}"), e.to_string(), e))?;
         let shown = self
             .client
             .current_url()
@@ -237,7 +241,7 @@ impl Browser {
         let screenshot = self.client.screenshot().await.map_err(|e| e.to_string());
         let page = self.client.source().await.map_err(|e| e.to_string());
         let saved = self.artifacts.save(screenshot, page);
-        Error::Other(format!("browser: {url}: {failure}; {saved}"))
+        Error::source_data(format!("browser: {url}"), format!("{failure}; {saved}"))
     }
 
     /// Ends the session (closing Chromium), then stops chromedriver.
@@ -329,7 +333,7 @@ impl Driver {
             &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
         )
         .ok_or_else(|| {
-            Error::Other(
+            Error::Config(
                 "render = \"browser\" needs chromedriver and Chromium: install them \
                      (Debian/Ubuntu: apt-get install chromium chromium-driver) or set \
                      webdriver_url to a running WebDriver server"
@@ -379,12 +383,17 @@ impl Driver {
                 return Ok(());
             }
             if started.elapsed() > DRIVER_START {
-                return Err(Error::Other(format!(
-                    "render = \"browser\": {} did not answer on port {} within {}",
-                    self.program.display(),
-                    self.port,
-                    humantime::format_duration(DRIVER_START)
-                )));
+                return Err(Error::connection(
+                    "render = \"browser\"",
+                    ConnectionFailure::Refused,
+                    format!(
+                        "{} did not answer on port {} within {}",
+                        self.program.display(),
+                        self.port,
+                        humantime::format_duration(DRIVER_START)
+                    ),
+                    None,
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -402,11 +411,11 @@ impl Drop for Driver {
 /// A port nothing listens on now.
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| Error::Other(format!("finding a free port for chromedriver: {e}")))?;
+        .map_err(|e| Error::io("a free port for chromedriver", e))?;
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|e| Error::Other(format!("finding a free port for chromedriver: {e}")))
+        .map_err(|e| Error::io("a free port for chromedriver", e))
 }
 
 /// `name` on the PATH, else the first of `fallbacks` that exists.

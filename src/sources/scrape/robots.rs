@@ -106,7 +106,7 @@ impl RobotsCache {
     async fn fetch(&self, url: &Url) -> Result<Rules> {
         let robots_url = url
             .join("/robots.txt")
-            .map_err(|e| Error::Other(format!("{url}: no robots.txt URL: {e}")))?;
+            .map_err(|e| Error::source_data(url.to_string(), format!("no robots.txt URL: {e}")))?;
         let unavailable = |why: String| Error::Http {
             request: format!("GET {robots_url}"),
             message: format!(
