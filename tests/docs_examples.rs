@@ -134,11 +134,7 @@ fn every_config_example_in_the_docs_validates() {
         checked += report.examples;
         failures.extend(report.failures);
     }
-    assert!(
-        checked > 0,
-        "no TOML example found in {}",
-        pages.join(", ")
-    );
+    assert!(checked > 0, "no TOML example found in {}", pages.join(", "));
     eprintln!("{checked} doc examples checked, {} failed", failures.len());
     assert!(
         failures.is_empty(),
@@ -270,7 +266,10 @@ ok: shop is valid (1 pipeline)
     );
     assert_eq!(examples[0].text, "[project]\nname = \"shop\"\n");
     assert_eq!(
-        examples[1].session.get("data/orders.csv").map(String::as_str),
+        examples[1]
+            .session
+            .get("data/orders.csv")
+            .map(String::as_str),
         Some("id\n1\n")
     );
     let appended = examples[2].full.as_deref().expect("the whole file");
@@ -525,8 +524,8 @@ fn examples(blocks: &[Block], name: &str, problems: &mut Vec<String>) -> Vec<Exa
 /// of alternatives.
 fn toml_block(block: &Block) -> Vec<Example> {
     let text = format!("{}\n", block.body.join("\n"));
-    let path_hint = Regex::new(r"^#\s*(flowline\.toml|pipelines/[A-Za-z0-9_.-]+\.toml)\s*$")
-        .expect("regex");
+    let path_hint =
+        Regex::new(r"^#\s*(flowline\.toml|pipelines/[A-Za-z0-9_.-]+\.toml)\s*$").expect("regex");
     let path = block
         .body
         .iter()
@@ -702,7 +701,14 @@ fn shell_block(block: &Block) -> Vec<Example> {
                         ),
                         None => format!("`cat {} {path}` in a ```{} block", &target[1], block.lang),
                     };
-                    write(&mut files, &path, text, &target[1] == ">>", page_line(start), what);
+                    write(
+                        &mut files,
+                        &path,
+                        text,
+                        &target[1] == ">>",
+                        page_line(start),
+                        what,
+                    );
                 }
             }
             continue;
@@ -722,18 +728,16 @@ fn shell_block(block: &Block) -> Vec<Example> {
             }
             continue;
         }
-        if console {
-            if let Some(c) = cat.captures(command) {
-                let start = k;
-                let mut content = String::new();
-                while k < body.len() && !body[k].starts_with("$ ") {
-                    content.push_str(&body[k]);
-                    content.push('\n');
-                    k += 1;
-                }
-                let what = format!("the output of `cat {}` in a ```console block", &c[1]);
-                write(&mut files, &c[1], content, false, page_line(start), what);
+        if console && let Some(c) = cat.captures(command) {
+            let start = k;
+            let mut content = String::new();
+            while k < body.len() && !body[k].starts_with("$ ") {
+                content.push_str(&body[k]);
+                content.push('\n');
+                k += 1;
             }
+            let what = format!("the output of `cat {}` in a ```console block", &c[1]);
+            write(&mut files, &c[1], content, false, page_line(start), what);
         }
     }
     examples
@@ -855,11 +859,7 @@ fn check_example(name: &str, examples: &[Example], index: usize) -> Option<Strin
         text
     };
     let indented = indent(&output);
-    eprintln!(
-        "{} {place}",
-        if out.status.success() { "valid  " } else { "invalid" }
-    );
-    match &example.expects {
+    let failure = match &example.expects {
         None if out.status.success() => None,
         None => Some(format!(
             "{place} does not validate:\n{indented}\n{}",
@@ -885,7 +885,15 @@ fn check_example(name: &str, examples: &[Example], index: usize) -> Option<Strin
                 None
             }
         }
-    }
+    };
+    let marked = if example.expects.is_some() {
+        " (marked invalid)"
+    } else {
+        ""
+    };
+    let outcome = if failure.is_some() { "FAIL" } else { "ok  " };
+    eprintln!("{outcome} {place}{marked}");
+    failure
 }
 
 /// `text` indented for a failure message.
@@ -915,15 +923,18 @@ fn project_for(name: &str, examples: &[Example], index: usize) -> BTreeMap<Strin
         Role::Pipeline => {
             // A pipeline of a session is validated without the others.
             files.retain(|path, _| !path.starts_with("pipelines/"));
-            if !example.shell {
-                if let Some(project) = section_project(examples, index) {
-                    files.insert("flowline.toml".into(), project);
-                }
+            if !example.shell
+                && let Some(project) = section_project(examples, index)
+            {
+                files.insert("flowline.toml".into(), project);
             }
             let path = example.path.clone().unwrap_or_else(|| {
                 let stem = Path::new(name)
                     .file_stem()
-                    .map(|s| s.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+                    .map(|s| {
+                        s.to_string_lossy()
+                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                    })
                     .unwrap_or_default();
                 format!("pipelines/{stem}_{}.toml", example.line)
             });
@@ -997,7 +1008,9 @@ fn complete_pipeline(text: &str, examples: &[Example], index: usize) -> String {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("\n[destination]\ntable = \"{PLACEHOLDER_TABLE}\"\n"));
+        text.push_str(&format!(
+            "\n[destination]\ntable = \"{PLACEHOLDER_TABLE}\"\n"
+        ));
         let stream = source_kind(&table).is_some_and(|kind| STREAM_KINDS.contains(&kind));
         if stream && !table.contains_key("mode") {
             text = format!("mode = \"stream\"\n{text}");
@@ -1043,7 +1056,8 @@ fn merge(base: &mut Table, over: Table, prefix: &str, headers: &BTreeSet<String>
 
 /// The dotted paths of the `[table]` and `[[table]]` headers of `text`.
 fn header_paths(text: &str) -> BTreeSet<String> {
-    let header = Regex::new(r#"^\s*\[\[?\s*([A-Za-z0-9_."' -]+?)\s*\]\]?\s*(#.*)?$"#).expect("regex");
+    let header =
+        Regex::new(r#"^\s*\[\[?\s*([A-Za-z0-9_."' -]+?)\s*\]\]?\s*(#.*)?$"#).expect("regex");
     text.lines()
         .filter_map(|line| header.captures(line))
         .map(|c| {
@@ -1135,7 +1149,10 @@ fn complete(
     let mut project = match files.get("flowline.toml") {
         Some(text) => {
             let mut text = text.clone();
-            if text.parse::<Table>().is_ok_and(|t| !t.contains_key("project")) {
+            if text
+                .parse::<Table>()
+                .is_ok_and(|t| !t.contains_key("project"))
+            {
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
