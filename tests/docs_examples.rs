@@ -36,13 +36,13 @@
 //! 2. `flowline.toml` gets `[project] name = "docs"` when it has no
 //!    `[project]`; a pipeline shown without one gets a file with just that.
 //! 3. A fragment whose `[source]` has no `kind` continues the nearest example
-//!    above it on the same page whose `[source]` has one: it is merged into
-//!    it. A table the fragment opens with a `[header]` (and `[source]`)
-//!    merges key by key; every other value, inline tables and arrays too,
-//!    replaces the example's. The fragment's top-level keys other than
-//!    `description`, `mode`, `max_bad_rows` and the pipeline's tables are
-//!    keys of `[source]`. With no such example above it, it gets
-//!    `[source] kind = "file"` and a `[destination]`.
+//!    above it on the same page whose `[source]` has one (as rule 4
+//!    completes it): it is merged into it. The fragment's top-level keys
+//!    other than `description`, `mode`, `max_bad_rows` and the pipeline's
+//!    tables are keys of `[source]`. `[source]`, and every table the fragment
+//!    opens with a `[header]`, merges key by key; every other value, inline
+//!    tables and arrays too, replaces the example's. With no such example
+//!    above it, it gets `[source] kind = "file"` and a `[destination]`.
 //! 4. A pipeline with a `[source] kind` but no `[destination]` gets
 //!    `[destination] table = "docs.example"`, and `mode = "stream"` when its
 //!    source is a stream source and it has no `mode`.
