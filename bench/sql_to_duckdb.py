@@ -22,7 +22,7 @@ CACHE = os.environ.get("FLOWLINE_CACHE", os.path.expanduser("~/.cache/flowline")
 VENV = os.path.join(CACHE, "bench-venv")
 PY = os.path.join(VENV, "bin", "python")
 SCALE = os.environ.get("BENCH_SCALE", "1")
-DB = "flowline_bench"
+DB = "flowline_bench" if SCALE == "1" else f"flowline_bench_sf{SCALE}"
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 URL = f"{PG}/{DB}"
 FLOWLINE = os.environ.get("FLOWLINE_BIN", os.path.join(ROOT, "target", "release", "flowline"))
@@ -48,27 +48,31 @@ def psql(sql, db=DB):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def setup_venv():
+def setup_venv(packages=("tpchgen-cli", "dlt[duckdb,sql-database]", "connectorx", "pandas",
+                          "sqlalchemy", "psycopg2-binary", "duckdb", "pyarrow")):
     if not os.path.exists(PY):
         sh([sys.executable, "-m", "venv", VENV])
-    sh([PY, "-m", "pip", "install", "-q", "tpchgen-cli", "dlt[duckdb,sql-database]", "connectorx",
-        "pandas", "sqlalchemy", "psycopg2-binary", "duckdb", "pyarrow"])
+    sh([PY, "-m", "pip", "install", "-q", *packages])
 
 
-def setup_data():
-    exists = psql(f"SELECT count(*) FROM pg_database WHERE datname = '{DB}'", db="postgres")
-    if exists == "1" and psql("SELECT to_regclass('lineitem') IS NOT NULL") == "t":
+def setup_data(scale=SCALE, db=DB):
+    """lineitem at `scale` in database `db`, made once (the CSV is removed
+    once loaded: at SF10 it is 7 GB)."""
+    exists = psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'", db="postgres")
+    if exists == "1" and psql("SELECT to_regclass('lineitem') IS NOT NULL", db=db) == "t":
         return
     if exists != "1":
-        psql(f"CREATE DATABASE {DB}", db="postgres")
-    out = os.path.join(CACHE, f"tpch-sf{SCALE}")
+        psql(f"CREATE DATABASE {db}", db="postgres")
+    out = os.path.join(CACHE, f"tpch-sf{scale}")
     os.makedirs(out, exist_ok=True)
-    sh([os.path.join(VENV, "bin", "tpchgen-cli"), "csv", "-s", SCALE, "--tables", "lineitem",
+    sh([os.path.join(VENV, "bin", "tpchgen-cli"), "csv", "-s", str(scale), "--tables", "lineitem",
         "--output-dir", out])
     csv = os.path.join(out, "lineitem.csv")
-    psql(LINEITEM_DDL)
-    sh(["psql", URL, "-v", "ON_ERROR_STOP=1", "-c", f"\\copy lineitem FROM '{csv}' WITH (FORMAT csv, HEADER true)"])
-    psql("VACUUM ANALYZE lineitem")
+    psql(LINEITEM_DDL, db=db)
+    sh(["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-c",
+        f"\\copy lineitem FROM '{csv}' WITH (FORMAT csv, HEADER true)"])
+    psql("VACUUM ANALYZE lineitem", db=db)
+    os.remove(csv)
 
 
 def measure(name, cmd, env=None, cwd=None):
