@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_iterator;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
+use super::numbers;
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
 
@@ -76,26 +78,22 @@ impl JsonDecoder {
         // Most batches fit the schema so far: decoding strictly (unknown
         // fields are errors) proves it without inferring anything.
         if let Some(schema) = self.schema.clone()
-            && let Ok(Some(batch)) = decode_values(&schema, &only_values, true)
+            && let Ok(Some(batch)) = decode_values(&as_text(&schema), &only_values, true)
         {
-            return Ok((batch, Vec::new()));
+            return self.finish(batch, &|i| describe_value(&values[i]));
         }
-        let inferred = infer_json_schema_from_iterator(
-            values
-                .iter()
-                .map(|(_, v)| Ok::<_, arrow::error::ArrowError>(v)),
-        )
-        .map_err(|e| Error::arrow("inferring JSON schema", e))?;
-        let schema = self.widen(inferred);
+        let schema = as_text(&self.infer(&values)?);
+        let values = with_nested_as_text(values, &schema);
+        let only_values: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
         if let Ok(Some(batch)) = decode_all(&schema, &only_values) {
-            return Ok((batch, Vec::new()));
+            return self.finish(batch, &|i| describe_value(&values[i]));
         }
         // Some record does not fit: find it, keep the rest.
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (origin, value) in &values {
             match decode_all(&schema, &[value]) {
-                Ok(_) => good.push(value),
+                Ok(_) => good.push((origin.clone(), value.clone())),
                 Err(e) => bad.push(DeadLetter {
                     origin: origin.clone(),
                     reason: e.to_string(),
@@ -103,8 +101,11 @@ impl JsonDecoder {
                 }),
             }
         }
-        let batch =
-            decode_all(&schema, &good)?.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        let good_values: Vec<&Value> = good.iter().map(|(_, v)| v).collect();
+        let batch = decode_all(&schema, &good_values)?
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        let (batch, more) = self.finish(batch, &|i| describe_value(&good[i]))?;
+        bad.extend(more);
         Ok((batch, bad))
     }
 
@@ -118,10 +119,22 @@ impl JsonDecoder {
         origin_of: &dyn Fn(usize) -> String,
     ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
         if let Some(schema) = self.schema.clone()
-            && let Ok(Some(batch)) = decode_text(&schema, text, rows)
+            && let Ok(Some(batch)) = decode_text(&as_text(&schema), text, rows)
             && batch.num_rows() == rows
         {
-            return Ok((batch, Vec::new()));
+            let lines: Vec<&[u8]> = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            return self.finish(batch, &|i| {
+                (
+                    origin_of(i),
+                    lines
+                        .get(i)
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                        .unwrap_or_default(),
+                )
+            });
         }
         let mut values = Vec::with_capacity(rows);
         let mut bad = Vec::new();
@@ -139,6 +152,29 @@ impl JsonDecoder {
         let (batch, more_bad) = self.decode(values)?;
         bad.extend(more_bad);
         Ok((batch, bad))
+    }
+
+    /// Widens the running schema to hold `values`. A key whose records
+    /// disagree (an object here, a number there) becomes text.
+    fn infer(&mut self, values: &[(String, Value)]) -> Result<SchemaRef> {
+        let all = values
+            .iter()
+            .map(|(_, v)| Ok::<_, arrow::error::ArrowError>(v));
+        if let Ok(inferred) = infer_json_schema_from_iterator(all) {
+            return Ok(self.widen(inferred));
+        }
+        // Arrow refuses to merge some types: infer record by record and
+        // merge here, naming the record if one cannot be read at all.
+        let mut schema = None;
+        for (origin, value) in values {
+            let one = infer_json_schema_from_iterator(std::iter::once(Ok::<
+                _,
+                arrow::error::ArrowError,
+            >(value)))
+            .map_err(|e| Error::source_data(origin, format!("cannot read the record: {e}")))?;
+            schema = Some(self.widen(one));
+        }
+        Ok(schema.unwrap_or_else(|| Arc::new(Schema::empty())))
     }
 
     /// Merges newly inferred fields into the running schema.
@@ -172,13 +208,179 @@ impl JsonDecoder {
     }
 }
 
+impl JsonDecoder {
+    /// Turns the numeric columns of `batch` (decoded as their JSON text,
+    /// see [`as_text`]) into numbers, exactly: a value a column's type
+    /// cannot hold exactly widens the column (integer -> double -> text),
+    /// or, when the type was declared, makes its row a dead letter.
+    /// `row(i)` gives the origin and raw text of row `i`.
+    fn finish(
+        &mut self,
+        batch: RecordBatch,
+        row: &dyn Fn(usize) -> (String, String),
+    ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        let Some(schema) = self.schema.clone() else {
+            return Ok((batch, Vec::new()));
+        };
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let mut widened = Vec::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let target = schema
+                .field_with_name(field.name())
+                .map(|f| f.data_type().clone())
+                .unwrap_or_else(|_| field.data_type().clone());
+            if !is_number(&target) {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+                continue;
+            }
+            let text = column
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    Error::Other(format!("column \"{}\" was not read as text", field.name()))
+                })?;
+            let declared = self.overrides.contains_key(field.name());
+            let (data_type, array) = match numbers::exact(text, &target) {
+                numbers::Exact::Fits(array) => (target, array),
+                numbers::Exact::Misfits(rows) if declared => {
+                    for i in rows {
+                        let value = text.value(i).to_string();
+                        rejected.push((
+                            i,
+                            format!(
+                                "column \"{}\": {value} does not fit its declared type {target} exactly",
+                                field.name()
+                            ),
+                        ));
+                    }
+                    let array = numbers::exact_or_null(text, &target)?;
+                    (target, array)
+                }
+                numbers::Exact::Misfits(_) => {
+                    let (wider, array) = numbers::widest(text, &target)?;
+                    widened.push((field.name().clone(), wider.clone()));
+                    (wider, array)
+                }
+            };
+            fields.push(Field::new(field.name(), data_type, true));
+            columns.push(array);
+        }
+        for (name, wider) in widened {
+            tracing::info!("column \"{name}\" holds values its type cannot: widened to {wider}");
+            self.set_type(&name, wider);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| Error::arrow("building a batch", e))?;
+        if rejected.is_empty() {
+            return Ok((batch, Vec::new()));
+        }
+        rejected.sort_by_key(|(i, _)| *i);
+        rejected.dedup_by_key(|(i, _)| *i);
+        let mut keep = vec![true; batch.num_rows()];
+        let letters = rejected
+            .into_iter()
+            .map(|(i, reason)| {
+                keep[i] = false;
+                let (origin, raw) = row(i);
+                DeadLetter {
+                    origin,
+                    reason,
+                    raw,
+                }
+            })
+            .collect();
+        let batch = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))
+            .map_err(|e| Error::arrow("dropping rejected rows", e))?;
+        Ok((batch, letters))
+    }
+
+    /// Changes the type of column `name` for every later batch.
+    fn set_type(&mut self, name: &str, data_type: DataType) {
+        if let Some(schema) = &self.schema {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    if f.name() == name {
+                        Field::new(name, data_type.clone(), true)
+                    } else {
+                        f.as_ref().clone()
+                    }
+                })
+                .collect();
+            self.schema = Some(Arc::new(Schema::new(fields)));
+        }
+    }
+}
+
+/// The records with every object or array in a text column replaced by
+/// its JSON text (the column mixes them with other values).
+fn with_nested_as_text(values: Vec<(String, Value)>, schema: &SchemaRef) -> Vec<(String, Value)> {
+    let text_columns: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &DataType::Utf8)
+        .map(|f| f.name().as_str())
+        .collect();
+    if text_columns.is_empty() {
+        return values;
+    }
+    values
+        .into_iter()
+        .map(|(origin, mut value)| {
+            if let Value::Object(map) = &mut value {
+                for column in &text_columns {
+                    if let Some(v) = map.get_mut(*column)
+                        && (v.is_object() || v.is_array())
+                    {
+                        *v = Value::String(v.to_string());
+                    }
+                }
+            }
+            (origin, value)
+        })
+        .collect()
+}
+
+/// A record's origin and raw text, for a dead letter.
+fn describe_value((origin, value): &(String, Value)) -> (String, String) {
+    (origin.clone(), value.to_string())
+}
+
+/// Whether JSON numbers of this type are read as text first and converted
+/// exactly (see [`numbers`]).
+fn is_number(data_type: &DataType) -> bool {
+    data_type.is_integer() || matches!(data_type, DataType::Float64 | DataType::Float32)
+}
+
+/// `schema` with its numeric columns read as text: arrow's JSON reader
+/// turns 2.5 into the integer 2 (and 2^53 + 1 into a different double), so
+/// numbers are converted by [`numbers::exact`] instead.
+fn as_text(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_number(f.data_type()) {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 fn merge_types(a: &DataType, b: &DataType) -> DataType {
     match (a, b) {
         (a, b) if a == b => a.clone(),
         (DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int64) => {
             DataType::Float64
         }
-        (a, DataType::Utf8) if !a.is_nested() => DataType::Utf8,
+        (_, DataType::Utf8) | (DataType::Utf8, _) => DataType::Utf8,
         (DataType::Struct(x), DataType::Struct(y)) => {
             let mut fields: Vec<Field> = x.iter().map(|f| f.as_ref().clone()).collect();
             for f in y.iter() {
@@ -191,7 +393,8 @@ fn merge_types(a: &DataType, b: &DataType) -> DataType {
             }
             DataType::Struct(fields.into())
         }
-        (existing, _) if existing.is_nested() => existing.clone(),
+        // An object or array where a scalar was (or the other way round):
+        // the column keeps each value as its JSON text.
         _ => DataType::Utf8,
     }
 }
@@ -289,5 +492,62 @@ mod tests {
         assert!(bad.is_empty());
         assert_eq!(b2.schema().field(0).data_type(), &DataType::Float64);
         assert_eq!(b2.schema().field(1).name(), "name");
+    }
+
+    #[test]
+    fn a_float_after_integers_widens_the_column_and_keeps_every_value() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let origin = |i: usize| format!("#{i}");
+        let (b1, _) = decoder
+            .decode_ndjson(b"{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":2}\n", 2, &origin)
+            .expect("decodes");
+        assert_eq!(b1.schema().field(1).data_type(), &DataType::Int64);
+        let (b2, bad) = decoder
+            .decode_ndjson(b"{\"id\":3,\"v\":2.5}\n{\"id\":4,\"v\":-7.9}\n", 2, &origin)
+            .expect("decodes");
+        assert!(bad.is_empty());
+        assert_eq!(b2.schema().field(1).data_type(), &DataType::Float64);
+        let v = b2
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .expect("doubles");
+        assert_eq!((v.value(0), v.value(1)), (2.5, -7.9));
+    }
+
+    #[test]
+    fn a_value_its_declared_type_cannot_hold_is_a_dead_letter() {
+        let mut decoder = JsonDecoder::new([("v".to_string(), DataType::Int64)].into());
+        let (batch, bad) = decoder
+            .decode(vec![
+                ("a".into(), json!({"v": 1})),
+                ("b".into(), json!({"v": 1.5})),
+            ])
+            .expect("decodes");
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].origin, "b");
+        assert!(bad[0].reason.contains("declared type"), "{}", bad[0].reason);
+    }
+
+    #[test]
+    fn a_key_that_mixes_objects_and_scalars_keeps_its_json_text() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let (batch, bad) = decoder
+            .decode(vec![
+                ("a".into(), json!({"id": 1, "v": 1})),
+                ("b".into(), json!({"id": 2, "v": {"x": 1}})),
+                ("c".into(), json!({"id": 3, "v": [1, 2]})),
+            ])
+            .expect("decodes");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.schema().field(1).data_type(), &DataType::Utf8);
+        let v = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text");
+        assert_eq!(v.value(1), "{\"x\":1}");
     }
 }

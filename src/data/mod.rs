@@ -7,4 +7,5 @@ pub mod duckdb;
 pub mod evolve;
 pub mod infer;
 pub mod json;
+pub mod numbers;
 pub mod types;
