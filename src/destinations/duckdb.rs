@@ -1,6 +1,8 @@
-//! The embedded DuckDB warehouse: Arrow appends, staging tables for merge
-//! and schema changes, `replace` by swapping a freshly built table, and the
-//! pipeline's state row written in the same transaction as its data.
+//! The embedded DuckDB warehouse: opening the file (created atomically,
+//! waiting for another process's lock), the settings of loads and queries,
+//! and what the load core ([`super::load`]) needs of DuckDB: the Arrow
+//! appender, DuckDB's SQL spelling, and the state row. `replace` drops the
+//! old table and renames the new one into its place.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,13 +11,10 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use duckdb::params;
 
-use super::{
-    Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
-    WriteMode,
-};
+use super::load::{Columns, Dialect, Load, STAGE, SqlConnection, Target};
+use super::{Destination, KeySql, LoadSpec, QueryResult, SavedState, TableName, Warehouse};
 use crate::config::WarehouseConfig;
-use crate::data::duckdb::{append, column_definitions, normalize, query};
-use crate::data::evolve::{Change, plan};
+use crate::data::duckdb::{append, normalize, query};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
 use crate::error::{Error, Result};
 use crate::sources::DeadLetter;
@@ -32,9 +31,6 @@ CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
 
 /// How long opening the warehouse waits for another process to let go of it.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Name of the per-load staging table (temporary, per connection).
-const STAGE: &str = "_flowline_stage";
 
 /// Checks `[warehouse]` settings on a throwaway in-memory database.
 pub fn check_settings(config: &WarehouseConfig) -> Result<()> {
@@ -207,16 +203,13 @@ impl Warehouse for DuckDbWarehouse {
         Ok(n > 0)
     }
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
-        let conn = self.connection()?;
-        self.load_settings.enter(&conn)?;
-        Ok(Box::new(DuckDbDestination {
-            conn,
+        let conn = DuckDbConnection {
+            conn: self.connection()?,
             load_settings: self.load_settings.clone(),
-            load,
-            in_transaction: false,
-            columns: None,
-            replace_started: false,
-        }))
+        };
+        // Left when the connection drops, also if entering fails.
+        conn.load_settings.enter(&conn.conn)?;
+        Ok(Box::new(Load::new(conn, load)))
     }
 
     fn query(&self, sql: &str) -> Result<QueryResult> {
@@ -265,42 +258,83 @@ impl Warehouse for DuckDbWarehouse {
     }
 }
 
-/// One load into one DuckDB table.
-pub struct DuckDbDestination {
+/// A DuckDB connection running one load: the appender, DuckDB's spelling of
+/// SQL, and the load settings while it lives.
+struct DuckDbConnection {
     conn: duckdb::Connection,
     load_settings: Arc<LoadSettings>,
-    load: LoadSpec,
-    in_transaction: bool,
-    /// The columns of the table being written, as (name, SQL type).
-    columns: Option<Vec<(String, String)>>,
-    /// `replace`: the new table has been created in this transaction.
-    replace_started: bool,
 }
 
-impl DuckDbDestination {
-    fn exec(&self, sql: &str, what: &str) -> Result<()> {
+impl Dialect for DuckDbConnection {
+    fn quote(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn schema(&self, table: &TableName) -> String {
+        quote_ident(&table.schema)
+    }
+
+    fn batch_columns(&self, schema: &Schema) -> Columns {
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
+            .collect()
+    }
+
+    fn type_sql(&self, canonical: &str) -> String {
+        canonical.to_string()
+    }
+
+    fn create_stage(&self, definitions: &str) -> String {
+        format!("CREATE OR REPLACE TEMP TABLE {STAGE} ({definitions})")
+    }
+
+    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
+        format!(
+            "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
+            quote_ident(column)
+        )
+    }
+
+    fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
+        format!(
+            "SELECT {list} FROM {STAGE} \
+             QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
+            keys.list
+        )
+    }
+
+    fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String {
+        // In the order staged.
+        format!(
+            "INSERT INTO {target} ({list}) SELECT {list} FROM ( \
+             SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid) AS _flowline_row, \
+             rowid AS _flowline_pos \
+             FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {})) \
+             WHERE _flowline_row = 1 ORDER BY _flowline_pos",
+            keys.list, keys.join
+        )
+    }
+
+    fn appends_by_name(&self) -> bool {
+        // The appender fills the table's columns in order.
+        false
+    }
+
+    fn refills_on_replace(&self) -> bool {
+        false
+    }
+}
+
+impl SqlConnection for DuckDbConnection {
+    fn execute(&self, sql: &str, context: &str) -> Result<()> {
         self.conn
             .execute_batch(sql)
-            .map_err(|e| Error::warehouse(format!("{what} ({})", self.load.table), e))
+            .map_err(|e| Error::warehouse(context, e))
     }
 
-    fn begin(&mut self) -> Result<()> {
-        if !self.in_transaction {
-            // The schema is created on its own, before the load's
-            // transaction: loads of several tables in one schema (a
-            // pipeline's child tables) would otherwise conflict on it.
-            let schema = quote_ident(&self.load.table.schema);
-            self.exec(
-                &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
-                "creating the schema",
-            )?;
-            self.exec("BEGIN TRANSACTION", "starting a transaction")?;
-            self.in_transaction = true;
-        }
-        Ok(())
-    }
-
-    fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
+    fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -308,313 +342,81 @@ impl DuckDbDestination {
                  WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? \
                  ORDER BY ordinal_position",
             )
-            .map_err(|e| Error::warehouse("reading table columns", e))?;
-        let columns: Vec<(String, String)> = stmt
+            .map_err(|e| Error::warehouse(format!("reading the columns of {table}"), e))?;
+        let columns: Columns = stmt
             .query_map(params![table.schema, table.table], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
-            .map_err(|e| Error::warehouse("reading table columns", e))?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::warehouse("reading table columns", e))?;
+            .and_then(|rows| rows.collect())
+            .map_err(|e| Error::warehouse(format!("reading the columns of {table}"), e))?;
         Ok((!columns.is_empty()).then_some(columns))
     }
 
-    /// Creates `table` for `schema`, or adds and widens its columns so the
-    /// batch fits. Returns the table's columns afterwards.
-    fn prepare_table(
-        &mut self,
-        table: &TableName,
-        schema: &Schema,
-    ) -> Result<Vec<(String, String)>> {
-        let existing = match self.columns.take() {
-            Some(columns) => Some(columns),
-            None => self.table_columns(table)?,
-        };
-        let qualified = format!(
-            "{}.{}",
-            quote_ident(&table.schema),
-            quote_ident(&table.table)
-        );
-        let Some(mut columns) = existing else {
-            self.exec(
-                &format!("CREATE TABLE {qualified} ({})", column_definitions(schema)),
-                "creating the table",
-            )?;
-            let columns: Vec<(String, String)> = schema
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
-                .collect();
-            self.columns = Some(columns.clone());
-            return Ok(columns);
-        };
-        // The table being built by `replace` belongs to this load alone.
-        let allow_widening =
-            self.load.write == WriteMode::Replace || self.load.schema == SchemaPolicy::Evolve;
-        let source: Vec<(String, String)> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
-            .collect();
-        let changes = plan(
-            &mut columns,
-            &source,
-            allow_widening,
-            &self.load.table.to_string(),
-        )
-        .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
-        for change in changes {
-            let (sql, what) = match &change {
-                Change::Add { column, sql_type } => (
-                    format!(
-                        "ALTER TABLE {qualified} ADD COLUMN {} {sql_type}",
-                        quote_ident(column)
-                    ),
-                    "adding a column",
-                ),
-                Change::Widen { column, to, .. } => (
-                    format!(
-                        "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
-                        quote_ident(column)
-                    ),
-                    "widening a column",
-                ),
-            };
-            self.exec(&sql, what)?;
-            tracing::info!(pipeline = %self.load.pipeline, "{}: {change:?}", self.load.table);
-        }
-        self.columns = Some(columns.clone());
-        Ok(columns)
-    }
-
-    fn stage(&self, batch: RecordBatch) -> Result<()> {
-        self.exec(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE {STAGE} ({})",
-                column_definitions(&batch.schema())
-            ),
-            "creating the staging table",
-        )?;
-        append(&self.conn, Some("temp"), "main", STAGE, batch)
-    }
-
-    /// Merges the staged rows (the last of each key wins) into the table: a
-    /// row whose key is there is updated in place, keeping the columns the
-    /// batch does not have; a new key is inserted.
-    fn merge_from_stage(&self, qualified: &str, schema: &Schema) -> Result<()> {
-        let keys = KeySql::new(&self.load.primary_key, quote_ident);
-        let updates: Vec<String> = schema
-            .fields()
-            .iter()
-            .filter(|f| !self.load.primary_key.contains(f.name()))
-            .map(|f| format!("{c} = s.{c}", c = quote_ident(f.name())))
-            .collect();
-        let matched = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("UPDATE SET {}", updates.join(", "))
-        };
-        self.exec(
-            &format!(
-                "MERGE INTO {qualified} AS t USING (SELECT * FROM {STAGE} \
-                 QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY rowid DESC) = 1) AS s \
-                 ON {join} WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT BY NAME",
-                k = keys.list,
-                join = keys.join
-            ),
-            "merging",
-        )
-    }
-}
-
-impl DuckDbDestination {
-    /// Inserts the staged rows whose `dedupe_key` is not in the table yet,
-    /// the first of each key.
-    fn insert_new_from_stage(&self, qualified: &str) -> Result<()> {
-        let keys = KeySql::new(&self.load.dedupe_key, quote_ident);
-        self.exec(
-            &format!(
-                "INSERT INTO {qualified} BY NAME SELECT * EXCLUDE (_flowline_row, _flowline_pos) FROM ( \
-                 SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid) AS _flowline_row, \
-                 rowid AS _flowline_pos \
-                 FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {qualified} t WHERE {})) \
-                 WHERE _flowline_row = 1 ORDER BY _flowline_pos",
-                keys.list, keys.join
-            ),
-            "inserting new rows",
-        )
-    }
-}
-
-impl Destination for DuckDbDestination {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let batch = normalize(batch)?;
-        self.begin()?;
-        let table = self.load.write_table();
-        if self.load.write == WriteMode::Replace && !self.replace_started {
-            let qualified = format!(
-                "{}.{}",
-                quote_ident(&table.schema),
-                quote_ident(&table.table)
-            );
-            self.exec(
-                &format!("DROP TABLE IF EXISTS {qualified}"),
-                "clearing the new table",
-            )?;
-            self.columns = None;
-            self.replace_started = true;
-        }
-        let schema = batch.schema();
-        self.load.check_keys(&schema)?;
-        let columns = self.prepare_table(&table, &schema)?;
-        let exact = columns.len() == schema.fields().len()
-            && columns
-                .iter()
-                .zip(schema.fields())
-                .all(|((name, ty), f)| name == f.name() && *ty == duckdb_type(f.data_type()));
-        let qualified = format!(
-            "{}.{}",
-            quote_ident(&table.schema),
-            quote_ident(&table.table)
-        );
-        match self.load.write {
-            _ if self.load.upserts() => {
-                self.stage(batch)?;
-                self.merge_from_stage(&qualified, &schema)
-            }
-            _ if self.load.dedupes() => {
-                self.stage(batch)?;
-                self.insert_new_from_stage(&qualified)
-            }
-            _ if exact => append(&self.conn, None, &table.schema, &table.table, batch),
-            _ => {
-                self.stage(batch)?;
-                self.exec(
-                    &format!("INSERT INTO {qualified} BY NAME SELECT * FROM {STAGE}"),
-                    "inserting staged rows",
-                )
-            }
+    fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()> {
+        match target {
+            Target::Table(table) => append(&self.conn, None, &table.schema, &table.table, batch),
+            Target::Stage => append(&self.conn, Some("temp"), "main", STAGE, batch),
         }
     }
 
-    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.begin()?;
-        self.insert_dead_letters(letters)
+    fn supports_merge(&self) -> Result<bool> {
+        Ok(true)
     }
 
-    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        self.rollback()?;
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.exec("BEGIN TRANSACTION", "starting a transaction")?;
-        self.in_transaction = true;
-        self.insert_dead_letters(letters)?;
-        self.exec("COMMIT", "committing dead letters")?;
-        self.in_transaction = false;
-        Ok(())
-    }
-
-    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
-        self.begin()?;
-        if self.load.write == WriteMode::Replace {
-            let target = &self.load.table;
-            let qualified = format!(
-                "{}.{}",
-                quote_ident(&target.schema),
-                quote_ident(&target.table)
-            );
-            if self.replace_started {
-                let new = self.load.write_table();
-                self.exec(
-                    &format!("DROP TABLE IF EXISTS {qualified}"),
-                    "replacing the table",
-                )?;
-                self.exec(
-                    &format!(
-                        "ALTER TABLE {}.{} RENAME TO {}",
-                        quote_ident(&new.schema),
-                        quote_ident(&new.table),
-                        quote_ident(&target.table)
-                    ),
-                    "replacing the table",
-                )?;
-            } else if self.table_columns(target)?.is_some() {
-                self.exec(&format!("DELETE FROM {qualified}"), "emptying the table")?;
-            }
-        }
-        if let Some(state) = state {
-            // The time of saving, as the commit is near (DuckDB's now() is
-            // the transaction's start).
-            let saved_at = chrono::Utc::now()
-                .format("%Y-%m-%d %H:%M:%S%.6f")
-                .to_string();
-            let pipeline = quote_literal(&self.load.pipeline);
-            self.exec(
-                &format!("DELETE FROM main._flowline_state WHERE pipeline = {pipeline}"),
-                "saving state",
-            )?;
-            self.conn
-                .execute(
+    fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {
+        // The time of saving, as the commit is near (DuckDB's now() is the
+        // transaction's start).
+        let saved_at = chrono::Utc::now()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        self.conn
+            .execute(
+                "DELETE FROM main._flowline_state WHERE pipeline = ?",
+                params![pipeline],
+            )
+            .and_then(|_| {
+                self.conn.execute(
                     "INSERT INTO main._flowline_state VALUES (?, ?, ?, ?::TIMESTAMP)",
-                    params![
-                        self.load.pipeline,
-                        state.to_string(),
-                        self.load.run_id,
-                        saved_at
-                    ],
+                    params![pipeline, state, run_id, saved_at],
                 )
-                .map_err(|e| Error::warehouse("saving state", e))?;
-        }
-        self.exec("COMMIT", "committing")?;
-        self.in_transaction = false;
-        self.replace_started = false;
-        self.columns = None;
+            })
+            .map_err(|e| Error::warehouse(format!("saving the state of {pipeline}"), e))?;
         Ok(())
     }
 
-    fn rollback(&mut self) -> Result<()> {
-        if self.in_transaction {
-            self.in_transaction = false;
-            self.columns = None;
-            self.replace_started = false;
-            self.exec("ROLLBACK", "rolling back")?;
-        }
-        Ok(())
-    }
-}
-
-impl DuckDbDestination {
-    fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+    fn insert_dead_letters(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        letters: &[DeadLetter],
+    ) -> Result<()> {
+        let context = || format!("recording the dead letters of {pipeline}");
         let mut stmt = self
             .conn
             .prepare(
                 "INSERT INTO main._flowline_dead_letter VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
             )
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+            .map_err(|e| Error::warehouse(context(), e))?;
         for letter in letters {
             stmt.execute(params![
-                self.load.pipeline,
-                self.load.run_id,
+                pipeline,
+                run_id,
                 letter.origin,
                 letter.reason,
                 letter.raw
             ])
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+            .map_err(|e| Error::warehouse(context(), e))?;
         }
         Ok(())
     }
+
+    fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        normalize(batch)
+    }
 }
 
-impl Drop for DuckDbDestination {
+impl Drop for DuckDbConnection {
     fn drop(&mut self) {
-        let _ = self.rollback();
         self.load_settings.leave(&self.conn);
     }
 }
