@@ -406,7 +406,9 @@ fn assert_loaded_exactly(p: &TestProject, expected: Loaded, amounts: i64, when: 
         "{when}: duplicate orders"
     );
     assert_eq!(
-        p.scalar("select count(*) from (select distinct _parent_id, _index from raw.orders__lines) d"),
+        p.scalar(
+            "select count(*) from (select distinct _parent_id, _index from raw.orders__lines) d"
+        ),
         expected.lines,
         "{when}: duplicate lines"
     );

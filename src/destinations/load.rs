@@ -626,11 +626,10 @@ mod tests {
     fn child_tables_commit_in_the_transaction_of_the_parent_and_its_state() {
         let dir = tempfile::tempdir().expect("tempdir");
         let w = warehouse(&dir);
-        let mut load = w
-            .destination(spec(WriteMode::Append, &[]))
-            .expect("a load");
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
         load.add_child("lines", Vec::new()).expect("a child");
-        load.write(batch(&[("id", &["1", "2"])])).expect("parent rows");
+        load.write(batch(&[("id", &["1", "2"])]))
+            .expect("parent rows");
         load.write_child("lines", batch(&[("_parent_id", &["1", "1", "2"])]))
             .expect("child rows");
         assert!(
@@ -665,15 +664,19 @@ mod tests {
     fn rows_for_an_undeclared_child_table_fail_the_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         let w = warehouse(&dir);
-        let mut load = w
-            .destination(spec(WriteMode::Append, &[]))
-            .expect("a load");
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
         let err = load
             .write_child("lines", batch(&[("id", &["1"])]))
             .expect_err("undeclared");
-        assert!(err.to_string().contains("undeclared child table \"lines\""), "{err}");
+        assert!(
+            err.to_string().contains("undeclared child table \"lines\""),
+            "{err}"
+        );
         load.add_child("lines", Vec::new()).expect("a child");
-        assert!(load.add_child("lines", Vec::new()).is_err(), "declared twice");
+        assert!(
+            load.add_child("lines", Vec::new()).is_err(),
+            "declared twice"
+        );
     }
 
     #[test]
@@ -685,20 +688,36 @@ mod tests {
             .expect("a load");
         load.add_child("lines", vec!["_parent_id".into(), "_index".into()])
             .expect("a child");
-        load.write(batch(&[("id", &["1", "2"]), ("name", &["a", "b"]), ("note", &["x", "y"])]))
-            .expect("rows");
-        load.write_child("lines", batch(&[("_parent_id", &["1", "1"]), ("_index", &["0", "1"])]))
-            .expect("child rows");
+        load.write(batch(&[
+            ("id", &["1", "2"]),
+            ("name", &["a", "b"]),
+            ("note", &["x", "y"]),
+        ]))
+        .expect("rows");
+        load.write_child(
+            "lines",
+            batch(&[("_parent_id", &["1", "1"]), ("_index", &["0", "1"])]),
+        )
+        .expect("child rows");
         load.commit(None).expect("commits");
         // No `note` column: merged rows keep theirs.
-        load.write(batch(&[("id", &["2", "3", "2"]), ("name", &["B", "c", "B2"])]))
-            .expect("rows");
-        load.write_child("lines", batch(&[("_parent_id", &["1", "3"]), ("_index", &["1", "0"])]))
-            .expect("child rows");
+        load.write(batch(&[
+            ("id", &["2", "3", "2"]),
+            ("name", &["B", "c", "B2"]),
+        ]))
+        .expect("rows");
+        load.write_child(
+            "lines",
+            batch(&[("_parent_id", &["1", "3"]), ("_index", &["1", "0"])]),
+        )
+        .expect("child rows");
         load.commit(None).expect("commits");
         assert_eq!(count(&w, "select count(*) from raw.orders"), 3);
         assert_eq!(
-            count(&w, "select count(*) from raw.orders where id = 2 and name = 'B2' and note = 'y'"),
+            count(
+                &w,
+                "select count(*) from raw.orders where id = 2 and name = 'B2' and note = 'y'"
+            ),
             1
         );
         assert_eq!(count(&w, "select count(*) from raw.orders__lines"), 3);
@@ -718,16 +737,17 @@ mod tests {
             .expect("rows");
         load.commit(None).expect("commits");
         assert_eq!(count(&w, "select count(*) from raw.orders"), 3);
-        assert_eq!(count(&w, "select count(*) from raw.orders where v = 'b'"), 1);
+        assert_eq!(
+            count(&w, "select count(*) from raw.orders where v = 'b'"),
+            1
+        );
     }
 
     #[test]
     fn replace_swaps_in_the_new_tables_and_empties_children_without_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let w = warehouse(&dir);
-        let mut load = w
-            .destination(spec(WriteMode::Append, &[]))
-            .expect("a load");
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
         load.add_child("lines", Vec::new()).expect("a child");
         load.write(batch(&[("id", &["1", "2"])])).expect("rows");
         load.write_child("lines", batch(&[("_parent_id", &["1"])]))
@@ -748,7 +768,13 @@ mod tests {
         );
         load.commit(Some(&serde_json::json!({"done": true})))
             .expect("commits");
-        assert_eq!(count(&w, "select count(*) from raw.orders where name = 'new column'"), 1);
+        assert_eq!(
+            count(
+                &w,
+                "select count(*) from raw.orders where name = 'new column'"
+            ),
+            1
+        );
         assert_eq!(count(&w, "select count(*) from raw.orders"), 1);
         assert_eq!(count(&w, "select count(*) from raw.orders__lines"), 0);
         assert!(!exists(&w, "raw._flowline_new_orders"));
@@ -758,9 +784,7 @@ mod tests {
     fn a_failed_run_keeps_its_dead_letters_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let w = warehouse(&dir);
-        let mut load = w
-            .destination(spec(WriteMode::Append, &[]))
-            .expect("a load");
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
         let letters = vec![DeadLetter {
             origin: "a.csv:2".into(),
             reason: "not a number".into(),
@@ -771,6 +795,9 @@ mod tests {
         load.keep_dead_letters(&letters).expect("kept");
         drop(load);
         assert!(!exists(&w, "raw.orders"));
-        assert_eq!(count(&w, "select count(*) from main._flowline_dead_letter"), 1);
+        assert_eq!(
+            count(&w, "select count(*) from main._flowline_dead_letter"),
+            1
+        );
     }
 }
