@@ -1,6 +1,8 @@
-//! The embedded DuckDB warehouse: Arrow appends, staging tables for merge
-//! and schema changes, `replace` by swapping a freshly built table, and the
-//! pipeline's state row written in the same transaction as its data.
+//! The embedded DuckDB warehouse: opening the file (created atomically,
+//! waiting for another process's lock), the settings of loads and queries,
+//! and what the load core ([`super::load`]) needs of DuckDB: the Arrow
+//! appender, DuckDB's SQL spelling, and the state row. `replace` drops the
+//! old table and renames the new one into its place.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,18 +11,16 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use duckdb::params;
 
-use super::{
-    Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
-    WriteMode,
-};
 use serde::Deserialize;
 
-use super::WarehouseConnector;
-use crate::core::DeadLetter;
-use crate::core::Workspace;
+use super::load::{Columns, Dialect, Load, STAGE, SqlConnection, Target};
+use super::{
+    Destination, KeySql, LoadSpec, QueryResult, SavedState, TableName, Warehouse,
+    WarehouseConnector,
+};
+use crate::core::{DeadLetter, Workspace};
 use crate::core::error::{Error, Result};
-use crate::data::duckdb::{append, column_definitions, normalize, query};
-use crate::data::evolve::{Change, plan};
+use crate::data::duckdb::{append, normalize, query};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
 
 /// Tables flowline keeps in the warehouse itself, so that progress and
@@ -35,9 +35,6 @@ CREATE TABLE IF NOT EXISTS main._flowline_dead_letter (
 
 /// How long opening the warehouse waits for another process to let go of it.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Name of the per-load staging table (temporary, per connection).
-const STAGE: &str = "_flowline_stage";
 
 /// `[warehouse] kind = "duckdb"` (the default): an embedded DuckDB file.
 #[derive(Debug, Clone, Deserialize)]
@@ -283,16 +280,13 @@ impl Warehouse for DuckDbWarehouse {
         Ok(n > 0)
     }
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
-        let conn = self.connection()?;
-        self.load_settings.enter(&conn)?;
-        Ok(Box::new(DuckDbDestination {
-            conn,
+        let conn = DuckDbConnection {
+            conn: self.connection()?,
             load_settings: self.load_settings.clone(),
-            load,
-            in_transaction: false,
-            columns: None,
-            replace_started: false,
-        }))
+        };
+        // Left when the connection drops, also if entering fails.
+        conn.load_settings.enter(&conn.conn)?;
+        Ok(Box::new(Load::new(conn, load)))
     }
 
     fn query(&self, sql: &str) -> Result<QueryResult> {
@@ -323,7 +317,10 @@ impl Warehouse for DuckDbWarehouse {
             .map_err(|e| Error::warehouse("reading saved state", e))?;
         let state = match text {
             Some(t) => serde_json::from_str(&t)
-                .map_err(|e| Error::Other(format!("saved state of {pipeline} is corrupt: {e}")))?,
+                .map_err(|e| Error::StateUnreadable {
+                    what: format!("saved state of {pipeline}"),
+                    message: e.to_string(),
+                })?,
             None => serde_json::Value::Null,
         };
         if state.is_null() {
@@ -341,42 +338,83 @@ impl Warehouse for DuckDbWarehouse {
     }
 }
 
-/// One load into one DuckDB table.
-pub struct DuckDbDestination {
+/// A DuckDB connection running one load: the appender, DuckDB's spelling of
+/// SQL, and the load settings while it lives.
+struct DuckDbConnection {
     conn: duckdb::Connection,
     load_settings: Arc<LoadSettings>,
-    load: LoadSpec,
-    in_transaction: bool,
-    /// The columns of the table being written, as (name, SQL type).
-    columns: Option<Vec<(String, String)>>,
-    /// `replace`: the new table has been created in this transaction.
-    replace_started: bool,
 }
 
-impl DuckDbDestination {
-    fn exec(&self, sql: &str, what: &str) -> Result<()> {
+impl Dialect for DuckDbConnection {
+    fn quote(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn schema(&self, table: &TableName) -> String {
+        quote_ident(&table.schema)
+    }
+
+    fn batch_columns(&self, schema: &Schema) -> Columns {
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
+            .collect()
+    }
+
+    fn type_sql(&self, canonical: &str) -> String {
+        canonical.to_string()
+    }
+
+    fn create_stage(&self, definitions: &str) -> String {
+        format!("CREATE OR REPLACE TEMP TABLE {STAGE} ({definitions})")
+    }
+
+    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
+        format!(
+            "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
+            quote_ident(column)
+        )
+    }
+
+    fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
+        format!(
+            "SELECT {list} FROM {STAGE} \
+             QUALIFY row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) = 1",
+            keys.list
+        )
+    }
+
+    fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String {
+        // In the order staged.
+        format!(
+            "INSERT INTO {target} ({list}) SELECT {list} FROM ( \
+             SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid) AS _flowline_row, \
+             rowid AS _flowline_pos \
+             FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {})) \
+             WHERE _flowline_row = 1 ORDER BY _flowline_pos",
+            keys.list, keys.join
+        )
+    }
+
+    fn appends_by_name(&self) -> bool {
+        // The appender fills the table's columns in order.
+        false
+    }
+
+    fn refills_on_replace(&self) -> bool {
+        false
+    }
+}
+
+impl SqlConnection for DuckDbConnection {
+    fn execute(&self, sql: &str, context: &str) -> Result<()> {
         self.conn
             .execute_batch(sql)
-            .map_err(|e| Error::warehouse(format!("{what} ({})", self.load.table), e))
+            .map_err(|e| Error::warehouse(context, e))
     }
 
-    fn begin(&mut self) -> Result<()> {
-        if !self.in_transaction {
-            // The schema is created on its own, before the load's
-            // transaction: loads of several tables in one schema (a
-            // pipeline's child tables) would otherwise conflict on it.
-            let schema = quote_ident(&self.load.table.schema);
-            self.exec(
-                &format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
-                "creating the schema",
-            )?;
-            self.exec("BEGIN TRANSACTION", "starting a transaction")?;
-            self.in_transaction = true;
-        }
-        Ok(())
-    }
-
-    fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
+    fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
         let mut stmt = self
             .conn
             .prepare(
@@ -384,313 +422,81 @@ impl DuckDbDestination {
                  WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? \
                  ORDER BY ordinal_position",
             )
-            .map_err(|e| Error::warehouse("reading table columns", e))?;
-        let columns: Vec<(String, String)> = stmt
+            .map_err(|e| Error::warehouse(format!("reading the columns of {table}"), e))?;
+        let columns: Columns = stmt
             .query_map(params![table.schema, table.table], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
-            .map_err(|e| Error::warehouse("reading table columns", e))?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::warehouse("reading table columns", e))?;
+            .and_then(|rows| rows.collect())
+            .map_err(|e| Error::warehouse(format!("reading the columns of {table}"), e))?;
         Ok((!columns.is_empty()).then_some(columns))
     }
 
-    /// Creates `table` for `schema`, or adds and widens its columns so the
-    /// batch fits. Returns the table's columns afterwards.
-    fn prepare_table(
-        &mut self,
-        table: &TableName,
-        schema: &Schema,
-    ) -> Result<Vec<(String, String)>> {
-        let existing = match self.columns.take() {
-            Some(columns) => Some(columns),
-            None => self.table_columns(table)?,
-        };
-        let qualified = format!(
-            "{}.{}",
-            quote_ident(&table.schema),
-            quote_ident(&table.table)
-        );
-        let Some(mut columns) = existing else {
-            self.exec(
-                &format!("CREATE TABLE {qualified} ({})", column_definitions(schema)),
-                "creating the table",
-            )?;
-            let columns: Vec<(String, String)> = schema
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
-                .collect();
-            self.columns = Some(columns.clone());
-            return Ok(columns);
-        };
-        // The table being built by `replace` belongs to this load alone.
-        let allow_widening =
-            self.load.write == WriteMode::Replace || self.load.schema == SchemaPolicy::Evolve;
-        let source: Vec<(String, String)> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), duckdb_type(f.data_type())))
-            .collect();
-        let changes = plan(
-            &mut columns,
-            &source,
-            allow_widening,
-            &self.load.table.to_string(),
-        )
-        .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
-        for change in changes {
-            let (sql, what) = match &change {
-                Change::Add { column, sql_type } => (
-                    format!(
-                        "ALTER TABLE {qualified} ADD COLUMN {} {sql_type}",
-                        quote_ident(column)
-                    ),
-                    "adding a column",
-                ),
-                Change::Widen { column, to, .. } => (
-                    format!(
-                        "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
-                        quote_ident(column)
-                    ),
-                    "widening a column",
-                ),
-            };
-            self.exec(&sql, what)?;
-            tracing::info!(pipeline = %self.load.pipeline, "{}: {change:?}", self.load.table);
-        }
-        self.columns = Some(columns.clone());
-        Ok(columns)
-    }
-
-    fn stage(&self, batch: RecordBatch) -> Result<()> {
-        self.exec(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE {STAGE} ({})",
-                column_definitions(&batch.schema())
-            ),
-            "creating the staging table",
-        )?;
-        append(&self.conn, Some("temp"), "main", STAGE, batch)
-    }
-
-    /// Merges the staged rows (the last of each key wins) into the table: a
-    /// row whose key is there is updated in place, keeping the columns the
-    /// batch does not have; a new key is inserted.
-    fn merge_from_stage(&self, qualified: &str, schema: &Schema) -> Result<()> {
-        let keys = KeySql::new(&self.load.primary_key, quote_ident);
-        let updates: Vec<String> = schema
-            .fields()
-            .iter()
-            .filter(|f| !self.load.primary_key.contains(f.name()))
-            .map(|f| format!("{c} = s.{c}", c = quote_ident(f.name())))
-            .collect();
-        let matched = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("UPDATE SET {}", updates.join(", "))
-        };
-        self.exec(
-            &format!(
-                "MERGE INTO {qualified} AS t USING (SELECT * FROM {STAGE} \
-                 QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY rowid DESC) = 1) AS s \
-                 ON {join} WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT BY NAME",
-                k = keys.list,
-                join = keys.join
-            ),
-            "merging",
-        )
-    }
-}
-
-impl DuckDbDestination {
-    /// Inserts the staged rows whose `dedupe_key` is not in the table yet,
-    /// the first of each key.
-    fn insert_new_from_stage(&self, qualified: &str) -> Result<()> {
-        let keys = KeySql::new(&self.load.dedupe_key, quote_ident);
-        self.exec(
-            &format!(
-                "INSERT INTO {qualified} BY NAME SELECT * EXCLUDE (_flowline_row, _flowline_pos) FROM ( \
-                 SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid) AS _flowline_row, \
-                 rowid AS _flowline_pos \
-                 FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {qualified} t WHERE {})) \
-                 WHERE _flowline_row = 1 ORDER BY _flowline_pos",
-                keys.list, keys.join
-            ),
-            "inserting new rows",
-        )
-    }
-}
-
-impl Destination for DuckDbDestination {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let batch = normalize(batch)?;
-        self.begin()?;
-        let table = self.load.write_table();
-        if self.load.write == WriteMode::Replace && !self.replace_started {
-            let qualified = format!(
-                "{}.{}",
-                quote_ident(&table.schema),
-                quote_ident(&table.table)
-            );
-            self.exec(
-                &format!("DROP TABLE IF EXISTS {qualified}"),
-                "clearing the new table",
-            )?;
-            self.columns = None;
-            self.replace_started = true;
-        }
-        let schema = batch.schema();
-        self.load.check_keys(&schema)?;
-        let columns = self.prepare_table(&table, &schema)?;
-        let exact = columns.len() == schema.fields().len()
-            && columns
-                .iter()
-                .zip(schema.fields())
-                .all(|((name, ty), f)| name == f.name() && *ty == duckdb_type(f.data_type()));
-        let qualified = format!(
-            "{}.{}",
-            quote_ident(&table.schema),
-            quote_ident(&table.table)
-        );
-        match self.load.write {
-            _ if self.load.upserts() => {
-                self.stage(batch)?;
-                self.merge_from_stage(&qualified, &schema)
-            }
-            _ if self.load.dedupes() => {
-                self.stage(batch)?;
-                self.insert_new_from_stage(&qualified)
-            }
-            _ if exact => append(&self.conn, None, &table.schema, &table.table, batch),
-            _ => {
-                self.stage(batch)?;
-                self.exec(
-                    &format!("INSERT INTO {qualified} BY NAME SELECT * FROM {STAGE}"),
-                    "inserting staged rows",
-                )
-            }
+    fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()> {
+        match target {
+            Target::Table(table) => append(&self.conn, None, &table.schema, &table.table, batch),
+            Target::Stage => append(&self.conn, Some("temp"), "main", STAGE, batch),
         }
     }
 
-    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.begin()?;
-        self.insert_dead_letters(letters)
+    fn supports_merge(&self) -> Result<bool> {
+        Ok(true)
     }
 
-    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        self.rollback()?;
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.exec("BEGIN TRANSACTION", "starting a transaction")?;
-        self.in_transaction = true;
-        self.insert_dead_letters(letters)?;
-        self.exec("COMMIT", "committing dead letters")?;
-        self.in_transaction = false;
-        Ok(())
-    }
-
-    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
-        self.begin()?;
-        if self.load.write == WriteMode::Replace {
-            let target = &self.load.table;
-            let qualified = format!(
-                "{}.{}",
-                quote_ident(&target.schema),
-                quote_ident(&target.table)
-            );
-            if self.replace_started {
-                let new = self.load.write_table();
-                self.exec(
-                    &format!("DROP TABLE IF EXISTS {qualified}"),
-                    "replacing the table",
-                )?;
-                self.exec(
-                    &format!(
-                        "ALTER TABLE {}.{} RENAME TO {}",
-                        quote_ident(&new.schema),
-                        quote_ident(&new.table),
-                        quote_ident(&target.table)
-                    ),
-                    "replacing the table",
-                )?;
-            } else if self.table_columns(target)?.is_some() {
-                self.exec(&format!("DELETE FROM {qualified}"), "emptying the table")?;
-            }
-        }
-        if let Some(state) = state {
-            // The time of saving, as the commit is near (DuckDB's now() is
-            // the transaction's start).
-            let saved_at = chrono::Utc::now()
-                .format("%Y-%m-%d %H:%M:%S%.6f")
-                .to_string();
-            let pipeline = quote_literal(&self.load.pipeline);
-            self.exec(
-                &format!("DELETE FROM main._flowline_state WHERE pipeline = {pipeline}"),
-                "saving state",
-            )?;
-            self.conn
-                .execute(
+    fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {
+        // The time of saving, as the commit is near (DuckDB's now() is the
+        // transaction's start).
+        let saved_at = chrono::Utc::now()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        self.conn
+            .execute(
+                "DELETE FROM main._flowline_state WHERE pipeline = ?",
+                params![pipeline],
+            )
+            .and_then(|_| {
+                self.conn.execute(
                     "INSERT INTO main._flowline_state VALUES (?, ?, ?, ?::TIMESTAMP)",
-                    params![
-                        self.load.pipeline,
-                        state.to_string(),
-                        self.load.run_id,
-                        saved_at
-                    ],
+                    params![pipeline, state, run_id, saved_at],
                 )
-                .map_err(|e| Error::warehouse("saving state", e))?;
-        }
-        self.exec("COMMIT", "committing")?;
-        self.in_transaction = false;
-        self.replace_started = false;
-        self.columns = None;
+            })
+            .map_err(|e| Error::warehouse(format!("saving the state of {pipeline}"), e))?;
         Ok(())
     }
 
-    fn rollback(&mut self) -> Result<()> {
-        if self.in_transaction {
-            self.in_transaction = false;
-            self.columns = None;
-            self.replace_started = false;
-            self.exec("ROLLBACK", "rolling back")?;
-        }
-        Ok(())
-    }
-}
-
-impl DuckDbDestination {
-    fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+    fn insert_dead_letters(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        letters: &[DeadLetter],
+    ) -> Result<()> {
+        let context = || format!("recording the dead letters of {pipeline}");
         let mut stmt = self
             .conn
             .prepare(
                 "INSERT INTO main._flowline_dead_letter VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
             )
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+            .map_err(|e| Error::warehouse(context(), e))?;
         for letter in letters {
             stmt.execute(params![
-                self.load.pipeline,
-                self.load.run_id,
+                pipeline,
+                run_id,
                 letter.origin,
                 letter.reason,
                 letter.raw
             ])
-            .map_err(|e| Error::warehouse("recording dead letters", e))?;
+            .map_err(|e| Error::warehouse(context(), e))?;
         }
         Ok(())
     }
+
+    fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        normalize(batch)
+    }
 }
 
-impl Drop for DuckDbDestination {
+impl Drop for DuckDbConnection {
     fn drop(&mut self) {
-        let _ = self.rollback();
         self.load_settings.leave(&self.conn);
     }
 }
@@ -758,5 +564,137 @@ mod tests {
             ),
             for_queries
         );
+    }
+}
+
+#[cfg(test)]
+mod merge_fallback_tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+    use crate::destinations::{SchemaPolicy, WriteMode};
+
+    /// DuckDB posing as a server without MERGE (PostgreSQL before 15).
+    struct WithoutMerge(DuckDbConnection);
+
+    impl Dialect for WithoutMerge {
+        fn quote(&self, name: &str) -> String {
+            self.0.quote(name)
+        }
+        fn schema(&self, table: &TableName) -> String {
+            self.0.schema(table)
+        }
+        fn batch_columns(&self, schema: &Schema) -> Columns {
+            self.0.batch_columns(schema)
+        }
+        fn type_sql(&self, canonical: &str) -> String {
+            self.0.type_sql(canonical)
+        }
+        fn create_stage(&self, definitions: &str) -> String {
+            self.0.create_stage(definitions)
+        }
+        fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
+            self.0.widen_column(qualified, column, to)
+        }
+        fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
+            self.0.latest_per_key(keys, list)
+        }
+        fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String {
+            self.0.insert_new(target, keys, list)
+        }
+        fn appends_by_name(&self) -> bool {
+            self.0.appends_by_name()
+        }
+        fn refills_on_replace(&self) -> bool {
+            self.0.refills_on_replace()
+        }
+    }
+
+    impl SqlConnection for WithoutMerge {
+        fn execute(&self, sql: &str, context: &str) -> Result<()> {
+            assert!(!sql.starts_with("MERGE"), "no MERGE on this server: {sql}");
+            self.0.execute(sql, context)
+        }
+        fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
+            self.0.columns(table)
+        }
+        fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()> {
+            self.0.append(target, batch)
+        }
+        fn supports_merge(&self) -> Result<bool> {
+            Ok(false)
+        }
+        fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {
+            self.0.save_state(pipeline, run_id, state)
+        }
+        fn insert_dead_letters(
+            &self,
+            pipeline: &str,
+            run_id: &str,
+            letters: &[DeadLetter],
+        ) -> Result<()> {
+            self.0.insert_dead_letters(pipeline, run_id, letters)
+        }
+        fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
+            self.0.normalize(batch)
+        }
+    }
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .expect("batch")
+    }
+
+    #[test]
+    fn without_merge_a_merge_deletes_and_inserts_the_keys_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &Default::default())
+            .expect("opens");
+        let conn = DuckDbConnection {
+            conn: warehouse.connection().expect("a connection"),
+            load_settings: warehouse.load_settings.clone(),
+        };
+        conn.load_settings.enter(&conn.conn).expect("load settings");
+        let spec = LoadSpec {
+            pipeline: "p".into(),
+            run_id: "r".into(),
+            table: TableName::parse("raw.items").expect("name"),
+            write: WriteMode::Merge,
+            primary_key: vec!["id".into()],
+            dedupe_key: Vec::new(),
+            upsert: true,
+            schema: SchemaPolicy::Strict,
+        };
+        let mut load = Load::new(WithoutMerge(conn), spec);
+        load.write(batch(&[1, 2], &["a", "b"])).expect("rows");
+        load.commit(None).expect("commits");
+        load.write(batch(&[2, 3, 2], &["B", "c", "B2"]))
+            .expect("rows");
+        load.commit(None).expect("commits");
+        drop(load);
+        let result = warehouse
+            .query("SELECT string_agg(id || name, ',' ORDER BY id) AS v FROM raw.items")
+            .expect("query");
+        let rows = result.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text")
+            .value(0)
+            .to_string();
+        assert_eq!(rows, "1a,2B2,3c", "one row per key, the last of a batch");
     }
 }

@@ -1,12 +1,16 @@
 //! Destinations: where batches land. Each kind implements [`Warehouse`]
-//! (queries, saved state) and hands out a [`Destination`] per load.
+//! (queries, saved state) and hands out a [`Destination`] per load. The SQL
+//! warehouses share one transactional load core, [`load`], and keep only
+//! their connection, bulk append, type names and settings.
 //!
-//! The contract every destination keeps: data written since the last commit
-//! becomes visible together with the pipeline's new state, in one
-//! transaction, or not at all. A crash at any point therefore neither loses
-//! nor duplicates rows: the re-run starts from the last committed state.
+//! The contract every destination keeps: data written since the last commit,
+//! in the pipeline's table and its child tables alike, becomes visible
+//! together with the pipeline's new state, in one transaction, or not at
+//! all. A crash at any point therefore neither loses nor duplicates rows:
+//! the re-run starts from the last committed state.
 
 pub mod duckdb;
+pub(crate) mod load;
 pub mod postgres;
 
 use std::fmt;
@@ -87,7 +91,8 @@ pub struct QueryResult {
 
 /// A warehouse: loads, queries, and the pipelines' committed state.
 pub trait Warehouse: Send + Sync {
-    /// Opens a load for one pipeline run.
+    /// Opens a load for one pipeline run: `load`'s table, plus the child
+    /// tables declared on it with [`Destination::add_child`].
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>>;
 
     /// Runs SQL and returns the result.
@@ -100,16 +105,29 @@ pub trait Warehouse: Send + Sync {
     fn table_exists(&self, table: &TableName) -> Result<bool>;
 }
 
-/// One load into one table, committed in steps.
+/// One load of a pipeline: its table and its child tables, on one
+/// connection, committed in steps. Each commit is one transaction holding
+/// every table's rows and the pipeline's state.
 pub trait Destination: Send {
-    /// Writes a batch; visible to others only after [`Destination::commit`].
+    /// Adds child table `name` (`<table>__<name>`, see [`LoadSpec::child`])
+    /// to this load, keyed by `primary_key` when the load upserts. Declare
+    /// every child before the first commit: a `replace` load empties a
+    /// declared child table that received no rows.
+    fn add_child(&mut self, name: &str, primary_key: Vec<String>) -> Result<()>;
+
+    /// Writes a batch into the pipeline's table; visible to others only
+    /// after [`Destination::commit`].
     fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Writes a batch into the child table `name`, declared with
+    /// [`Destination::add_child`]; it commits with the pipeline's table.
+    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<()>;
 
     /// Records rows the source could not read; committed with the data.
     fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
 
-    /// Makes everything written so far visible together with `state`
-    /// (`None` keeps the saved state as it is).
+    /// Makes everything written so far, in every table of the load,
+    /// visible together with `state` (`None` keeps the saved state as it is).
     fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()>;
 
     /// Discards everything written since the last commit.

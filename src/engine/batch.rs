@@ -3,11 +3,12 @@
 //!
 //! The source runs as its own task and sends batches through a bounded
 //! channel; the loader applies the transforms, writes, and commits at every
-//! checkpoint (for `replace`, once at the end). Memory is bounded by batch
+//! checkpoint (for `replace`, once at the end). One load holds the
+//! pipeline's table and the source's child tables, so each commit makes all
+//! of them visible together with the state. Memory is bounded by batch
 //! size times queue depth. If anything fails, everything since the last
 //! commit is rolled back, so a re-run resumes from committed state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -111,12 +112,12 @@ async fn execute(
         },
         schema: dest_config.schema,
     };
-    let mut children = HashMap::new();
+    // One load for the pipeline's table and its child tables: each commit
+    // holds them all with the state.
+    let mut destination = warehouse.destination(spec)?;
     for child in config.source.child_tables() {
-        let child_spec = spec.child(&child.name, child.primary_key);
-        children.insert(child.name, warehouse.destination(child_spec)?);
+        destination.add_child(&child.name, child.primary_key)?;
     }
-    let destination = warehouse.destination(spec)?;
     let chain = transforms::build(&config.transform)?;
     let ctx = SourceContext {
         pipeline: pipeline.name.clone(),
@@ -130,7 +131,6 @@ async fn execute(
     let loader = Loader {
         pipeline: pipeline.name.clone(),
         destination,
-        children,
         chain,
         commit_at_checkpoints: write != WriteMode::Replace,
         max_bad_rows: config.max_bad_rows,
@@ -151,10 +151,8 @@ async fn execute(
 /// The receiving end: transforms, writes and commits.
 struct Loader {
     pipeline: String,
+    /// The pipeline's table and the source's child tables.
     destination: Box<dyn Destination>,
-    /// The source's child tables, by name. They commit just before the
-    /// pipeline's own table, which carries the state.
-    children: HashMap<String, Box<dyn Destination>>,
     chain: Vec<Box<dyn Transform>>,
     commit_at_checkpoints: bool,
     max_bad_rows: Option<u64>,
@@ -184,11 +182,6 @@ impl Loader {
             .map_err(Error::task("source"))
             .and_then(|r| r);
         if let Err(e) = loaded.and(read) {
-            for destination in self.children.values_mut() {
-                if let Err(rollback) = destination.rollback() {
-                    tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
-                }
-            }
             if let Err(rollback) = self.destination.rollback() {
                 tracing::warn!(pipeline = %self.pipeline, "rollback failed: {rollback}");
             }
@@ -203,15 +196,7 @@ impl Loader {
         // Commit whatever is left: the final state for `replace`, or rows a
         // source sent after its last checkpoint.
         let last = self.last_checkpoint.take();
-        self.commit(last.as_ref())
-    }
-
-    /// Commits the child tables, then the pipeline's table with `state`.
-    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
-        for destination in self.children.values_mut() {
-            destination.commit(None)?;
-        }
-        self.destination.commit(state)
+        self.destination.commit(last.as_ref())
     }
 
     fn load(&mut self, batch: SourceBatch) -> Result<()> {
@@ -246,14 +231,8 @@ impl Loader {
         if let Some(child) = table {
             // Child rows load as they come: the transforms are written for
             // the pipeline's own table.
-            let destination = self.children.get_mut(&child).ok_or_else(|| {
-                Error::pipeline(
-                    &self.pipeline,
-                    format!("the source sent rows for an undeclared child table {child:?}"),
-                )
-            })?;
             rows = batch.num_rows() as u64;
-            destination.write(batch)?;
+            self.destination.write_child(&child, batch)?;
         } else if batch.num_rows() > 0
             && let Some(out) = transforms::apply_all(&mut self.chain, batch)?
         {
@@ -263,7 +242,7 @@ impl Loader {
         self.progress.add(rows, bytes);
         if let Some(checkpoint) = checkpoint {
             if self.commit_at_checkpoints {
-                self.commit(Some(&checkpoint))?;
+                self.destination.commit(Some(&checkpoint))?;
                 self.last_checkpoint = None;
                 self.uncommitted_letters.clear();
             } else {

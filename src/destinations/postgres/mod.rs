@@ -1,7 +1,9 @@
-//! Postgres as the warehouse: batches loaded with binary `COPY FROM STDIN`
-//! into staging tables, `replace` by swapping a freshly built table, `merge`
-//! by delete-and-insert on the key, the pipeline's state row in the same
-//! transaction, and schema evolution as for DuckDB.
+//! Postgres as the warehouse: connecting, queries and saved state, and what
+//! the load core ([`super::load`]) needs of Postgres: binary
+//! `COPY FROM STDIN`, Postgres's type names and SQL spelling, the state-row
+//! upsert, and whether the server runs MERGE (15 and later; before, a merge
+//! deletes and inserts the keys' rows). `replace` keeps an existing table
+//! and refills it, so views and grants on it survive.
 
 mod copy;
 
@@ -13,17 +15,16 @@ use bytes::BytesMut;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
-use super::WarehouseConnector;
+use serde::Deserialize;
+
+use super::load::{Columns, Dialect, Load, STAGE, SqlConnection, Target};
 use super::{
-    Destination, KeySql, LoadSpec, QueryResult, SavedState, SchemaPolicy, TableName, Warehouse,
-    WriteMode,
+    Destination, KeySql, LoadSpec, QueryResult, SavedState, TableName, Warehouse,
+    WarehouseConnector,
 };
 use crate::clients::postgres::{connect, describe_error, query_arrow};
-use crate::core::DeadLetter;
-use crate::core::Workspace;
+use crate::core::{DeadLetter, Workspace};
 use crate::core::error::{Error, Result};
-use crate::data::evolve::{Change, plan};
-use serde::Deserialize;
 
 /// Tables flowline keeps in the warehouse.
 const INTERNAL_TABLES: &str = "
@@ -32,9 +33,6 @@ CREATE TABLE IF NOT EXISTS public._flowline_state (
 CREATE TABLE IF NOT EXISTS public._flowline_dead_letter (
     pipeline text, run_id text, origin text, reason text, raw text, loaded_at timestamptz);
 ";
-
-/// Name of the per-load staging table (temporary, per connection).
-const STAGE: &str = "_flowline_stage";
 
 /// The runtime that drives warehouse connections. The `Warehouse` and
 /// `Destination` interfaces are blocking (DuckDB is), so the Postgres one
@@ -81,6 +79,7 @@ fn schema_of(table: &TableName) -> &str {
     }
 }
 
+/// A Postgres error with what flowline was doing.
 fn pg_err(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| {
         Error::client(
@@ -251,14 +250,7 @@ impl PostgresWarehouse {
 impl Warehouse for PostgresWarehouse {
     fn destination(&self, load: LoadSpec) -> Result<Box<dyn Destination>> {
         let client = block_on(connect(&self.url))?;
-        Ok(Box::new(PostgresDestination {
-            client,
-            load,
-            in_transaction: false,
-            columns: None,
-            replace_started: false,
-            server_version: None,
-        }))
+        Ok(Box::new(Load::new(PgConnection { client }, load)))
     }
 
     fn query(&self, sql: &str) -> Result<QueryResult> {
@@ -280,7 +272,10 @@ impl Warehouse for PostgresWarehouse {
             let text: Option<String> = row.get(0);
             let state: serde_json::Value = match text {
                 Some(t) => serde_json::from_str(&t).map_err(|e| {
-                    Error::Other(format!("saved state of {pipeline} is corrupt: {e}"))
+                    Error::StateUnreadable {
+                    what: format!("saved state of {pipeline}"),
+                    message: e.to_string(),
+                }
                 })?,
                 None => serde_json::Value::Null,
             };
@@ -307,95 +302,79 @@ impl Warehouse for PostgresWarehouse {
     }
 }
 
-/// One load into one Postgres table.
-pub struct PostgresDestination {
+/// A Postgres connection running one load: binary COPY, Postgres's
+/// spelling of SQL, and the server's MERGE support.
+struct PgConnection {
     client: Client,
-    load: LoadSpec,
-    in_transaction: bool,
-    columns: Option<Vec<(String, String)>>,
-    replace_started: bool,
-    server_version: Option<i32>,
 }
 
-/// `MERGE` of the rows of `latest` (one per key) into `target`: a row whose
-/// key is there updates it in place, its other columns (those the batch does
-/// not have) kept; a new key is inserted.
-fn merge_sql(
-    target: &str,
-    latest: &str,
-    keys: &KeySql,
-    source: &[(String, String)],
-    key_columns: &[String],
-) -> String {
-    let list: Vec<String> = source.iter().map(|(n, _)| quote(n)).collect();
-    let values: Vec<String> = list.iter().map(|c| format!("s.{c}")).collect();
-    let updates: Vec<String> = source
-        .iter()
-        .filter(|(n, _)| !key_columns.contains(n))
-        .map(|(n, _)| format!("{c} = s.{c}", c = quote(n)))
-        .collect();
-    let matched = if updates.is_empty() {
-        "DO NOTHING".to_string()
-    } else {
-        format!("UPDATE SET {}", updates.join(", "))
-    };
-    format!(
-        "MERGE INTO {target} AS t USING ({latest}) AS s ON {join} \
-         WHEN MATCHED THEN {matched} \
-         WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
-        join = keys.join,
-        columns = list.join(", "),
-        values = values.join(", ")
-    )
+impl Dialect for PgConnection {
+    fn quote(&self, name: &str) -> String {
+        quote(name)
+    }
+
+    fn schema(&self, table: &TableName) -> String {
+        quote(schema_of(table))
+    }
+
+    fn batch_columns(&self, schema: &Schema) -> Columns {
+        batch_columns(schema)
+    }
+
+    fn type_sql(&self, canonical: &str) -> String {
+        pg_type_of(canonical)
+    }
+
+    fn create_stage(&self, definitions: &str) -> String {
+        format!("DROP TABLE IF EXISTS {STAGE}; CREATE TEMP TABLE {STAGE} ({definitions})")
+    }
+
+    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
+        format!(
+            "ALTER TABLE {qualified} ALTER COLUMN {c} TYPE {to} USING {c}::{to}",
+            c = quote(column)
+        )
+    }
+
+    fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
+        format!(
+            "SELECT DISTINCT ON ({k}) {list} FROM {STAGE} ORDER BY {k}, ctid DESC",
+            k = keys.list
+        )
+    }
+
+    fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String {
+        format!(
+            "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} s \
+             WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {m}) ORDER BY {k}, ctid",
+            k = keys.list,
+            m = keys.join
+        )
+    }
+
+    fn appends_by_name(&self) -> bool {
+        // COPY names the batch's columns.
+        true
+    }
+
+    fn refills_on_replace(&self) -> bool {
+        true
+    }
 }
 
-impl PostgresDestination {
-    /// The server's `server_version_num` (150000 for 15.0), asked once.
-    fn server_version(&mut self) -> Result<i32> {
-        if let Some(version) = self.server_version {
-            return Ok(version);
-        }
-        let row = block_on(self.client.query_one("SHOW server_version_num", &[]))
-            .map_err(pg_err("reading the server version"))?;
-        let version = row.get::<_, String>(0).parse().unwrap_or(0);
-        self.server_version = Some(version);
-        Ok(version)
+impl SqlConnection for PgConnection {
+    fn execute(&self, sql: &str, context: &str) -> Result<()> {
+        block_on(self.client.batch_execute(sql)).map_err(pg_err(context))
     }
 
-    fn exec(&self, sql: &str, what: &str) -> Result<()> {
-        block_on(self.client.batch_execute(sql)).map_err(|e| {
-            Error::client(
-                format!("postgres warehouse: {what} ({})", self.load.table),
-                describe_error(&e),
-                e,
-            )
-        })
-    }
-
-    fn begin(&mut self) -> Result<()> {
-        if !self.in_transaction {
-            // On its own, before the load's transaction: loads of several
-            // tables in one schema (a pipeline's child tables) would
-            // otherwise wait on each other's uncommitted schema.
-            let schema = schema_of(&self.load.table).to_string();
-            self.exec(
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&schema)),
-                "creating the schema",
-            )?;
-            self.exec("BEGIN", "starting a transaction")?;
-            self.in_transaction = true;
-        }
-        Ok(())
-    }
-
-    fn table_columns(&self, table: &TableName) -> Result<Option<Vec<(String, String)>>> {
+    fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
         let rows = block_on(self.client.query(
             "SELECT column_name::text, data_type::text, udt_name::text, numeric_precision::int4, numeric_scale::int4 \
              FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
             &[&schema_of(table), &table.table],
         ))
-        .map_err(pg_err("reading table columns"))?;
-        let columns: Vec<(String, String)> = rows
+        .map_err(pg_err(&format!("reading the columns of {table}")))?;
+        let columns: Columns = rows
             .iter()
             .map(|r| {
                 (
@@ -407,272 +386,79 @@ impl PostgresDestination {
         Ok((!columns.is_empty()).then_some(columns))
     }
 
-    fn prepare_table(
-        &mut self,
-        table: &TableName,
-        schema: &Schema,
-    ) -> Result<Vec<(String, String)>> {
-        let existing = match self.columns.take() {
-            Some(columns) => Some(columns),
-            None => self.table_columns(table)?,
+    /// Streams `batch` with binary COPY, naming its columns.
+    fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()> {
+        let table = match target {
+            Target::Table(table) => qualified(table),
+            Target::Stage => STAGE.to_string(),
         };
-        let source = batch_columns(schema);
-        let name = qualified(table);
-        let Some(mut columns) = existing else {
-            let definitions: Vec<String> = source
-                .iter()
-                .map(|(n, t)| format!("{} {}", quote(n), pg_type_of(t)))
-                .collect();
-            self.exec(
-                &format!("CREATE TABLE {name} ({})", definitions.join(", ")),
-                "creating the table",
-            )?;
-            self.columns = Some(source.clone());
-            return Ok(source);
-        };
-        let allow_widening =
-            self.load.write == WriteMode::Replace || self.load.schema == SchemaPolicy::Evolve;
-        let changes = plan(
-            &mut columns,
-            &source,
-            allow_widening,
-            &self.load.table.to_string(),
-        )
-        .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
-        for change in changes {
-            let sql = match &change {
-                Change::Add { column, sql_type } => {
-                    format!(
-                        "ALTER TABLE {name} ADD COLUMN {} {}",
-                        quote(column),
-                        pg_type_of(sql_type)
-                    )
-                }
-                Change::Widen { column, to, .. } => {
-                    let to = pg_type_of(to);
-                    format!(
-                        "ALTER TABLE {name} ALTER COLUMN {c} TYPE {to} USING {c}::{to}",
-                        c = quote(column)
-                    )
-                }
-            };
-            self.exec(&sql, "changing the table")?;
-            tracing::info!(pipeline = %self.load.pipeline, "{}: {change:?}", self.load.table);
-        }
-        self.columns = Some(columns.clone());
-        Ok(columns)
-    }
-
-    /// Streams `batch` with binary COPY into `target` (`table (cols)`).
-    fn copy_in(&self, target: &str, batch: &RecordBatch) -> Result<()> {
+        let columns: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| quote(f.name()))
+            .collect();
         let mut buffer = BytesMut::with_capacity(1 << 20);
         buffer.extend_from_slice(copy::HEADER);
-        copy::encode(batch, &mut buffer)?;
+        copy::encode(&batch, &mut buffer)?;
         buffer.extend_from_slice(copy::TRAILER);
+        let sql = format!(
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+            columns.join(", ")
+        );
         block_on(async {
             let sink = self
                 .client
-                .copy_in::<_, bytes::Bytes>(&format!("COPY {target} FROM STDIN (FORMAT binary)"))
+                .copy_in::<_, bytes::Bytes>(&sql)
                 .await
-                .map_err(pg_err("starting COPY"))?;
+                .map_err(pg_err(&format!("starting COPY into {table}")))?;
             futures_util::pin_mut!(sink);
             sink.send(buffer.freeze())
                 .await
-                .map_err(pg_err("sending rows"))?;
-            sink.finish().await.map_err(pg_err("finishing COPY"))?;
+                .map_err(pg_err(&format!("sending rows to {table}")))?;
+            sink.finish()
+                .await
+                .map_err(pg_err(&format!("finishing COPY into {table}")))?;
             Ok(())
         })
     }
-}
 
-impl Destination for PostgresDestination {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        self.begin()?;
-        let table = self.load.write_table();
-        if self.load.write == WriteMode::Replace && !self.replace_started {
-            self.exec(
-                &format!("DROP TABLE IF EXISTS {}", qualified(&table)),
-                "clearing the new table",
-            )?;
-            self.columns = None;
-            self.replace_started = true;
-        }
-        let schema = batch.schema();
-        self.load.check_keys(&schema)?;
-        let columns = self.prepare_table(&table, &schema)?;
-        let source = batch_columns(&schema);
-        let names: Vec<String> = source.iter().map(|(n, _)| quote(n)).collect();
-        let list = names.join(", ");
-        let target = qualified(&table);
-        let exact = source
-            .iter()
-            .all(|(n, t)| columns.iter().any(|(c, ct)| c == n && ct == t));
-        if exact && !self.load.upserts() && !self.load.dedupes() {
-            return self.copy_in(&format!("{target} ({list})"), &batch);
-        }
-        let definitions: Vec<String> = source
-            .iter()
-            .map(|(n, t)| format!("{} {}", quote(n), pg_type_of(t)))
-            .collect();
-        self.exec(
-            &format!(
-                "DROP TABLE IF EXISTS {STAGE}; CREATE TEMP TABLE {STAGE} ({})",
-                definitions.join(", ")
-            ),
-            "creating the staging table",
-        )?;
-        self.copy_in(&format!("{STAGE} ({list})"), &batch)?;
-        if self.load.upserts() {
-            let keys = KeySql::new(&self.load.primary_key, quote);
-            // The last row of a key in the batch wins.
-            let latest = format!(
-                "SELECT DISTINCT ON ({k}) {list} FROM {STAGE} ORDER BY {k}, ctid DESC",
-                k = keys.list
-            );
-            if self.server_version()? >= 150_000 {
-                self.exec(
-                    &merge_sql(&target, &latest, &keys, &source, &self.load.primary_key),
-                    "merging",
-                )
-            } else {
-                // Before MERGE (PostgreSQL 15): replace the keys' rows.
-                self.exec(
-                    &format!("DELETE FROM {target} t USING {STAGE} s WHERE {}", keys.join),
-                    "merging (delete)",
-                )?;
-                self.exec(
-                    &format!("INSERT INTO {target} ({list}) {latest}"),
-                    "merging (insert)",
-                )
-            }
-        } else if self.load.dedupes() {
-            let keys = KeySql::new(&self.load.dedupe_key, quote);
-            self.exec(
-                &format!(
-                    "INSERT INTO {target} ({list}) SELECT DISTINCT ON ({k}) {list} FROM {STAGE} s \
-                     WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {m}) ORDER BY {k}, ctid",
-                    k = keys.list,
-                    m = keys.join
-                ),
-                "inserting new rows",
-            )
-        } else {
-            self.exec(
-                &format!("INSERT INTO {target} ({list}) SELECT {list} FROM {STAGE}"),
-                "inserting staged rows",
-            )
-        }
-    }
-
-    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.begin()?;
-        self.insert_dead_letters(letters)
-    }
-
-    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
-        self.begin()?;
-        if self.load.write == WriteMode::Replace {
-            let target = qualified(&self.load.table);
-            if self.replace_started {
-                self.swap_in_new_table(&target)?;
-            } else if self.table_columns(&self.load.table)?.is_some() {
-                self.exec(&format!("DELETE FROM {target}"), "emptying the table")?;
+    /// `server_version_num` 150000 (PostgreSQL 15.0) and later. A server
+    /// whose version is not a number merges by delete and insert, which
+    /// every version runs.
+    fn supports_merge(&self) -> Result<bool> {
+        let row = block_on(self.client.query_one("SHOW server_version_num", &[]))
+            .map_err(pg_err("reading the server version"))?;
+        let text = row.get::<_, String>(0);
+        match text.parse::<i32>() {
+            Ok(version) => Ok(version >= 150_000),
+            Err(_) => {
+                tracing::warn!(
+                    "postgres warehouse: server_version_num is {text:?}; merging by delete and insert"
+                );
+                Ok(false)
             }
         }
-        if let Some(state) = state {
-            let text = state.to_string();
-            block_on(self.client.execute(
-                "INSERT INTO public._flowline_state VALUES ($1, $2, $3, clock_timestamp()) \
-                 ON CONFLICT (pipeline) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, \
-                 updated_at = EXCLUDED.updated_at",
-                &[&self.load.pipeline, &text, &self.load.run_id],
-            ))
-            .map_err(pg_err("saving state"))?;
-        }
-        self.exec("COMMIT", "committing")?;
-        self.in_transaction = false;
-        self.replace_started = false;
-        self.columns = None;
+    }
+
+    fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {
+        block_on(self.client.execute(
+            "INSERT INTO public._flowline_state VALUES ($1, $2, $3, clock_timestamp()) \
+             ON CONFLICT (pipeline) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, \
+             updated_at = EXCLUDED.updated_at",
+            &[&pipeline, &state, &run_id],
+        ))
+        .map_err(pg_err(&format!("saving the state of {pipeline}")))?;
         Ok(())
     }
 
-    fn rollback(&mut self) -> Result<()> {
-        if self.in_transaction {
-            self.in_transaction = false;
-            self.columns = None;
-            self.replace_started = false;
-            self.exec("ROLLBACK", "rolling back")?;
-        }
-        Ok(())
-    }
-
-    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
-        self.rollback()?;
-        if letters.is_empty() {
-            return Ok(());
-        }
-        self.exec("BEGIN", "starting a transaction")?;
-        self.in_transaction = true;
-        self.insert_dead_letters(letters)?;
-        self.exec("COMMIT", "committing dead letters")?;
-        self.in_transaction = false;
-        Ok(())
-    }
-}
-
-impl PostgresDestination {
-    /// `replace`: makes the freshly built table the target. A new target is
-    /// renamed into place; an existing one is emptied and refilled in the
-    /// same transaction, so views, grants and indexes on it survive.
-    fn swap_in_new_table(&mut self, target: &str) -> Result<()> {
-        let new_table = self.load.write_table();
-        let new = qualified(&new_table);
-        let Some(mut existing) = self.table_columns(&self.load.table)? else {
-            return self.exec(
-                &format!(
-                    "ALTER TABLE {new} RENAME TO {}",
-                    quote(&self.load.table.table)
-                ),
-                "replacing the table",
-            );
-        };
-        let incoming = self.table_columns(&new_table)?.unwrap_or_default();
-        let changes = plan(&mut existing, &incoming, true, &self.load.table.to_string())
-            .map_err(|message| Error::pipeline(&self.load.pipeline, message))?;
-        for change in changes {
-            let sql = match &change {
-                Change::Add { column, sql_type } => {
-                    format!(
-                        "ALTER TABLE {target} ADD COLUMN {} {}",
-                        quote(column),
-                        pg_type_of(sql_type)
-                    )
-                }
-                Change::Widen { column, to, .. } => {
-                    let to = pg_type_of(to);
-                    format!(
-                        "ALTER TABLE {target} ALTER COLUMN {c} TYPE {to} USING {c}::{to}",
-                        c = quote(column)
-                    )
-                }
-            };
-            self.exec(&sql, "changing the table")?;
-        }
-        let list: Vec<String> = incoming.iter().map(|(n, _)| quote(n)).collect();
-        let list = list.join(", ");
-        self.exec(
-            &format!("TRUNCATE {target}; INSERT INTO {target} ({list}) SELECT {list} FROM {new}; DROP TABLE {new}"),
-            "replacing the table's rows",
-        )
-    }
-
-    fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+    fn insert_dead_letters(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        letters: &[DeadLetter],
+    ) -> Result<()> {
+        let context = format!("recording the dead letters of {pipeline}");
         block_on(async {
             let statement = self
                 .client
@@ -680,29 +466,23 @@ impl PostgresDestination {
                     "INSERT INTO public._flowline_dead_letter VALUES ($1, $2, $3, $4, $5, now())",
                 )
                 .await
-                .map_err(pg_err("recording dead letters"))?;
+                .map_err(pg_err(&context))?;
             for letter in letters {
                 self.client
                     .execute(
                         &statement,
                         &[
-                            &self.load.pipeline,
-                            &self.load.run_id,
+                            &pipeline,
+                            &run_id,
                             &letter.origin,
                             &letter.reason,
                             &letter.raw,
                         ],
                     )
                     .await
-                    .map_err(pg_err("recording dead letters"))?;
+                    .map_err(pg_err(&context))?;
             }
             Ok(())
         })
-    }
-}
-
-impl Drop for PostgresDestination {
-    fn drop(&mut self) {
-        let _ = self.rollback();
     }
 }

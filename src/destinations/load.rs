@@ -1,0 +1,803 @@
+//! The transactional load core of the SQL warehouses (DuckDB, Postgres).
+//!
+//! One load writes a pipeline's table and its child tables over one
+//! connection, in one transaction that also holds the pipeline's state row:
+//! a crash anywhere leaves either all of a commit or none of it. The state
+//! machine is written here once:
+//!
+//! 1. begin (the schema is created first, outside the transaction);
+//! 2. per batch: prepare the table (create it, or add and widen columns as
+//!    [`crate::data::evolve::plan`] says), then bulk-append the batch, or
+//!    stage it and merge, deduplicate or insert it by name;
+//! 3. dead letters go into the same transaction;
+//! 4. commit: `replace` tables take the place of the old ones, the state row
+//!    is saved, everything becomes visible at once; or roll back.
+//!
+//! A warehouse supplies a [`SqlConnection`]: how it runs SQL, reads a table's
+//! columns, bulk-appends a batch and saves state, and how it spells SQL (its
+//! [`Dialect`]).
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+
+use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
+use crate::data::evolve::{Change, plan};
+use crate::core::DeadLetter;
+use crate::core::error::{Error, Result};
+
+/// The staging table a batch goes through to be merged, deduplicated or
+/// inserted by name: temporary, so one per connection.
+pub(crate) const STAGE: &str = "_flowline_stage";
+
+/// A table's columns as (name, canonical type). Canonical types are spelled
+/// as DuckDB spells them, which is what schema evolution compares.
+pub(crate) type Columns = Vec<(String, String)>;
+
+/// Where a bulk append goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// A table of the warehouse.
+    Table(&'a TableName),
+    /// The connection's staging table, [`STAGE`].
+    Stage,
+}
+
+/// How a warehouse spells SQL: identifiers, types, and the statements whose
+/// syntax differs between warehouses. Nothing here talks to the server.
+pub(crate) trait Dialect {
+    /// `name` as a quoted identifier.
+    fn quote(&self, name: &str) -> String;
+
+    /// The schema of `table`, quoted.
+    fn schema(&self, table: &TableName) -> String;
+
+    /// `table`, schema-qualified and quoted.
+    fn qualified(&self, table: &TableName) -> String {
+        format!("{}.{}", self.schema(table), self.quote(&table.table))
+    }
+
+    /// The columns of a batch with `schema`, as this warehouse stores them.
+    fn batch_columns(&self, schema: &Schema) -> Columns;
+
+    /// The SQL spelling of a canonical type.
+    fn type_sql(&self, canonical: &str) -> String;
+
+    /// Statements that (re)create the empty staging table with the column
+    /// `definitions`.
+    fn create_stage(&self, definitions: &str) -> String;
+
+    /// The statement changing the type of `column` of table `qualified` to
+    /// `to` (spelled by [`Dialect::type_sql`]).
+    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String;
+
+    /// A query of the staged rows (alias-free, columns `list`) with one row
+    /// per key: the last staged of each.
+    fn latest_per_key(&self, keys: &KeySql, list: &str) -> String;
+
+    /// The statement inserting into `target` the staged rows whose key is not
+    /// there yet, the first staged of each key.
+    fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String;
+
+    /// Whether a bulk append names its columns (so a batch with some of the
+    /// table's columns, in any order, appends directly), or needs exactly
+    /// the table's columns in their order.
+    fn appends_by_name(&self) -> bool;
+
+    /// `replace`: whether an existing table is kept and refilled (so views,
+    /// grants and indexes on it survive), rather than dropped for the new
+    /// table renamed into its place.
+    fn refills_on_replace(&self) -> bool;
+}
+
+/// A connection to a SQL warehouse, as the load core drives it. Every
+/// method runs inside the load's transaction when one is open.
+pub(crate) trait SqlConnection: Dialect + Send {
+    /// Runs one or more statements; `context` says what for (and on which
+    /// table), for the error.
+    fn execute(&self, sql: &str, context: &str) -> Result<()>;
+
+    /// The columns of `table` in order, or `None` when it does not exist.
+    fn columns(&self, table: &TableName) -> Result<Option<Columns>>;
+
+    /// Appends `batch` in bulk (an appender, COPY) to `target`, whose columns
+    /// fit the batch (see [`Dialect::appends_by_name`]).
+    fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()>;
+
+    /// Whether the server runs `MERGE` (asked once per load).
+    fn supports_merge(&self) -> Result<bool>;
+
+    /// Saves `state` as `pipeline`'s progress, committed by `run_id`.
+    fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()>;
+
+    /// Records rows a source rejected.
+    fn insert_dead_letters(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        letters: &[DeadLetter],
+    ) -> Result<()>;
+
+    /// Rewrites a batch into types the warehouse loads, before anything
+    /// looks at its schema. Default: as it is.
+    fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(batch)
+    }
+}
+
+/// One table a load writes: the pipeline's own, or one of its child tables.
+struct Table {
+    /// The child table's name; `None` for the pipeline's own table.
+    child: Option<String>,
+    spec: LoadSpec,
+    /// The columns of the table written, once read in this transaction.
+    columns: Option<Columns>,
+    /// `replace`: the new table was created in this transaction.
+    building: bool,
+}
+
+impl Table {
+    fn new(child: Option<String>, spec: LoadSpec) -> Self {
+        Table {
+            child,
+            spec,
+            columns: None,
+            building: false,
+        }
+    }
+
+    /// What the load was doing, and on which table, for an error.
+    fn context(&self, what: &str) -> String {
+        format!("{what} ({})", self.spec.table)
+    }
+
+    /// Writes one batch (already normalized) into the table; `merge` says
+    /// whether the server runs MERGE, asked only for an upserting load.
+    fn write<C: SqlConnection>(
+        &mut self,
+        conn: &C,
+        batch: RecordBatch,
+        merge: impl FnOnce() -> Result<bool>,
+    ) -> Result<()> {
+        let table = self.spec.write_table();
+        let name = conn.qualified(&table);
+        if self.spec.write == WriteMode::Replace && !self.building {
+            conn.execute(
+                &format!("DROP TABLE IF EXISTS {name}"),
+                &self.context("clearing the new table"),
+            )?;
+            self.columns = None;
+            self.building = true;
+        }
+        let schema = batch.schema();
+        self.spec.check_keys(&schema)?;
+        let source = conn.batch_columns(&schema);
+        let columns = self.prepare(conn, &table, &name, &source)?;
+        let list = source
+            .iter()
+            .map(|(n, _)| conn.quote(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.spec.upserts() {
+            stage(conn, &source, batch)?;
+            let keys = KeySql::new(&self.spec.primary_key, |k| conn.quote(k));
+            let latest = conn.latest_per_key(&keys, &list);
+            if merge()? {
+                let sql = merge_sql(conn, &name, &latest, &keys, &source, &self.spec.primary_key);
+                conn.execute(&sql, &self.context("merging"))
+            } else {
+                // Before MERGE (PostgreSQL 15): replace the keys' rows.
+                conn.execute(
+                    &format!("DELETE FROM {name} t USING {STAGE} s WHERE {}", keys.join),
+                    &self.context("merging (delete)"),
+                )?;
+                conn.execute(
+                    &format!("INSERT INTO {name} ({list}) {latest}"),
+                    &self.context("merging (insert)"),
+                )
+            }
+        } else if self.spec.dedupes() {
+            stage(conn, &source, batch)?;
+            let keys = KeySql::new(&self.spec.dedupe_key, |k| conn.quote(k));
+            conn.execute(
+                &conn.insert_new(&name, &keys, &list),
+                &self.context("inserting new rows"),
+            )
+        } else if fits_directly(conn, &columns, &source) {
+            conn.append(Target::Table(&table), batch)
+        } else {
+            stage(conn, &source, batch)?;
+            conn.execute(
+                &format!("INSERT INTO {name} ({list}) SELECT {list} FROM {STAGE}"),
+                &self.context("inserting staged rows"),
+            )
+        }
+    }
+
+    /// Creates `table` (quoted `name`) with the `source` columns, or adds
+    /// and widens its columns so they fit. Returns its columns afterwards.
+    fn prepare<C: SqlConnection>(
+        &mut self,
+        conn: &C,
+        table: &TableName,
+        name: &str,
+        source: &Columns,
+    ) -> Result<Columns> {
+        let existing = match self.columns.take() {
+            Some(columns) => Some(columns),
+            None => conn.columns(table)?,
+        };
+        let Some(mut columns) = existing else {
+            conn.execute(
+                &format!("CREATE TABLE {name} ({})", definitions(conn, source)),
+                &self.context("creating the table"),
+            )?;
+            self.columns = Some(source.clone());
+            return Ok(source.clone());
+        };
+        // The table being built by `replace` belongs to this load alone.
+        let allow_widening =
+            self.spec.write == WriteMode::Replace || self.spec.schema == SchemaPolicy::Evolve;
+        let changes = plan(
+            &mut columns,
+            source,
+            allow_widening,
+            &self.spec.table.to_string(),
+        )
+        .map_err(|message| Error::pipeline(&self.spec.pipeline, message))?;
+        self.apply(conn, name, &changes)?;
+        self.columns = Some(columns.clone());
+        Ok(columns)
+    }
+
+    /// Runs the `changes` schema evolution planned for table `name`.
+    fn apply<C: SqlConnection>(&self, conn: &C, name: &str, changes: &[Change]) -> Result<()> {
+        for change in changes {
+            let (sql, what) = match change {
+                Change::Add { column, sql_type } => (
+                    format!(
+                        "ALTER TABLE {name} ADD COLUMN {} {}",
+                        conn.quote(column),
+                        conn.type_sql(sql_type)
+                    ),
+                    "adding a column",
+                ),
+                Change::Widen { column, to, .. } => (
+                    conn.widen_column(name, column, &conn.type_sql(to)),
+                    "widening a column",
+                ),
+            };
+            conn.execute(&sql, &self.context(what))?;
+            tracing::info!(pipeline = %self.spec.pipeline, "{}: {change:?}", self.spec.table);
+        }
+        Ok(())
+    }
+
+    /// At commit, for `replace`: the table built in this transaction takes
+    /// the target's place, or with no rows loaded the target is emptied.
+    fn finish_replace<C: SqlConnection>(&self, conn: &C) -> Result<()> {
+        if self.spec.write != WriteMode::Replace {
+            return Ok(());
+        }
+        let target = &self.spec.table;
+        let name = conn.qualified(target);
+        if !self.building {
+            if conn.columns(target)?.is_some() {
+                conn.execute(
+                    &format!("DELETE FROM {name}"),
+                    &self.context("emptying the table"),
+                )?;
+            }
+            return Ok(());
+        }
+        let new_table = self.spec.write_table();
+        let new = conn.qualified(&new_table);
+        let existing = if conn.refills_on_replace() {
+            conn.columns(target)?
+        } else {
+            None
+        };
+        let Some(mut existing) = existing else {
+            conn.execute(
+                &format!("DROP TABLE IF EXISTS {name}"),
+                &self.context("replacing the table"),
+            )?;
+            return conn.execute(
+                &format!("ALTER TABLE {new} RENAME TO {}", conn.quote(&target.table)),
+                &self.context("replacing the table"),
+            );
+        };
+        // Refill the existing table: it takes the new table's columns (and
+        // keeps its others), then its rows.
+        let incoming = conn.columns(&new_table)?.unwrap_or_default();
+        let changes = plan(&mut existing, &incoming, true, &target.to_string())
+            .map_err(|message| Error::pipeline(&self.spec.pipeline, message))?;
+        self.apply(conn, &name, &changes)?;
+        let list = incoming
+            .iter()
+            .map(|(n, _)| conn.quote(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute(
+            &format!(
+                "TRUNCATE {name}; INSERT INTO {name} ({list}) SELECT {list} FROM {new}; DROP TABLE {new}"
+            ),
+            &self.context("replacing the table's rows"),
+        )
+    }
+}
+
+/// `name type, ...` for a CREATE TABLE.
+fn definitions(dialect: &impl Dialect, columns: &Columns) -> String {
+    columns
+        .iter()
+        .map(|(n, t)| format!("{} {}", dialect.quote(n), dialect.type_sql(t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a batch with the `source` columns appends straight into a table
+/// with `columns`, with no staging.
+fn fits_directly(dialect: &impl Dialect, columns: &Columns, source: &Columns) -> bool {
+    if dialect.appends_by_name() {
+        source.iter().all(|c| columns.contains(c))
+    } else {
+        columns == source
+    }
+}
+
+/// Puts `batch` (with the `source` columns) in a fresh staging table.
+fn stage<C: SqlConnection>(conn: &C, source: &Columns, batch: RecordBatch) -> Result<()> {
+    conn.execute(
+        &conn.create_stage(&definitions(conn, source)),
+        "creating the staging table",
+    )?;
+    conn.append(Target::Stage, batch)
+}
+
+/// `MERGE` of the rows of `latest` (one per key) into `target`: a row whose
+/// key is there is updated in place, its other columns (those the batch does
+/// not have) kept; a new key is inserted.
+fn merge_sql(
+    dialect: &impl Dialect,
+    target: &str,
+    latest: &str,
+    keys: &KeySql,
+    source: &Columns,
+    key_columns: &[String],
+) -> String {
+    let list: Vec<String> = source.iter().map(|(n, _)| dialect.quote(n)).collect();
+    let values: Vec<String> = list.iter().map(|c| format!("s.{c}")).collect();
+    let updates: Vec<String> = source
+        .iter()
+        .filter(|(n, _)| !key_columns.contains(n))
+        .map(|(n, _)| format!("{c} = s.{c}", c = dialect.quote(n)))
+        .collect();
+    let matched = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("UPDATE SET {}", updates.join(", "))
+    };
+    format!(
+        "MERGE INTO {target} AS t USING ({latest}) AS s ON {join} \
+         WHEN MATCHED THEN {matched} \
+         WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
+        join = keys.join,
+        columns = list.join(", "),
+        values = values.join(", ")
+    )
+}
+
+/// One load into a SQL warehouse: the pipeline's table and its child
+/// tables, on one connection, committed in steps, each step one
+/// transaction with the pipeline's state.
+pub(crate) struct Load<C: SqlConnection> {
+    conn: C,
+    /// The pipeline's own table first, then its child tables.
+    tables: Vec<Table>,
+    in_transaction: bool,
+    /// Whether the server runs MERGE, once asked.
+    merge: Option<bool>,
+}
+
+impl<C: SqlConnection> Load<C> {
+    /// A load of `load`'s table over `conn`; nothing happens before the
+    /// first write or commit.
+    pub(crate) fn new(conn: C, load: LoadSpec) -> Self {
+        Load {
+            conn,
+            tables: vec![Table::new(None, load)],
+            in_transaction: false,
+            merge: None,
+        }
+    }
+
+    /// The pipeline's own table.
+    fn own(&self) -> &LoadSpec {
+        &self.tables[0].spec
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if self.in_transaction {
+            return Ok(());
+        }
+        // The schema is created on its own, before the load's transaction:
+        // loads of several pipelines into one schema would otherwise
+        // conflict on it (DuckDB) or wait for each other (Postgres).
+        let table = &self.tables[0];
+        self.conn.execute(
+            &format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                self.conn.schema(&table.spec.table)
+            ),
+            &table.context("creating the schema"),
+        )?;
+        self.conn
+            .execute("BEGIN", &table.context("starting a transaction"))?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Forgets what the ended transaction did.
+    fn reset(&mut self) {
+        self.in_transaction = false;
+        for table in &mut self.tables {
+            table.columns = None;
+            table.building = false;
+        }
+    }
+
+    /// Writes `batch` into the table at `index` of `tables`.
+    fn write_to(&mut self, index: usize, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.conn.normalize(batch)?;
+        self.begin()?;
+        let Load {
+            conn,
+            tables,
+            merge,
+            ..
+        } = self;
+        tables[index].write(conn, batch, || match merge {
+            Some(supported) => Ok(*supported),
+            None => {
+                let supported = conn.supports_merge()?;
+                *merge = Some(supported);
+                Ok(supported)
+            }
+        })
+    }
+}
+
+impl<C: SqlConnection> Destination for Load<C> {
+    fn add_child(&mut self, name: &str, primary_key: Vec<String>) -> Result<()> {
+        if self.tables.iter().any(|t| t.child.as_deref() == Some(name)) {
+            return Err(Error::pipeline(
+                &self.own().pipeline,
+                format!("two child tables are named {name:?}"),
+            ));
+        }
+        let spec = self.own().child(name, primary_key);
+        self.tables.push(Table::new(Some(name.to_string()), spec));
+        Ok(())
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.write_to(0, batch)
+    }
+
+    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<()> {
+        let index = self
+            .tables
+            .iter()
+            .position(|t| t.child.as_deref() == Some(name))
+            .ok_or_else(|| {
+                Error::pipeline(
+                    &self.own().pipeline,
+                    format!("the source sent rows for an undeclared child table {name:?}"),
+                )
+            })?;
+        self.write_to(index, batch)
+    }
+
+    fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let own = self.own();
+        self.conn
+            .insert_dead_letters(&own.pipeline, &own.run_id, letters)
+    }
+
+    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
+        self.begin()?;
+        for table in &self.tables {
+            table.finish_replace(&self.conn)?;
+        }
+        let own = &self.tables[0];
+        if let Some(state) = state {
+            self.conn
+                .save_state(&own.spec.pipeline, &own.spec.run_id, &state.to_string())?;
+        }
+        self.conn.execute("COMMIT", &own.context("committing"))?;
+        self.reset();
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if self.in_transaction {
+            self.reset();
+            self.conn
+                .execute("ROLLBACK", &self.tables[0].context("rolling back"))?;
+        }
+        Ok(())
+    }
+
+    fn keep_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        self.rollback()?;
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let own = &self.tables[0];
+        self.conn
+            .execute("BEGIN", &own.context("starting a transaction"))?;
+        self.in_transaction = true;
+        self.conn
+            .insert_dead_letters(&own.spec.pipeline, &own.spec.run_id, letters)?;
+        self.conn
+            .execute("COMMIT", &own.context("committing dead letters"))?;
+        self.in_transaction = false;
+        Ok(())
+    }
+}
+
+impl<C: SqlConnection> Drop for Load<C> {
+    fn drop(&mut self) {
+        let _ = self.rollback();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+    use crate::config::WarehouseConfig;
+    use crate::destinations::Warehouse;
+    use crate::destinations::duckdb::DuckDbWarehouse;
+
+    fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
+        DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &WarehouseConfig::default())
+            .expect("opens")
+    }
+
+    fn spec(write: WriteMode, primary_key: &[&str]) -> LoadSpec {
+        LoadSpec {
+            pipeline: "p".into(),
+            run_id: "r".into(),
+            table: TableName::parse("raw.orders").expect("name"),
+            write,
+            primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
+            dedupe_key: Vec::new(),
+            upsert: write == WriteMode::Merge,
+            schema: SchemaPolicy::Strict,
+        }
+    }
+
+    /// A batch of `(name, values)` columns: numbers are BIGINT, the rest text.
+    fn batch(columns: &[(&str, &[&str])]) -> RecordBatch {
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (name, values) in columns {
+            if values.iter().all(|v| v.parse::<i64>().is_ok()) {
+                fields.push(Field::new(*name, DataType::Int64, true));
+                let numbers: Vec<i64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+                arrays.push(Arc::new(Int64Array::from(numbers)));
+            } else {
+                fields.push(Field::new(*name, DataType::Utf8, true));
+                arrays.push(Arc::new(StringArray::from(values.to_vec())));
+            }
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch")
+    }
+
+    fn count(warehouse: &DuckDbWarehouse, sql: &str) -> i64 {
+        let result = warehouse.query(sql).expect("query");
+        result.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a count")
+            .value(0)
+    }
+
+    fn exists(warehouse: &DuckDbWarehouse, table: &str) -> bool {
+        warehouse
+            .table_exists(&TableName::parse(table).expect("name"))
+            .expect("looks up")
+    }
+
+    #[test]
+    fn child_tables_commit_in_the_transaction_of_the_parent_and_its_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
+        load.add_child("lines", Vec::new()).expect("a child");
+        load.write(batch(&[("id", &["1", "2"])]))
+            .expect("parent rows");
+        load.write_child("lines", batch(&[("_parent_id", &["1", "1", "2"])]))
+            .expect("child rows");
+        assert!(
+            !exists(&w, "raw.orders__lines"),
+            "nothing is visible before the commit"
+        );
+        load.commit(Some(&serde_json::json!({"cursor": 2})))
+            .expect("commits");
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 2);
+        assert_eq!(count(&w, "select count(*) from raw.orders__lines"), 3);
+        assert_eq!(
+            w.saved_state("p").expect("state").expect("saved").state,
+            serde_json::json!({"cursor": 2})
+        );
+
+        load.write(batch(&[("id", &["3"])])).expect("parent rows");
+        load.write_child("lines", batch(&[("_parent_id", &["3"])]))
+            .expect("child rows");
+        load.rollback().expect("rolls back");
+        load.write_child("lines", batch(&[("_parent_id", &["4"])]))
+            .expect("child rows");
+        drop(load);
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 2);
+        assert_eq!(
+            count(&w, "select count(*) from raw.orders__lines"),
+            3,
+            "rolled back and dropped loads leave the child tables as committed"
+        );
+    }
+
+    #[test]
+    fn rows_for_an_undeclared_child_table_fail_the_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
+        let err = load
+            .write_child("lines", batch(&[("id", &["1"])]))
+            .expect_err("undeclared");
+        assert!(
+            err.to_string().contains("undeclared child table \"lines\""),
+            "{err}"
+        );
+        load.add_child("lines", Vec::new()).expect("a child");
+        assert!(
+            load.add_child("lines", Vec::new()).is_err(),
+            "declared twice"
+        );
+    }
+
+    #[test]
+    fn merge_updates_rows_in_place_and_the_last_row_of_a_key_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut load = w
+            .destination(spec(WriteMode::Merge, &["id"]))
+            .expect("a load");
+        load.add_child("lines", vec!["_parent_id".into(), "_index".into()])
+            .expect("a child");
+        load.write(batch(&[
+            ("id", &["1", "2"]),
+            ("name", &["a", "b"]),
+            ("note", &["x", "y"]),
+        ]))
+        .expect("rows");
+        load.write_child(
+            "lines",
+            batch(&[("_parent_id", &["1", "1"]), ("_index", &["0", "1"])]),
+        )
+        .expect("child rows");
+        load.commit(None).expect("commits");
+        // No `note` column: merged rows keep theirs.
+        load.write(batch(&[
+            ("id", &["2", "3", "2"]),
+            ("name", &["B", "c", "B2"]),
+        ]))
+        .expect("rows");
+        load.write_child(
+            "lines",
+            batch(&[("_parent_id", &["1", "3"]), ("_index", &["1", "0"])]),
+        )
+        .expect("child rows");
+        load.commit(None).expect("commits");
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 3);
+        assert_eq!(
+            count(
+                &w,
+                "select count(*) from raw.orders where id = 2 and name = 'B2' and note = 'y'"
+            ),
+            1
+        );
+        assert_eq!(count(&w, "select count(*) from raw.orders__lines"), 3);
+    }
+
+    #[test]
+    fn dedupe_key_drops_rows_already_loaded_and_repeats_in_a_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut spec = spec(WriteMode::Append, &[]);
+        spec.dedupe_key = vec!["id".into()];
+        let mut load = w.destination(spec).expect("a load");
+        load.write(batch(&[("id", &["1", "2", "2"]), ("v", &["a", "b", "c"])]))
+            .expect("rows");
+        load.commit(None).expect("commits");
+        load.write(batch(&[("id", &["2", "3"]), ("v", &["d", "e"])]))
+            .expect("rows");
+        load.commit(None).expect("commits");
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 3);
+        assert_eq!(
+            count(&w, "select count(*) from raw.orders where v = 'b'"),
+            1
+        );
+    }
+
+    #[test]
+    fn replace_swaps_in_the_new_tables_and_empties_children_without_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
+        load.add_child("lines", Vec::new()).expect("a child");
+        load.write(batch(&[("id", &["1", "2"])])).expect("rows");
+        load.write_child("lines", batch(&[("_parent_id", &["1"])]))
+            .expect("child rows");
+        load.commit(None).expect("commits");
+        drop(load);
+
+        let mut load = w
+            .destination(spec(WriteMode::Replace, &[]))
+            .expect("a load");
+        load.add_child("lines", Vec::new()).expect("a child");
+        load.write(batch(&[("id", &["7"]), ("name", &["new column"])]))
+            .expect("rows");
+        assert_eq!(
+            count(&w, "select count(*) from raw.orders"),
+            2,
+            "the old table serves queries while the new one is built"
+        );
+        load.commit(Some(&serde_json::json!({"done": true})))
+            .expect("commits");
+        assert_eq!(
+            count(
+                &w,
+                "select count(*) from raw.orders where name = 'new column'"
+            ),
+            1
+        );
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 1);
+        assert_eq!(count(&w, "select count(*) from raw.orders__lines"), 0);
+        assert!(!exists(&w, "raw._flowline_new_orders"));
+    }
+
+    #[test]
+    fn a_failed_run_keeps_its_dead_letters_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let mut load = w.destination(spec(WriteMode::Append, &[])).expect("a load");
+        let letters = vec![DeadLetter {
+            origin: "a.csv:2".into(),
+            reason: "not a number".into(),
+            raw: "x".into(),
+        }];
+        load.write(batch(&[("id", &["1"])])).expect("rows");
+        load.write_dead_letters(&letters).expect("letters");
+        load.keep_dead_letters(&letters).expect("kept");
+        drop(load);
+        assert!(!exists(&w, "raw.orders"));
+        assert_eq!(
+            count(&w, "select count(*) from main._flowline_dead_letter"),
+            1
+        );
+    }
+}
