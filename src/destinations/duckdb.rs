@@ -18,8 +18,8 @@ use super::{
     Destination, KeySql, LoadSpec, QueryResult, SavedState, TableName, Warehouse,
     WarehouseConnector,
 };
-use crate::core::{DeadLetter, Workspace};
 use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, Workspace};
 use crate::data::duckdb::{append, normalize, query};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
 
@@ -316,11 +316,10 @@ impl Warehouse for DuckDbWarehouse {
             .get(0)
             .map_err(|e| Error::warehouse("reading saved state", e))?;
         let state = match text {
-            Some(t) => serde_json::from_str(&t)
-                .map_err(|e| Error::StateUnreadable {
-                    what: format!("saved state of {pipeline}"),
-                    message: e.to_string(),
-                })?,
+            Some(t) => serde_json::from_str(&t).map_err(|e| Error::StateUnreadable {
+                what: format!("saved state of {pipeline}"),
+                message: e.to_string(),
+            })?,
             None => serde_json::Value::Null,
         };
         if state.is_null() {

@@ -21,9 +21,9 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 
 use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
-use crate::data::evolve::{Change, plan};
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
+use crate::data::evolve::{Change, plan};
 
 /// The staging table a batch goes through to be merged, deduplicated or
 /// inserted by name: temporary, so one per connection.
@@ -567,12 +567,12 @@ mod tests {
     use arrow::datatypes::{DataType, Field};
 
     use super::*;
-    use crate::config::WarehouseConfig;
     use crate::destinations::Warehouse;
+    use crate::destinations::duckdb::DuckDbConfig;
     use crate::destinations::duckdb::DuckDbWarehouse;
 
     fn warehouse(dir: &tempfile::TempDir) -> DuckDbWarehouse {
-        DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &WarehouseConfig::default())
+        DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &DuckDbConfig::default())
             .expect("opens")
     }
 

@@ -23,8 +23,8 @@ use super::{
     WarehouseConnector,
 };
 use crate::clients::postgres::{connect, describe_error, query_arrow};
-use crate::core::{DeadLetter, Workspace};
 use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, Workspace};
 
 /// Tables flowline keeps in the warehouse.
 const INTERNAL_TABLES: &str = "
@@ -271,11 +271,9 @@ impl Warehouse for PostgresWarehouse {
             let Some(row) = row else { return Ok(None) };
             let text: Option<String> = row.get(0);
             let state: serde_json::Value = match text {
-                Some(t) => serde_json::from_str(&t).map_err(|e| {
-                    Error::StateUnreadable {
+                Some(t) => serde_json::from_str(&t).map_err(|e| Error::StateUnreadable {
                     what: format!("saved state of {pipeline}"),
                     message: e.to_string(),
-                }
                 })?,
                 None => serde_json::Value::Null,
             };
