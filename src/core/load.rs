@@ -100,17 +100,22 @@ impl LoadSpec {
         !self.dedupe_key.is_empty() && !self.upserts()
     }
 
-    /// Checks that the key columns an upserting or deduplicating load
-    /// needs are in the batch.
-    pub fn check_keys(&self, schema: &arrow::datatypes::Schema) -> Result<()> {
-        let keys = if self.upserts() {
+    /// The columns rows are matched on: the primary key of an upserting
+    /// load, the dedupe key of a deduplicating one, none otherwise.
+    pub fn match_keys(&self) -> &[String] {
+        if self.upserts() {
             &self.primary_key
         } else if self.dedupes() {
             &self.dedupe_key
         } else {
-            return Ok(());
-        };
-        for key in keys {
+            &[]
+        }
+    }
+
+    /// Checks that the key columns an upserting or deduplicating load
+    /// needs are in the batch.
+    pub fn check_keys(&self, schema: &arrow::datatypes::Schema) -> Result<()> {
+        for key in self.match_keys() {
             if schema.field_with_name(key).is_err() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 return Err(Error::pipeline(

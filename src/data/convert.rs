@@ -71,6 +71,20 @@ pub fn text_to_batch(
     Ok((batch, bad_rows))
 }
 
+
+/// Each row of `batch` as one line of JSON, for dead letters.
+pub fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
+    let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
+    writer
+        .write(batch)
+        .map_err(|e| Error::arrow("writing rows as JSON", e))?;
+    writer
+        .finish()
+        .map_err(|e| Error::arrow("writing rows as JSON", e))?;
+    let text = String::from_utf8_lossy(&writer.into_inner()).into_owned();
+    Ok(text.lines().map(str::to_string).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

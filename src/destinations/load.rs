@@ -17,6 +17,7 @@
 //! columns, bulk-appends a batch and saves state, and how it spells SQL (its
 //! [`Dialect`]).
 
+use arrow::array::BooleanArray;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 
@@ -24,6 +25,57 @@ use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
 use crate::data::evolve::{Change, plan};
+
+/// Splits off the rows whose match key (see [`LoadSpec::match_keys`]) has
+/// a NULL, as dead letters: `=` matches no NULL, so `merge` or `dedupe_key`
+/// would insert such a row again on every run.
+fn reject_null_keys(spec: &LoadSpec, batch: RecordBatch) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+    let mut null_key: Option<BooleanArray> = None;
+    let mut first_null = Vec::new();
+    for key in spec.match_keys() {
+        let Ok(index) = batch.schema().index_of(key) else {
+            continue;
+        };
+        let nulls = arrow::compute::is_null(batch.column(index))
+            .map_err(|e| Error::arrow("finding NULL keys", e))?;
+        first_null.push((key.clone(), nulls.clone()));
+        null_key = Some(match null_key {
+            None => nulls,
+            Some(acc) => arrow::compute::or(&acc, &nulls)
+                .map_err(|e| Error::arrow("finding NULL keys", e))?,
+        });
+    }
+    let Some(null_key) = null_key.filter(|n| n.true_count() > 0) else {
+        return Ok((batch, Vec::new()));
+    };
+    let rejected = arrow::compute::filter_record_batch(&batch, &null_key)
+        .map_err(|e| Error::arrow("finding NULL keys", e))?;
+    let raw = crate::data::convert::rows_as_json(&rejected)?;
+    let mut letters = Vec::with_capacity(raw.len());
+    let mut row = 0;
+    for i in 0..batch.num_rows() {
+        if !null_key.value(i) {
+            continue;
+        }
+        let key = first_null
+            .iter()
+            .find(|(_, nulls)| nulls.value(i))
+            .map_or("", |(k, _)| k.as_str());
+        letters.push(DeadLetter {
+            origin: spec.table.to_string(),
+            reason: format!(
+                "key column \"{key}\" is NULL: rows are matched on their key and NULL matches \
+                 nothing, so this row would be inserted again by every run"
+            ),
+            raw: raw.get(row).cloned().unwrap_or_default(),
+        });
+        row += 1;
+    }
+    let keep = arrow::compute::not(&null_key).map_err(|e| Error::arrow("finding NULL keys", e))?;
+    let batch = arrow::compute::filter_record_batch(&batch, &keep)
+        .map_err(|e| Error::arrow("dropping NULL keys", e))?;
+    Ok((batch, letters))
+}
 
 /// The staging table a batch goes through to be merged, deduplicated or
 /// inserted by name: temporary, so one per connection.
@@ -453,6 +505,15 @@ impl<C: SqlConnection> Load<C> {
         }
         let batch = self.conn.normalize(batch)?;
         self.begin()?;
+        let (batch, letters) = reject_null_keys(&self.tables[index].spec, batch)?;
+        if !letters.is_empty() {
+            let own = self.own();
+            self.conn
+                .insert_dead_letters(&own.pipeline, &own.run_id, &letters)?;
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let Load {
             conn,
             tables,
@@ -800,4 +861,36 @@ mod tests {
             1
         );
     }
+
+    #[test]
+    fn rows_with_a_null_key_are_dead_letters_and_never_duplicate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let with_null_key = || {
+            let ids: Int64Array = vec![Some(1), None].into();
+            let names = StringArray::from(vec!["a", "b"]);
+            let schema = Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("name", DataType::Utf8, true),
+            ]);
+            RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(names)])
+                .expect("batch")
+        };
+        for _ in 0..2 {
+            let mut load = w.destination(spec(WriteMode::Merge, &["id"])).expect("a load");
+            load.write(with_null_key()).expect("writes");
+            load.commit(None).expect("commits");
+        }
+        assert_eq!(count(&w, "select count(*) from raw.orders"), 1);
+        assert_eq!(
+            count(
+                &w,
+                "select count(*) from _flowline_dead_letter where reason like '%\"id\" is NULL%' \
+                 and raw like '%\"b\"%'"
+            ),
+            2,
+            "the row is rejected, with its reason, on each run"
+        );
+    }
 }
+
