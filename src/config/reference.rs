@@ -221,26 +221,26 @@ impl Schemas {
                 ));
             }
         }
-        if names.len() > 1 {
-            if let Some(kind) = rows.iter_mut().find(|r| r.key == "`kind`") {
-                kind.kind = names
+        if names.len() > 1
+            && let Some(kind) = rows.iter_mut().find(|r| r.key == "`kind`")
+        {
+            kind.kind = names
+                .iter()
+                .map(|n| format!("`\"{n}\"`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            kind.description = format!(
+                "Selects the {table}: {}.",
+                names
                     .iter()
-                    .map(|n| format!("`\"{n}\"`"))
+                    .zip(&variants)
+                    .map(|(n, v)| format!(
+                        "`{n}`, {}",
+                        lower_first(v["description"].as_str().unwrap_or_default())
+                    ))
                     .collect::<Vec<_>>()
-                    .join(", ");
-                kind.description = format!(
-                    "Selects the {table}: {}.",
-                    names
-                        .iter()
-                        .zip(&variants)
-                        .map(|(n, v)| format!(
-                            "`{n}`, {}",
-                            lower_first(v["description"].as_str().unwrap_or_default())
-                        ))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-            }
+                    .join("; ")
+            );
         }
         Ok(rows)
     }
@@ -507,8 +507,9 @@ fn tagged_forms<'a>(root: &'a Value, schema: &'a Value) -> Option<Vec<&'a Value>
 
 fn is_table(root: &Value, schema: &Value) -> bool {
     let schema = resolve(root, schema);
-    schema["type"] == "object" && schema.get("additionalProperties") != Some(&Value::Bool(true))
-        || schema["oneOf"].is_array() && schema["type"] == "object"
+    schema["type"] == "object"
+        && (schema["oneOf"].is_array()
+            || schema.get("additionalProperties") != Some(&Value::Bool(true)))
 }
 
 fn is_table_array(root: &Value, schema: &Value) -> bool {

@@ -121,19 +121,21 @@ fn insert_property(schema: &mut Schema, name: &str, property: Value, required: b
     {
         properties.insert(name.into(), property);
     }
-    if required {
-        if let Value::Array(keys) = object
+    if required
+        && let Value::Array(keys) = object
             .entry("required")
             .or_insert_with(|| Value::Array(Vec::new()))
-        {
-            keys.push(json!(name));
-        }
+    {
+        keys.push(json!(name));
     }
 }
 
-/// Removes `null` from a schema: an `Option` field is a key left out, as
-/// TOML has no null. `"type": ["string", "null"]` becomes `"string"`,
-/// `anyOf: [X, {"type": "null"}]` becomes X, and a `null` default goes.
+/// Readies a generated schema for TOML and editors. Removes `null`: an
+/// `Option` field is a key left out, as TOML has no null.
+/// `"type": ["string", "null"]` becomes `"string"`,
+/// `anyOf: [X, {"type": "null"}]` becomes X, and a `null` default goes. A
+/// `$ref` with other keywords beside it moves into `allOf`, where draft-07
+/// reads them. A description's paragraphs become one line each.
 fn without_null(value: &mut Value) {
     match value {
         Value::Object(object) => {
@@ -155,22 +157,23 @@ fn without_null(value: &mut Value) {
                     continue;
                 };
                 options.retain(|o| o != &json!({ "type": "null" }));
-                if options.len() == 1 {
-                    if let Value::Object(only) = options.remove(0) {
-                        object.remove(keyword);
-                        for (key, value) in only {
-                            object.entry(key).or_insert(value);
-                        }
+                if options.len() == 1
+                    && let Value::Object(only) = options.remove(0)
+                {
+                    object.remove(keyword);
+                    for (key, value) in only {
+                        object.entry(key).or_insert(value);
                     }
                 }
             }
-            if object.contains_key("$ref") && object.len() > 1 {
-                if let Some(reference) = object.remove("$ref") {
-                    let all = object.entry("allOf").or_insert_with(|| json!([]));
-                    if let Value::Array(all) = all {
-                        all.insert(0, json!({ "$ref": reference }));
-                    }
-                }
+            if object.len() > 1
+                && let Some(reference) = object.remove("$ref")
+                && let Value::Array(all) = object.entry("allOf").or_insert_with(|| json!([]))
+            {
+                all.insert(0, json!({ "$ref": reference }));
+            }
+            if let Some(Value::String(text)) = object.get_mut("description") {
+                *text = paragraphs(text);
             }
             for child in object.values_mut() {
                 without_null(child);
@@ -179,6 +182,14 @@ fn without_null(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(without_null),
         _ => {}
     }
+}
+
+/// A doc comment's text with the lines of each paragraph joined.
+fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 #[cfg(test)]
