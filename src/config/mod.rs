@@ -4,7 +4,7 @@
 //! mistake into a diagnostic naming file, line and column. Loading never
 //! stops at the first broken file: `flowline validate` reports them all.
 //! The same structs give the files' JSON Schema ([`schema`]) and the key
-//! tables of the configuration reference ([`reference`]).
+//! tables of the configuration reference ([`mod@reference`]).
 
 mod diagnostic;
 pub mod env;

@@ -204,7 +204,7 @@ impl FieldSpec {
 }
 
 /// What [`FieldSpec`]'s parser accepts: a shorthand selector or a
-/// [`FieldTable`].
+/// `FieldTable`.
 impl schemars::JsonSchema for FieldSpec {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "FieldSpec".into()
