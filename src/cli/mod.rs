@@ -6,6 +6,7 @@ mod init;
 mod logging;
 mod output;
 mod run;
+mod schema;
 mod serve;
 mod sql;
 mod status;
@@ -71,6 +72,12 @@ pub enum Command {
     Connections(connections::ConnectionsCommand),
     /// List the schemas, tables and columns behind a connection, or write a pipeline for one.
     Discover(discover::DiscoverArgs),
+    /// Print the JSON Schema of flowline.toml or of a pipeline file, for editors.
+    ///
+    /// The schemas are also checked in as schema/flowline.schema.json and
+    /// schema/pipeline.schema.json; a `#:schema` comment at the top of a TOML
+    /// file points Taplo-based editors (Even Better TOML) at one.
+    Schema(schema::SchemaArgs),
 }
 
 /// Whether progress bars and colours make sense.
@@ -102,6 +109,7 @@ impl Cli {
             Command::Discover(args) => {
                 runtime.block_on(discover::execute(&self.project, self.json, args))
             }
+            Command::Schema(args) => schema::execute(args),
         }
     }
 }

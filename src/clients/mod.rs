@@ -44,7 +44,9 @@ impl SslMode {
 }
 
 /// What to do with columns of unmappable types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Unsupported {
     /// Fail, naming table, column and type.

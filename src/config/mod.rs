@@ -3,11 +3,15 @@
 //! Loading interpolates `${VAR}`, rejects unknown keys, and turns every
 //! mistake into a diagnostic naming file, line and column. Loading never
 //! stops at the first broken file: `flowline validate` reports them all.
+//! The same structs give the files' JSON Schema ([`schema`]) and the key
+//! tables of the configuration reference ([`mod@reference`]).
 
 mod diagnostic;
 pub mod env;
 mod pipeline;
 mod project;
+pub mod reference;
+pub mod schema;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

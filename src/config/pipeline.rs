@@ -1,5 +1,6 @@
 //! `pipelines/<name>.toml`: source -> transforms -> destination.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -34,14 +35,16 @@ pub struct PipelineConfig {
 
 /// `[batch]`: a stream pipeline commits a batch when it holds `max_rows`
 /// messages or its first message has waited `max_wait`, whichever is first.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    /// Messages per batch, at most. Default 10000.
+    /// Messages per batch, at most (at least 1). Default 10000.
     #[serde(default = "default_max_rows")]
     pub max_rows: usize,
-    /// How long a batch waits for more messages. Default `500ms`.
+    /// How long a batch waits for more messages after its first one
+    /// (`"500ms"`, `"2s"`). Default `500ms`.
     #[serde(default = "default_max_wait", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub max_wait: std::time::Duration,
 }
 
@@ -64,23 +67,28 @@ fn default_max_wait() -> std::time::Duration {
 /// Everything of a pipeline file but `[source]` and `[[transform]]`, which
 /// are read separately with the config struct their `kind` or step key names
 /// (see [`SourceConfig::from_toml`], [`TransformConfig::from_toml`]).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PipelineBody {
-    /// What the pipeline is for, shown by `flowline status --json`.
+    /// What the pipeline is for. Shown by `flowline status --json`.
     #[serde(default)]
     description: Option<String>,
-    /// `batch` (the default): a run reads the source to its end and stops.
+    /// `batch`: a run reads the source to its end and stops (offline
+    /// extraction). `stream`: `flowline stream` reads a stream source
+    /// continuously, in micro-batches (online extraction). The mode must
+    /// match the source's kind.
     #[serde(default)]
     mode: Mode,
     /// `[destination]`: the table the data lands in.
     destination: DestinationConfig,
-    /// Fail the run once more than this many rows went to the dead-letter
-    /// table. Unset: no limit.
+    /// Fail the run once more than this many rows of the run went to the
+    /// dead-letter table. The failed run is rolled back to its last commit;
+    /// the rows it rejected stay in the dead-letter table. Default: no limit.
     #[serde(default)]
     max_bad_rows: Option<u64>,
-    /// `[batch]`: micro-batches of a stream pipeline.
+    /// `[batch]`: how a stream pipeline cuts its micro-batches.
     #[serde(default)]
+    #[schemars(with = "Option<BatchConfig>")]
     batch: Option<Spanned<BatchConfig>>,
 }
 

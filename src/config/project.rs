@@ -1,12 +1,13 @@
 //! `flowline.toml`: the project's name, warehouse, state store and connections.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::core::Connections;
 use crate::destinations::WarehouseConfig;
 
 /// The whole of `flowline.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectFile {
     /// `[project]`: who this project is.
@@ -15,7 +16,7 @@ pub struct ProjectFile {
     /// with the config struct of its `kind` (see [`WarehouseConfig::from_toml`]).
     #[serde(skip)]
     pub warehouse: WarehouseConfig,
-    /// `[state]`: where run history is kept.
+    /// `[state]`: the run-history store.
     #[serde(default)]
     pub state: StateConfig,
     /// `[connections.<name>]`: named connections that sources and destinations refer to.
@@ -23,22 +24,24 @@ pub struct ProjectFile {
     pub connections: Connections,
 }
 
-/// `[project]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[project]`: who this project is.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSection {
-    /// The project's name, shown in reports.
+    /// The project's name, shown in reports (`flowline validate`,
+    /// `flowline run --json`).
     pub name: String,
 }
 
 /// `[state]`: the run-history store.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// Store engine: `sqlite` (embedded, the default).
+    /// Store engine. Only the embedded SQLite exists today.
     #[serde(default)]
     pub kind: StateKind,
-    /// SQLite file, relative to the project. Default `.flowline/state.db`.
+    /// The SQLite file, relative to the project folder. Default
+    /// `.flowline/state.db`.
     #[serde(default = "default_state_path")]
     pub path: String,
 }
@@ -57,7 +60,7 @@ fn default_state_path() -> String {
 }
 
 /// State store engines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateKind {
     /// An embedded SQLite file.

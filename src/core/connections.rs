@@ -8,18 +8,25 @@ use serde::Deserialize;
 use super::error::{Error, Result};
 
 /// `[connections.<name>]`: a URL plus connector-specific options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[schemars(extend("additionalProperties" = {
+    "description": "An option for the connector that uses this connection. No connector of this version reads one."
+}))]
 pub struct ConnectionConfig {
-    /// Connection URL, usually `${SOME_URL}` so the secret stays out of the file.
+    /// Connection URL. Write it as `"${SOME_URL}"`, so the secret stays out
+    /// of the file. The scheme names the database or broker: `postgres://`
+    /// (or `postgresql://`), `mysql://` (or `mariadb://`), `sqlite://`,
+    /// `amqp://`, `kafka://`, `nats://`, `mqtt://`.
     #[serde(default)]
     pub url: Option<String>,
     /// Any other option, read by the connector that uses this connection.
     #[serde(flatten)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub options: BTreeMap<String, toml::Value>,
 }
 
 /// Every `[connections.<name>]` of a project, by name.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Connections(BTreeMap<String, ConnectionConfig>);
 

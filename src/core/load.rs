@@ -7,7 +7,9 @@ use super::error::{Error, Result};
 use super::table::TableName;
 
 /// What a load does with rows already in the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Add the rows.
@@ -20,7 +22,9 @@ pub enum WriteMode {
 }
 
 /// How the table's schema may change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SchemaPolicy {
     /// New columns are added; incompatible types fail the run.

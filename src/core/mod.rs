@@ -1,12 +1,14 @@
 //! The shared vocabulary every other layer speaks, importing nothing of
 //! flowline's: errors, batches and dead letters, table names, write modes and
-//! load specs, connections, secrets and diagnostics.
+//! load specs, connections, secrets and diagnostics, and the JSON Schema pieces
+//! the connector registries share.
 
 pub mod batch;
 pub mod connections;
 pub mod diagnostic;
 pub mod error;
 pub mod load;
+pub mod schema;
 pub mod secrets;
 pub mod table;
 pub mod tables;
@@ -18,7 +20,17 @@ pub use load::{KeySql, LoadSpec, SchemaPolicy, WriteMode};
 pub use table::TableName;
 
 /// How a pipeline runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Offline extraction: a run reads what is there and stops.

@@ -71,7 +71,6 @@ pub fn text_to_batch(
     Ok((batch, bad_rows))
 }
 
-
 /// Each row of `batch` as one line of JSON, for dead letters.
 pub fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());

@@ -877,7 +877,9 @@ mod tests {
                 .expect("batch")
         };
         for _ in 0..2 {
-            let mut load = w.destination(spec(WriteMode::Merge, &["id"])).expect("a load");
+            let mut load = w
+                .destination(spec(WriteMode::Merge, &["id"]))
+                .expect("a load");
             load.write(with_null_key()).expect("writes");
             load.commit(None).expect("commits");
         }
@@ -893,4 +895,3 @@ mod tests {
         );
     }
 }
-

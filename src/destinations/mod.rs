@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -25,32 +26,52 @@ use toml::de::{DeValue, ValueDeserializer};
 
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
+use crate::core::schema::{SchemaFn, object_schema, with_kind};
 use crate::core::{DeadLetter, Workspace};
 
 pub use crate::core::{KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
 
 /// `[destination]`: the table a pipeline loads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
-    /// `schema.table` in the warehouse (`table` alone means `main.table`).
+    /// `schema.table` in the warehouse. `table` alone means `main.table`
+    /// (`public.table` in PostgreSQL). The schema and the table are created
+    /// on the first load.
+    #[schemars(with = "String")]
     pub table: Spanned<String>,
-    /// `append` (default), `replace` or `merge`.
+    /// What a load does with the rows already in the table. `append` adds
+    /// the rows. `replace` swaps the table's contents for the loaded rows,
+    /// atomically. `merge` upserts on the primary key with a SQL `MERGE`: a
+    /// key already in the table updates its row in place (columns the load
+    /// does not have keep their values), a new key is inserted, and within
+    /// one load the last row wins.
     #[serde(default)]
+    #[schemars(with = "WriteMode", extend("default" = "append"))]
     pub write: Option<Spanned<WriteMode>>,
-    /// Columns identifying a row; required for `merge`.
+    /// The columns identifying a row. Required for `merge`. With `merge`,
+    /// with `replace` and in a `--full-refresh`, the table keeps one row per
+    /// key (the last row wins), and every key column must be in the loaded
+    /// data.
     #[serde(default)]
     pub primary_key: Vec<String>,
     /// Columns identifying a message: a row whose key is already in the
     /// table (a broker's redelivery) is dropped, as are repeats within a batch.
     #[serde(default)]
     pub dedupe_key: Vec<String>,
-    /// Load into this `[connections.<name>]` (a Postgres database) instead
-    /// of the project's warehouse.
+    /// Load this pipeline into the PostgreSQL database of this
+    /// `[connections.<name>]` instead of the project's warehouse. The
+    /// pipeline's saved state is kept in that database. Only PostgreSQL
+    /// connections work: `flowline validate` reports a name that is not in
+    /// `flowline.toml` and a connection that is not PostgreSQL. If the
+    /// database cannot be reached, `flowline run` fails this pipeline (a
+    /// failed run in the history) and runs the others, and `flowline status`
+    /// shows `error: ...` as its progress. Default: the project's warehouse.
     #[serde(default)]
     pub connection: Option<String>,
-    /// `strict` (default): a source type that does not fit the table's column
-    /// fails the run. `evolve`: the column is widened to a type holding both.
+    /// New columns are added in both modes. `strict`: a source type that
+    /// does not fit the table's column fails the run. `evolve`: the column
+    /// is widened to a type that holds both.
     #[serde(default)]
     pub schema: SchemaPolicy,
 }
@@ -146,7 +167,8 @@ pub fn warehouses() -> Vec<WarehouseRegistration> {
     ]
 }
 
-/// What a warehouse kind is. Implemented by its `[warehouse]` config type.
+/// What a warehouse kind is. Implemented by its `[warehouse]` config type,
+/// whose `JsonSchema` documents it.
 pub trait WarehouseConnector: fmt::Debug + Send + Sync + 'static {
     /// The `kind` that selects it.
     fn kind() -> &'static str
@@ -200,12 +222,13 @@ pub struct WarehouseRegistration {
     /// URL schemes a `[destination] connection` may have.
     pub schemes: &'static [&'static str],
     parse: ParseWarehouse,
+    schema: SchemaFn,
     open_url: fn(&str) -> Result<Box<dyn Warehouse>>,
 }
 
 impl WarehouseRegistration {
     /// The registration of warehouse config `T`.
-    pub fn of<T: WarehouseConnector + DeserializeOwned>() -> Self {
+    pub fn of<T: WarehouseConnector + DeserializeOwned + JsonSchema>() -> Self {
         fn parse<T: WarehouseConnector + DeserializeOwned>(
             config: ValueDeserializer<'_>,
         ) -> Result<Arc<dyn WarehouseConnector>, SpannedError> {
@@ -216,8 +239,17 @@ impl WarehouseRegistration {
             summary: T::summary(),
             schemes: T::schemes(),
             parse: parse::<T>,
+            schema: object_schema::<T>,
             open_url: T::open_url,
         }
+    }
+
+    /// The JSON Schema of a `[warehouse]` of this kind; `default` when
+    /// `kind` may be left out for it.
+    pub fn schema(&self, generator: &mut SchemaGenerator, default: bool) -> Schema {
+        let mut schema = (self.schema)(generator);
+        with_kind(&mut schema, self.kind, self.summary, default);
+        schema
     }
 }
 
@@ -234,6 +266,30 @@ impl fmt::Debug for WarehouseRegistration {
 pub struct WarehouseConfig {
     registration: WarehouseRegistration,
     connector: Arc<dyn WarehouseConnector>,
+}
+
+impl JsonSchema for WarehouseConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WarehouseConfig".into()
+    }
+
+    /// One of the registered kinds; the first is the default, whose `kind`
+    /// may be left out.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let all = warehouses();
+        let kinds: Vec<&str> = all.iter().map(|w| w.kind).collect();
+        let variants: Vec<serde_json::Value> = all
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w.schema(generator, i == 0).to_value())
+            .collect();
+        schemars::json_schema!({
+            "description": "`[warehouse]`: where pipelines load by default, and where `flowline sql` runs its queries.",
+            "type": "object",
+            "properties": { "kind": { "enum": kinds, "default": kinds.first() } },
+            "oneOf": variants,
+        })
+    }
 }
 
 impl Default for WarehouseConfig {

@@ -13,44 +13,56 @@ pub use crate::clients::{SslMode, Unsupported};
 use crate::core::error::{Error, Result};
 
 /// `[source]` of `kind = "postgres" | "mysql" | "sqlite"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSourceConfig {
-    /// A `[connections.<name>]` of flowline.toml, whose `url` is used.
+    /// The name of a `[connections.<name>]` in `flowline.toml`, whose `url`
+    /// is used. Give exactly one of `connection` and `url`.
     #[serde(default)]
     pub connection: Option<String>,
-    /// The database URL inline (prefer `connection` with `${VAR}`): e.g.
-    /// `postgres://user@host/db`, `mysql://root@127.0.0.1/shop`, `sqlite://data/app.db`.
+    /// The URL, instead of `connection`: `postgres://user:password@host:5432/db`,
+    /// `mysql://user:password@host:3306/db`, `sqlite://data/app.db`
+    /// (relative to the project folder). For MariaDB, `mysql://` and
+    /// `mariadb://` both work. Prefer `connection` with `${VAR}`.
     #[serde(default)]
     pub url: Option<String>,
-    /// The table to copy: `schema.table` or `table`.
+    /// The table (or view) to copy: `schema.table` or `table`. For MySQL,
+    /// the schema is a database name. Give exactly one of `table` and `query`.
     #[serde(default)]
     pub table: Option<String>,
-    /// Or a query whose rows are copied.
+    /// A `SELECT` whose rows are copied, in the database's own dialect.
+    /// flowline wraps it as `(query) AS flowline_q`, so a cursor or split
+    /// column must be one of its output columns.
     #[serde(default)]
     pub query: Option<String>,
-    /// Load only rows past the last run's cursor value.
+    /// `{ cursor = "column", lag = ..., initial = ... }`: read only the rows
+    /// whose `cursor` is past the value saved by the last run. Default: every
+    /// run reads everything.
     #[serde(default)]
     pub incremental: Option<IncrementalConfig>,
-    /// Rows per batch, at most. Default 65536. A Postgres batch also closes
-    /// once it holds `batch_bytes` of data, so wide rows keep memory bounded.
+    /// Rows per Arrow batch, at most (at least 1). A PostgreSQL batch also
+    /// closes once it holds `batch_bytes` of data, so wide rows keep memory
+    /// bounded.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Bytes of source data per batch, at most (Postgres). Default 4 MiB:
-    /// with a few batches in flight, a load stays within about 250 MB
-    /// whatever the table's width.
+    /// PostgreSQL only: a batch also closes once it holds this many bytes of
+    /// source data (default 4 MiB): with a few batches in flight, a load
+    /// stays within about 250 MB whatever the table's width.
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: usize,
-    /// Read a table in this many parallel ranges of `split_by` (Postgres).
-    /// Default: the machine's cores when the table has an integer key.
+    /// PostgreSQL only: read in this many ranges of an integer column at
+    /// once, one `COPY` and connection each. Used when the table's primary
+    /// key is one integer column, or with `split_by`. `1` reads in one
+    /// piece. Default: the machine's cores.
     #[serde(default)]
     pub parallel: Option<usize>,
-    /// Integer column to split parallel ranges on. Default: the table's
-    /// primary key when it is one integer column.
+    /// PostgreSQL only: the integer column whose range is split for
+    /// `parallel`. Needed to split a `query`. Default: the primary key, when
+    /// it is one integer column.
     #[serde(default)]
     pub split_by: Option<String>,
-    /// Columns of a type flowline cannot map: `error` (default) fails naming
-    /// table, column and type; `text` loads them as text.
+    /// What to do with a column of a type flowline cannot map: `error` fails
+    /// the run, naming table, column and type; `text` loads it as text.
     #[serde(default)]
     pub unsupported: Unsupported,
 }
@@ -64,18 +76,29 @@ fn default_batch_bytes() -> usize {
 }
 
 /// `incremental = { cursor = "updated_at", lag = "5 minutes", initial = "2024-01-01" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncrementalConfig {
-    /// The column whose growing values mark new or changed rows.
+    /// A column whose value grows whenever a row is added or changed:
+    /// `updated_at`, or an id that only grows. After a change to another
+    /// column, the next run warns, ignores the saved value and loads from
+    /// the start (or from `initial`).
     pub cursor: String,
-    /// Re-read this far back from the saved value, to catch rows committed
-    /// late (an interval such as `"10 minutes"`, or a number for integer
-    /// cursors). Pair it with `write = "merge"` so re-read rows are deduped.
+    /// Re-read this far behind the saved value, to catch rows committed
+    /// late: runs after the first read `cursor >= saved - lag`. A number for
+    /// a numeric cursor; for a time cursor, an interval `"<count> <unit>"`
+    /// of a whole count and one unit, such as `"10 minutes"`. Units:
+    /// `seconds`, `minutes`, `hours`, `days`, `weeks`, `months`, `years`,
+    /// singular or plural (`sec`, `min`, `mins` work too). Pair it with
+    /// `write = "merge"` so re-read rows are deduped.
     #[serde(default)]
+    #[schemars(with = "Option<crate::core::schema::Scalar>")]
     pub lag: Option<toml::Value>,
-    /// Where the first run starts (`cursor >= initial`). Default: everything.
+    /// Where the first run (and a `--full-refresh`) starts:
+    /// `cursor >= initial`, for example `"2024-01-01"` or `50000`. Default:
+    /// everything.
     #[serde(default)]
+    #[schemars(with = "Option<crate::core::schema::Scalar>")]
     pub initial: Option<toml::Value>,
 }
 

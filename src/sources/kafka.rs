@@ -31,13 +31,15 @@ use tokio::sync::mpsc;
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{ConnectionFailure, Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
 /// `[source] kind = "kafka"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceConfig {
     /// The bootstrap brokers inline (prefer `connection` with `${VAR}`).
@@ -71,7 +73,7 @@ pub struct KafkaSourceConfig {
 }
 
 /// Where reading starts on the first run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartAt {
     /// At the oldest record the broker still keeps.
@@ -549,6 +551,10 @@ impl SourceConnector for KafkaSourceConfig {
             payload,
             ..config
         })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![Endpoint::json_schema, PayloadOptions::json_schema]
     }
     fn kind() -> &'static str {
         "kafka"

@@ -33,12 +33,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
+use crate::core::schema::{SchemaFn, merge_keys, object_schema, with_kind};
 use crate::core::{Mode, Workspace};
 
 pub use crate::core::{BatchSender, ChildTable, DeadLetter, SourceBatch};
@@ -64,7 +66,8 @@ pub fn connectors() -> Vec<Registration> {
 
 /// What a source connector is. Implemented by the connector's `[source]`
 /// config type, which serde reads (with `deny_unknown_fields`) from the
-/// pipeline file, so errors keep their file, line and column.
+/// pipeline file, so errors keep their file, line and column. The same type
+/// derives `JsonSchema`: its doc comments are the `[source]` reference.
 ///
 /// A batch connector overrides [`SourceConnector::batch_reader`], a stream
 /// connector [`SourceConnector::stream_reader`]; [`Registration`] calls the
@@ -94,6 +97,17 @@ pub trait SourceConnector: fmt::Debug + Send + Sync + 'static {
         Self: Sized + DeserializeOwned,
     {
         Ok(Self::deserialize(ValueDeserializer::from(table))?)
+    }
+
+    /// The schemas of the shared pieces [`SourceConnector::parse`] reads
+    /// besides `Self` (e.g. [`stream::Endpoint`], [`stream::PayloadOptions`]):
+    /// their keys are merged into the `[source]` schema of this kind. The
+    /// default, for a connector that reads only `Self`, is none.
+    fn shared_schemas() -> Vec<SchemaFn>
+    where
+        Self: Sized,
+    {
+        Vec::new()
     }
 
     /// URL schemes of the `[connections.<name>]` it reads, for
@@ -194,17 +208,25 @@ pub struct Registration {
     /// URL schemes of its connections.
     pub schemes: &'static [&'static str],
     parse: Parse,
+    schema: SchemaFn,
     test: TestConnection,
     discover: Discover,
 }
 
 impl Registration {
     /// The registration of connector `T`.
-    pub fn of<T: SourceConnector + DeserializeOwned>() -> Self {
+    pub fn of<T: SourceConnector + DeserializeOwned + JsonSchema>() -> Self {
         fn parse<T: SourceConnector + DeserializeOwned>(
             config: Spanned<DeValue<'_>>,
         ) -> Result<Arc<dyn SourceConnector>, SpannedError> {
             Ok(Arc::new(T::parse(config)?))
+        }
+        fn schema<T: SourceConnector + JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+            let mut schema = object_schema::<T>(generator);
+            for piece in T::shared_schemas() {
+                merge_keys(generator, &mut schema, piece);
+            }
+            schema
         }
         Registration {
             kind: T::kind(),
@@ -212,9 +234,18 @@ impl Registration {
             summary: T::summary(),
             schemes: T::schemes(),
             parse: parse::<T>,
+            schema: schema::<T>,
             test: T::test_connection,
             discover: T::discover,
         }
+    }
+
+    /// The JSON Schema of a `[source]` of this kind: `kind`, the
+    /// connector's own keys and those of the shared pieces it reads.
+    pub fn schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = (self.schema)(generator);
+        with_kind(&mut schema, self.kind, self.summary, false);
+        schema
     }
 
     /// Connects to `url` and says what answered.
@@ -283,6 +314,27 @@ fn quoted(names: &[&str]) -> String {
 pub struct SourceConfig {
     registration: Registration,
     connector: Arc<dyn SourceConnector>,
+}
+
+impl JsonSchema for SourceConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SourceConfig".into()
+    }
+
+    /// One of the registered kinds, each an object with its `kind`.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let variants: Vec<serde_json::Value> = connectors()
+            .iter()
+            .map(|c| c.schema(generator).to_value())
+            .collect();
+        schemars::json_schema!({
+            "description": "`[source]`: where the data comes from; `kind` picks the connector.",
+            "type": "object",
+            "required": ["kind"],
+            "properties": { "kind": { "enum": kinds(None) } },
+            "oneOf": variants,
+        })
+    }
 }
 
 impl SourceConfig {

@@ -26,13 +26,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{ConnectionFailure, Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
 /// `[source] kind = "mqtt"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSourceConfig {
     /// The topic filter subscribed to; `+` and `#` wildcards are allowed.
@@ -40,11 +42,12 @@ pub struct MqttSourceConfig {
     /// The subscription's quality of service: 0 (at most once), 1 (at least
     /// once, the default) or 2.
     #[serde(default)]
+    #[schemars(extend("default" = 1))]
     pub qos: Qos,
     /// The MQTT client id, which names the broker's session. Default:
-    /// `flowline-<pipeline>-<hash>`, the hash of the project's name and the
-    /// topic (8 hex digits): the same on every run, and a new session when
-    /// the topic changes.
+    /// `flowline-<pipeline>-<hash>`. The hash (8 hex digits) is of the
+    /// project's name and the topic: the default is the same on every run,
+    /// and a new session when the topic changes.
     #[serde(default)]
     pub client_id: Option<String>,
     /// Start without the broker's stored session. Default false: the broker
@@ -64,6 +67,21 @@ pub struct MqttSourceConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u8")]
 pub struct Qos(pub QoS);
+
+/// What [`Qos`]'s parser accepts: 0, 1 or 2.
+impl JsonSchema for Qos {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Qos".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "integer", "enum": [0, 1, 2] })
+    }
+}
 
 impl Default for Qos {
     fn default() -> Self {
@@ -524,6 +542,10 @@ impl SourceConnector for MqttSourceConfig {
             payload,
             ..config
         })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![Endpoint::json_schema, PayloadOptions::json_schema]
     }
     fn kind() -> &'static str {
         "mqtt"

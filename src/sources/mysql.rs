@@ -347,7 +347,7 @@ impl Source for MysqlSource {
 }
 
 /// `[source] kind = "mysql"`: the keys every database source has.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct MysqlSourceConfig(pub DatabaseSourceConfig);
 

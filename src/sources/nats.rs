@@ -31,14 +31,17 @@ use tokio::sync::mpsc;
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{ConnectionFailure, Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
 /// `[source] kind = "nats"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = |s: &mut schemars::Schema| crate::core::schema::alias(s, "max_ack_pending", "prefetch"))]
 pub struct NatsSourceConfig {
     /// The JetStream stream read.
     pub stream: String,
@@ -62,6 +65,7 @@ pub struct NatsSourceConfig {
     /// messages the dead process held come back once this has passed.
     /// Default 30s.
     #[serde(default = "default_ack_wait", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub ack_wait: Duration,
     /// `connection` or `url`: where the broker is.
     #[serde(skip)]
@@ -482,6 +486,10 @@ impl SourceConnector for NatsSourceConfig {
             payload,
             ..config
         })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![Endpoint::json_schema, PayloadOptions::json_schema]
     }
     fn kind() -> &'static str {
         "nats"

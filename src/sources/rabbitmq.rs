@@ -24,13 +24,15 @@ use tokio::sync::{Mutex, mpsc};
 use super::stream::{Endpoint, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{ConnectionFailure, Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
 /// `[source] kind = "rabbitmq"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqSourceConfig {
     /// The queue consumed.
@@ -312,6 +314,10 @@ impl SourceConnector for RabbitMqSourceConfig {
             payload,
             ..config
         })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![Endpoint::json_schema, PayloadOptions::json_schema]
     }
     fn kind() -> &'static str {
         "rabbitmq"

@@ -385,7 +385,7 @@ impl Source for SqliteSource {
 }
 
 /// `[source] kind = "sqlite"`: the keys every database source has.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct SqliteSourceConfig(pub DatabaseSourceConfig);
 

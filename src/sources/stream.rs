@@ -75,7 +75,9 @@ pub trait StreamSource: Send {
 }
 
 /// How message payloads are read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// A JSON object per message (an array of objects, or NDJSON lines, is
@@ -90,7 +92,7 @@ pub enum Format {
 
 /// `connection` or `url`: where a stream source connects, the same two
 /// keys for every broker.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// A `[connections.<name>]` of flowline.toml whose `url` is the
@@ -117,7 +119,7 @@ impl Endpoint {
 
 /// `format`, `schema`, `columns`, `delimiter`: how a stream source reads
 /// message payloads, the same keys for every stream source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayloadOptions {
     /// `json` (default): a JSON object per message (an array of objects, or

@@ -30,8 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::stream::{Format, Message, PayloadOptions, StreamSource, read_config};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -52,7 +54,7 @@ const GITHUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
 const DEAD_LETTER_TABLE: &str = "_flowline_dead_letter";
 
 /// `[source] kind = "webhook"`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSourceConfig {
     /// The address the server binds, `host:port`. Default `127.0.0.1:8088`
@@ -66,6 +68,7 @@ pub struct WebhookSourceConfig {
     /// (1 KB = 1024 bytes) or a number. Larger bodies are answered 413.
     /// Default `"10MB"`.
     #[serde(default = "default_max_body", deserialize_with = "deserialize_size")]
+    #[schemars(with = "crate::core::schema::ByteSize", extend("default" = "10MB"))]
     pub max_body: u64,
     /// When set, every request must carry `X-Flowline-Signature` (or
     /// `X-Hub-Signature-256`): `sha256=<hex of HMAC-SHA256(secret, body)>`.
@@ -77,6 +80,7 @@ pub struct WebhookSourceConfig {
     /// How long a request waits to be queued and committed before it is
     /// answered 503. Default `10s`.
     #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub ack_timeout: Duration,
     /// `format`, `schema`, `columns`, `delimiter`: how payloads are read.
     #[serde(skip)]
@@ -663,6 +667,10 @@ impl SourceConnector for WebhookSourceConfig {
     fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
         let (_, payload, config) = read_config::<Self>(table, false)?;
         Ok(WebhookSourceConfig { payload, ..config })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![PayloadOptions::json_schema]
     }
     fn kind() -> &'static str {
         "webhook"

@@ -17,10 +17,10 @@ use crate::core::error::{Error, Result};
 use crate::data::types::parse_type;
 
 /// `rename = { old_name = "new_name" }`: renames columns.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameStep {
-    /// Old name to new name.
+    /// Renames columns: `{ old_name = "new_name" }`.
     pub rename: BTreeMap<String, String>,
 }
 
@@ -35,10 +35,13 @@ impl TransformStep for RenameStep {
 }
 
 /// `cast = { amount = "decimal(10,2)", at = "timestamp" }`: changes column types.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CastStep {
-    /// Column to type name.
+    /// Changes column types: `{ amount = "decimal(10,2)", at = "timestamp" }`,
+    /// with flowline's type names (`bigint`, `double`, `decimal(p,s)`, `date`,
+    /// `timestamp`, `text`...). A value that does not convert fails the run,
+    /// naming the column.
     pub cast: BTreeMap<String, String>,
 }
 
@@ -65,10 +68,10 @@ impl TransformStep for CastStep {
 }
 
 /// `drop = ["internal_note"]`: removes columns.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropStep {
-    /// The columns removed.
+    /// Removes columns: `["internal_note"]`.
     pub drop: Vec<String>,
 }
 
@@ -84,13 +87,15 @@ impl TransformStep for DropStep {
 
 /// `mask = ["email"]`: replaces each value of these columns by its SHA-256
 /// hex digest (for PII).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaskStep {
-    /// The columns masked.
+    /// Replaces each value of these columns by its SHA-256 hex digest (for
+    /// PII). NULL stays NULL, and equal values stay equal, so joins still
+    /// work. The column becomes text.
     pub mask: Vec<String>,
-    /// A secret mixed into the hash so values cannot be guessed by hashing
-    /// candidates. Use `${VAR}`.
+    /// With `mask`: a secret mixed into the hash, so that values cannot be
+    /// guessed by hashing candidates. Use `${VAR}`.
     #[serde(default)]
     pub salt: Option<String>,
 }

@@ -12,12 +12,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::Result;
+use crate::core::schema::{SchemaFn, object_schema};
 
 /// Every transform step kind. Adding one is one module, one line here, its
 /// docs and its tests.
@@ -33,7 +35,8 @@ pub fn steps() -> Vec<StepRegistration> {
 }
 
 /// What a transform step kind is. Implemented by its config type, which
-/// serde reads (with `deny_unknown_fields`) from the `[[transform]]` table.
+/// serde reads (with `deny_unknown_fields`) from the `[[transform]]` table,
+/// and whose `JsonSchema` documents it.
 pub trait TransformStep: fmt::Debug + Send + Sync + 'static {
     /// The key that names the step in a `[[transform]]` table.
     fn key() -> &'static str
@@ -58,11 +61,12 @@ pub struct StepRegistration {
     /// The key that names the step.
     pub key: &'static str,
     parse: ParseStep,
+    schema: SchemaFn,
 }
 
 impl StepRegistration {
     /// The registration of step `T`.
-    pub fn of<T: TransformStep + DeserializeOwned>() -> Self {
+    pub fn of<T: TransformStep + DeserializeOwned + JsonSchema>() -> Self {
         fn parse<T: TransformStep + DeserializeOwned>(
             config: ValueDeserializer<'_>,
         ) -> Result<Arc<dyn TransformStep>, SpannedError> {
@@ -71,7 +75,15 @@ impl StepRegistration {
         StepRegistration {
             key: T::key(),
             parse: parse::<T>,
+            schema: object_schema::<T>,
         }
+    }
+
+    /// The JSON Schema of a `[[transform]]` table holding this step.
+    pub fn schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = (self.schema)(generator);
+        schema.insert("title".into(), self.key.into());
+        schema
     }
 }
 
@@ -88,6 +100,25 @@ impl fmt::Debug for StepRegistration {
 pub struct TransformConfig {
     registration: StepRegistration,
     step: Arc<dyn TransformStep>,
+}
+
+impl JsonSchema for TransformConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TransformConfig".into()
+    }
+
+    /// One of the registered steps, each a table holding its key.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let steps: Vec<serde_json::Value> = steps()
+            .iter()
+            .map(|s| s.schema(generator).to_value())
+            .collect();
+        schemars::json_schema!({
+            "description": "One in-flight step, named by its key.",
+            "type": "object",
+            "oneOf": steps,
+        })
+    }
 }
 
 impl TransformConfig {

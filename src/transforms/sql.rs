@@ -12,10 +12,12 @@ use crate::data::duckdb::{append, column_definitions, normalize, query};
 
 /// `sql = "select ... from input"`: SQL over the batch, which is visible as
 /// the table `input` (DuckDB's dialect, the same as the embedded warehouse).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlStep {
-    /// The query.
+    /// SQL over the batch, which is visible as the table `input`. It uses
+    /// DuckDB's dialect, the same as the embedded warehouse's. The query's
+    /// result becomes the batch. The query sees one batch at a time.
     pub sql: String,
 }
 
@@ -30,10 +32,10 @@ impl TransformStep for SqlStep {
 }
 
 /// `filter = "amount > 0"`: keeps the rows where this SQL condition holds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterStep {
-    /// The condition.
+    /// Keeps the rows where this SQL condition holds: `"amount > 0"`.
     pub filter: String,
 }
 

@@ -173,13 +173,15 @@ fn batch_columns(schema: &Schema) -> Vec<(String, String)> {
 }
 
 /// `[warehouse] kind = "postgres"`: a Postgres database.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresWarehouseConfig {
-    /// The database URL (prefer `connection` with `${VAR}`).
+    /// The database URL, `postgres://user:password@host:5432/dbname`,
+    /// instead of `connection`. Write it as `"${SOME_URL}"`.
     #[serde(default)]
     pub url: Option<String>,
-    /// A `[connections.<name>]` whose `url` is used.
+    /// The name of a `[connections.<name>]` whose `url` is the warehouse
+    /// database. Give exactly one of `connection` and `url`.
     #[serde(default)]
     pub connection: Option<String>,
 }

@@ -22,41 +22,55 @@ use crate::data::types::parse_type;
 use crate::sources::SourceConnector;
 
 /// `[source] kind = "file"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// A file path or glob, relative to the project (`data/orders/*.csv`).
-    /// `.gz` files are decompressed.
+    /// Matching files are read in name order. `.gz` files are decompressed.
     pub path: String,
-    /// `csv`, `ndjson`, `json` or `parquet`. Default: from the extension.
+    /// The file format: `csv`, `ndjson`, `json` or `parquet`. Without it,
+    /// the extension decides (after `.gz` is stripped): `.csv`, `.tsv` and
+    /// `.txt` are CSV; `.ndjson` and `.jsonl` are NDJSON; `.json` is a JSON
+    /// document; `.parquet` and `.pq` are Parquet. Any other extension is an
+    /// error. Default: from the extension.
     #[serde(default)]
     pub format: Option<FileFormat>,
-    /// JSON documents: dotted path to the array of records (`data.items`).
-    /// Default: the whole document (an array, or one object).
+    /// JSON documents: the dotted path to the array of records
+    /// (`data.items`; array positions are numbers, as in `pages.0.rows`).
+    /// Default: the whole document, which may be an array of records or
+    /// one object.
     #[serde(default)]
     pub records: Option<String>,
-    /// CSV: the field separator. Default `,` (`\t` for `.tsv`).
+    /// CSV: the field separator, one ASCII character. Default `","`
+    /// (`"\t"` for `.tsv`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// CSV: the quote character. Default `"`.
+    /// CSV: the quote character, one ASCII character.
     #[serde(default = "default_quote")]
     pub quote: String,
-    /// CSV: whether the first line names the columns. Default true.
+    /// CSV: whether the first line names the columns. Without a header the
+    /// columns are `column_1`, `column_2`, and so on. Blank header names
+    /// become `column_N`, and repeated ones get `_2`, `_3`.
     #[serde(default = "default_true")]
     pub header: bool,
-    /// CSV: values read as NULL. Default `[""]`; `[]` keeps empty strings.
+    /// CSV: the values read as NULL. `[]` keeps empty strings.
     #[serde(default = "default_null_values")]
     pub null_values: Vec<String>,
-    /// How many rows are sampled to infer column types. Default 1000.
+    /// CSV: how many rows of each file are sampled to infer column types. A
+    /// later row whose value does not fit goes to the dead-letter table.
+    /// JSON types are inferred from the records as they are read.
     #[serde(default = "default_infer_rows")]
     pub infer_schema_rows: usize,
-    /// Column types that override inference: `{ amount = "decimal(10,2)" }`.
+    /// Column types that override inference, for every format:
+    /// `{ amount = "decimal(10,2)", at = "timestamp" }`.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
-    /// Rows per batch; memory use is bounded by this. Default 65536.
+    /// Rows per Arrow batch (at least 1). Memory use depends on this, not on
+    /// the file size.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Load only files that are new or changed since the last run. Default true.
+    /// Load only the files that are new or changed since the last run.
+    /// `false` reads every matching file on every run.
     #[serde(default = "default_true")]
     pub incremental: bool,
 }
@@ -78,7 +92,7 @@ fn default_batch_size() -> usize {
 }
 
 /// File formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
     /// Comma- (or otherwise) separated values.

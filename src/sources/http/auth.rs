@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::core::secrets;
 
 /// `auth = { kind = "bearer", token = "${API_TOKEN}" }` and the other kinds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     /// `Authorization: Bearer <token>`.
@@ -31,6 +31,10 @@ pub enum AuthConfig {
         password: Option<String>,
     },
     /// A key in a header (default `X-API-Key`) or a query parameter.
+    #[schemars(transform = |s: &mut schemars::Schema| {
+        crate::core::schema::alias(s, "api_key", "key");
+        crate::core::schema::alias(s, "value", "key");
+    })]
     ApiKey {
         /// The header or parameter name.
         #[serde(default = "default_key_name")]
@@ -47,7 +51,7 @@ pub enum AuthConfig {
 }
 
 /// `auth = { kind = "oauth2_client_credentials", token_url = ..., client_id = ..., client_secret = ... }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Config {
     /// The token endpoint.
@@ -69,7 +73,9 @@ fn default_key_name() -> String {
 }
 
 /// Where an API key goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLocation {
     /// A request header.

@@ -43,18 +43,20 @@ pub struct ClientOptions {
 /// `timeout`, `retries`, `backoff`, `requests_per_second`, `concurrency`,
 /// `user_agent`, `headers`: the HTTP client settings of every source that
 /// fetches over HTTP (`http`, `scrape`), the same keys for each.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     /// Per-request timeout (connect and read); in a browser, the page-load
     /// timeout. Default `30s`.
     #[serde(default = "default_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Retries on connection errors, timeouts, 429 and 5xx. Default 5.
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// The first retry's wait, doubled each time, with jitter. Default `500ms`.
     #[serde(default = "default_backoff", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub backoff: Duration,
     /// At most this many requests per second. Default: no limit.
     #[serde(default)]

@@ -28,10 +28,12 @@ use self::paginate::{PaginateConfig, Paginator, Response};
 use super::{BatchSender, ChildTable, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::data::json::JsonDecoder;
 use crate::data::types::parse_type;
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -39,7 +41,7 @@ use toml::de::DeValue;
 const RAW_EXCERPT: usize = 64 * 1024;
 
 /// `[source] kind = "http"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
     /// The resource's URL; `{name}` template fields are filled from `params`.
@@ -49,9 +51,11 @@ pub struct HttpSourceConfig {
     pub method: String,
     /// Query parameters (those named in the URL's `{name}` fields fill them instead).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, toml::Value>,
     /// A JSON body (for `POST` searches).
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub body: Option<toml::Value>,
     /// Dotted path to the records in each body (`data.items`). Default: the
     /// body when it is an array, else its first array of objects.
@@ -96,7 +100,7 @@ pub struct HttpSourceConfig {
 }
 
 /// `incremental = { cursor = "updated_at", param = "since", initial = "2024-01-01" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpIncremental {
     /// Dotted path to the record field whose highest value is kept.
@@ -105,11 +109,12 @@ pub struct HttpIncremental {
     pub param: String,
     /// The value sent on the first run. Default: none (everything).
     #[serde(default)]
+    #[schemars(with = "Option<crate::core::schema::Scalar>")]
     pub initial: Option<toml::Value>,
 }
 
 /// `[[source.children]]`: a resource fetched for each parent record.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChildConfig {
     /// The child's name: its table is `<table>__<name>`.
@@ -122,6 +127,7 @@ pub struct ChildConfig {
     pub records: Option<String>,
     /// Query parameters.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, toml::Value>,
     /// How the child's pages follow one another. Default: one request.
     #[serde(default)]
@@ -781,6 +787,10 @@ impl SourceConnector for HttpSourceConfig {
     fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
         let (client, config) = ClientSettings::read_with::<Self>(table)?;
         Ok(HttpSourceConfig { client, ..config })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![ClientSettings::json_schema]
     }
 
     fn kind() -> &'static str {

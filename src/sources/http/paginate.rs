@@ -13,7 +13,7 @@ use super::records::lookup;
 
 /// `paginate = { kind = "cursor", cursor_path = "next_cursor", param = "cursor" }`
 /// and the other kinds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PaginateConfig {
     /// `?page=1`, `?page=2`, ...

@@ -265,7 +265,7 @@ impl Source for PostgresSource {
 }
 
 /// `[source] kind = "postgres"`: the keys every database source has.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct PostgresSourceConfig(pub DatabaseSourceConfig);
 

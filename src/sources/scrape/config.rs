@@ -22,7 +22,7 @@ use crate::sources::http::client::{ClientOptions, ClientSettings};
 pub const URL_COLUMN: &str = "_url";
 
 /// `[source] kind = "scrape"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScrapeSourceConfig {
     /// The first listing page. With `pages`, a template whose `{page}` is
@@ -57,6 +57,7 @@ pub struct ScrapeSourceConfig {
     /// Wait between two requests to the same site. Default `0s`; a longer
     /// `Crawl-delay` in robots.txt wins.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub delay: Duration,
     /// Respect robots.txt: a disallowed URL is skipped with a warning. Default true.
     #[serde(default = "default_true")]
@@ -73,6 +74,7 @@ pub struct ScrapeSourceConfig {
     pub wait_for: Option<String>,
     /// Browser: how long `wait_for` waits. Default `10s`.
     #[serde(default = "default_wait_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub wait_timeout: Duration,
     /// Browser: steps run on each listing page after `wait_for`, in order.
     #[serde(default)]
@@ -90,7 +92,7 @@ pub struct ScrapeSourceConfig {
 }
 
 /// `pages = { from = 1, to = 20 }`: the numbers a `{page}` template takes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageRange {
     /// The first page number.
@@ -103,7 +105,7 @@ pub struct PageRange {
 }
 
 /// `detail = { link = "link", fields = { ... } }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailConfig {
     /// The field (of the row, or of a shallower detail page) holding the
@@ -120,7 +122,9 @@ pub struct DetailConfig {
 }
 
 /// How pages are loaded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Render {
     /// A plain HTTP GET; the HTML as the server sends it.
@@ -131,7 +135,7 @@ pub enum Render {
 }
 
 /// A browser step on a listing page.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// `{ click = "button.more" }`: clicks the first match.
@@ -146,7 +150,11 @@ pub enum Action {
         text: String,
     },
     /// `{ wait = "500ms" }`: pauses.
-    Wait(#[serde(with = "humantime_serde")] Duration),
+    Wait(
+        #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
+        Duration,
+    ),
     /// `{ wait_for = ".x" }`: waits (up to `wait_timeout`) for a selector.
     WaitFor(String),
 }
@@ -166,7 +174,7 @@ pub struct FieldSpec {
 }
 
 /// A field written as a table.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FieldTable {
     /// CSS selector; the `@attr` shorthand works here too when `extract` is not given.
@@ -192,6 +200,22 @@ impl FieldSpec {
             regex: None,
             type_name: None,
         }
+    }
+}
+
+/// What [`FieldSpec`]'s parser accepts: a shorthand selector or a
+/// `FieldTable`.
+impl schemars::JsonSchema for FieldSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FieldSpec".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let table = generator.subschema_for::<FieldTable>();
+        schemars::json_schema!({
+            "description": "A CSS selector inside the row (`\".price\"`; `\".name@href\"` takes an attribute; `\"\"` or `\".\"` the row itself), or a table with `selector`, `extract`, `regex` and `type`.",
+            "anyOf": [{ "type": "string" }, table],
+        })
     }
 }
 

@@ -41,8 +41,10 @@ use super::http::client::WebClient;
 use super::{BatchSender, Source, SourceBatch, SourceContext};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::Result;
+use crate::core::schema::SchemaFn;
 use crate::core::{Mode, Workspace};
 use crate::sources::SourceConnector;
+use schemars::JsonSchema;
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -282,6 +284,10 @@ impl SourceConnector for ScrapeSourceConfig {
     fn parse(table: Spanned<DeValue<'_>>) -> std::result::Result<Self, SpannedError> {
         let (client, config) = ClientSettings::read_with::<Self>(table)?;
         Ok(ScrapeSourceConfig { client, ..config })
+    }
+
+    fn shared_schemas() -> Vec<SchemaFn> {
+        vec![ClientSettings::json_schema]
     }
 
     fn kind() -> &'static str {
