@@ -545,8 +545,9 @@ impl SourceConnector for MqttSourceConfig {
     }
 
     fn shared_schemas() -> Vec<SchemaFn> {
-        vec![Endpoint::json_schema, PayloadOptions::json_schema]
+        super::stream::broker_schemas()
     }
+
     fn kind() -> &'static str {
         "mqtt"
     }
@@ -564,9 +565,14 @@ impl SourceConnector for MqttSourceConfig {
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
-        self.endpoint.resolve(workspace)?;
-        self.payload().overrides()?;
-        Ok(Vec::new())
+        if !rumqttc::valid_filter(&self.topic) {
+            return Err(Error::Config(format!(
+                "[source] topic = {:?} is not an MQTT topic filter: `#` stands alone as the last \
+                 level (`sensors/#`) and `+` is a whole level (`sensors/+/temperature`)",
+                self.topic
+            )));
+        }
+        super::stream::validate(Some(&self.endpoint), &self.payload, workspace)
     }
 
     fn payload_options(&self) -> Option<PayloadOptions> {
@@ -684,5 +690,15 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_millis(200));
         assert_eq!(backoff(2), Duration::from_millis(800));
         assert_eq!(backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_invalid_topic_filter_is_refused_without_connecting() {
+        let workspace = Workspace::default();
+        let bad = config("url = \"mqtt://127.0.0.1:1\"\ntopic = \"a/#/b\"\n");
+        let e = bad.validate(&workspace, "p").expect_err("a/#/b");
+        assert!(e.to_string().contains("not an MQTT topic filter"), "{e}");
+        let good = config("url = \"mqtt://127.0.0.1:1\"\ntopic = \"a/+/b/#\"\n");
+        assert!(good.validate(&workspace, "p").is_ok());
     }
 }

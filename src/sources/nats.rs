@@ -489,8 +489,9 @@ impl SourceConnector for NatsSourceConfig {
     }
 
     fn shared_schemas() -> Vec<SchemaFn> {
-        vec![Endpoint::json_schema, PayloadOptions::json_schema]
+        super::stream::broker_schemas()
     }
+
     fn kind() -> &'static str {
         "nats"
     }
@@ -508,9 +509,7 @@ impl SourceConnector for NatsSourceConfig {
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
-        self.endpoint.resolve(workspace)?;
-        self.payload().overrides()?;
-        Ok(Vec::new())
+        super::stream::validate(Some(&self.endpoint), &self.payload, workspace)
     }
 
     fn payload_options(&self) -> Option<PayloadOptions> {

@@ -317,8 +317,9 @@ impl SourceConnector for RabbitMqSourceConfig {
     }
 
     fn shared_schemas() -> Vec<SchemaFn> {
-        vec![Endpoint::json_schema, PayloadOptions::json_schema]
+        super::stream::broker_schemas()
     }
+
     fn kind() -> &'static str {
         "rabbitmq"
     }
@@ -336,9 +337,7 @@ impl SourceConnector for RabbitMqSourceConfig {
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
-        self.endpoint.resolve(workspace)?;
-        self.payload().overrides()?;
-        Ok(Vec::new())
+        super::stream::validate(Some(&self.endpoint), &self.payload, workspace)
     }
 
     fn payload_options(&self) -> Option<PayloadOptions> {

@@ -153,6 +153,26 @@ impl Default for PayloadOptions {
     }
 }
 
+/// The shared pieces a broker source's `[source]` holds, for its schema.
+pub fn broker_schemas() -> Vec<crate::core::schema::SchemaFn> {
+    use schemars::JsonSchema;
+    vec![Endpoint::json_schema, PayloadOptions::json_schema]
+}
+
+/// [`super::SourceConnector::validate`] of a stream source: the broker
+/// named (when it names one) resolves, and the payload options make sense.
+pub fn validate(
+    endpoint: Option<&Endpoint>,
+    payload: &PayloadOptions,
+    workspace: &Workspace,
+) -> Result<Vec<String>> {
+    if let Some(endpoint) = endpoint {
+        endpoint.resolve(workspace)?;
+    }
+    payload.overrides()?;
+    Ok(Vec::new())
+}
+
 /// Reads a stream source's `[source]` table: the [`Endpoint`] keys (when
 /// the source has them), the [`PayloadOptions`] keys, and the rest into the
 /// connector's own struct `T`.

@@ -685,9 +685,7 @@ impl SourceConnector for WebhookSourceConfig {
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
-        let _ = workspace;
-        self.payload().overrides()?;
-        Ok(Vec::new())
+        super::stream::validate(None, &self.payload, workspace)
     }
 
     fn payload_options(&self) -> Option<PayloadOptions> {
