@@ -42,12 +42,37 @@ fn csv_error(name: &str, e: csv::Error) -> Error {
     Error::source_data(name, e.to_string())
 }
 
+/// Whether the file starts with an empty line (a non-empty file only).
+fn first_line_is_empty(path: &Path) -> Result<bool> {
+    use std::io::Read as _;
+    let mut start = [0u8; 2];
+    let mut read = 0;
+    let mut file = open(path)?;
+    while read < start.len() {
+        match file.read(&mut start[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(matches!(&start[..read], [b'\n', ..] | [b'\r', b'\n']))
+}
+
 /// Column names from the header (made unique and non-empty) and types from
 /// the first `infer_rows` rows, with the config's overrides applied.
 fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<SchemaRef> {
     let mut reader = reader_builder(options).from_reader(open(path)?);
     let mut record = csv::ByteRecord::new();
     let names: Vec<String> = if options.header {
+        if first_line_is_empty(path)? {
+            // The CSV reader skips blank lines: the first row of data
+            // would silently become the header.
+            return Err(Error::source_data(
+                name,
+                "the first line is empty, so the file has no header: remove the empty line, \
+                 or set header = false in [source]",
+            ));
+        }
         let headers = reader.byte_headers().map_err(|e| csv_error(name, e))?;
         unique_names(
             headers
@@ -330,6 +355,20 @@ mod tests {
             null_values: vec![String::new()],
             records: None,
         }
+    }
+
+    #[test]
+    fn a_csv_starting_with_an_empty_line_has_no_header_and_says_so() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "\nid,name\n1,a\n").expect("write");
+        let e = infer_schema(&path, "t.csv", &options()).expect_err("no header");
+        assert!(
+            e.to_string().contains("t.csv: the first line is empty"),
+            "{e}"
+        );
+        std::fs::write(&path, "id,name\n\n1,a\n").expect("write");
+        assert!(infer_schema(&path, "t.csv", &options()).is_ok());
     }
 
     proptest! {
