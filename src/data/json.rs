@@ -260,7 +260,7 @@ impl JsonDecoder {
                     (target, array)
                 }
                 numbers::Exact::Misfits(_) => {
-                    let (wider, array) = numbers::widest(text, &target)?;
+                    let (wider, array) = numbers::widest(text)?;
                     widened.push((field.name().clone(), wider.clone()));
                     (wider, array)
                 }

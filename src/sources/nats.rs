@@ -508,6 +508,27 @@ impl SourceConnector for NatsSourceConfig {
         &["nats"]
     }
 
+    fn test_connection(
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = workspace;
+        Box::pin(async move {
+            let address = server_address(&url);
+            let client = connect(&url, &address, 1).await?;
+            let info = client.server_info();
+            Ok(format!(
+                "NATS {} at {address}{}",
+                info.version,
+                if info.jetstream {
+                    ", JetStream on"
+                } else {
+                    ", JetStream off"
+                }
+            ))
+        })
+    }
+
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
         super::stream::validate(Some(&self.endpoint), &self.payload, workspace)
     }

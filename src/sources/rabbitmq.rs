@@ -336,6 +336,29 @@ impl SourceConnector for RabbitMqSourceConfig {
         &["amqp", "amqps"]
     }
 
+    fn test_connection(
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = workspace;
+        Box::pin(async move {
+            let address = broker_address(&url);
+            let connection = Connection::connect(&url, ConnectionProperties::default())
+                .await
+                .map_err(|e| {
+                    let failure = ConnectionFailure::of(&e);
+                    Error::connection(
+                        format!("rabbitmq {address}"),
+                        failure,
+                        format!("connecting: {e}"),
+                        Some(Box::new(e)),
+                    )
+                })?;
+            let _ = connection.close(200, "connection test".into()).await;
+            Ok(format!("RabbitMQ at {address} (AMQP 0-9-1)"))
+        })
+    }
+
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {
         super::stream::validate(Some(&self.endpoint), &self.payload, workspace)
     }
