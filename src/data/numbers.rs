@@ -226,11 +226,7 @@ mod tests {
     fn widening_picks_double_when_exact_and_text_otherwise() {
         let (t, _) = widest(&text(&[Some("1"), Some("2.5")])).expect("widens");
         assert_eq!(t, DataType::Float64);
-        let (t, a) = widest(
-            &text(&[Some("9007199254740993"), Some("2.5")]),
-            &DataType::Int64,
-        )
-        .expect("widens");
+        let (t, a) = widest(&text(&[Some("9007199254740993"), Some("2.5")])).expect("widens");
         assert_eq!(t, DataType::Utf8);
         let a = a.as_any().downcast_ref::<StringArray>().expect("text");
         assert_eq!(a.value(0), "9007199254740993", "kept as written");
