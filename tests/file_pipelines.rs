@@ -213,7 +213,7 @@ fn replace_swaps_the_whole_table() {
 }
 
 #[test]
-fn new_columns_are_added_and_incompatible_types_fail_unless_evolve() {
+fn new_columns_are_added_and_types_widen_or_under_strict_reject_rows() {
     let p = TestProject::new();
     let pipeline =
         "[source]\nkind = \"file\"\npath = \"data/*.csv\"\n[destination]\ntable = \"e\"\n";
@@ -223,28 +223,42 @@ fn new_columns_are_added_and_incompatible_types_fail_unless_evolve() {
     p.write("data/2.csv", "id,n,note\n2,20,hello\n");
     p.ok(&["run"]);
     assert_eq!(p.scalar("select count(*) from e where note = 'hello'"), 1);
+    let type_of_n = || {
+        p.query("select data_type from information_schema.columns where table_name = 'e' and column_name = 'n'")[0]
+            ["data_type"]
+            .clone()
+    };
 
-    p.write("data/3.csv", "id,n\n3,2.5\n");
-    let err = p.fails(&["run"]);
-    assert!(
-        err.contains("column \"n\" is BIGINT in table main.e but DOUBLE in the source"),
-        "{err}"
-    );
-    assert!(err.contains("schema = \"evolve\""), "{err}");
-    assert_eq!(
-        p.scalar("select count(*) from e"),
-        2,
-        "a failed run commits nothing"
-    );
-
+    // strict keeps the table's types: 4.0 is the integer 4, 2.5 is no integer.
     p.write(
         "pipelines/e.toml",
-        format!("{pipeline}schema = \"evolve\"\n"),
+        format!("{pipeline}schema = \"strict\"\n"),
     );
+    p.write("data/3.csv", "id,n\n3,2.5\n4,4.0\n");
+    let out = p.ok(&["run"]);
+    assert!(out.contains("1 row to _flowline_dead_letter"), "{out}");
+    assert_eq!(type_of_n(), "BIGINT");
+    assert_eq!(p.scalar("select n from e where id = 4"), 4);
+    let letters = p.query("select reason, raw from _flowline_dead_letter");
+    assert_eq!(letters.len(), 1);
+    let reason = letters[0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("column \"n\" is BIGINT in table main.e") && reason.contains("strict"),
+        "{reason}"
+    );
+    assert!(letters[0]["raw"].as_str().unwrap_or("").contains("2.5"));
+
+    // The default widens the column: no value changes.
+    p.write("pipelines/e.toml", pipeline);
+    p.write("data/5.csv", "id,n\n5,7.25\n");
     p.ok(&["run"]);
-    let ty = p.query("select data_type from information_schema.columns where table_name = 'e' and column_name = 'n'");
-    assert_eq!(ty[0]["data_type"], "DOUBLE");
-    assert_eq!(p.scalar("select count(*) from e"), 3);
+    assert_eq!(type_of_n(), "DOUBLE");
+    let values = p.query("select n::varchar as n from e order by id");
+    let values: Vec<&str> = values
+        .iter()
+        .map(|r| r["n"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(values, ["10.0", "20.0", "4.0", "7.25"]);
 }
 
 #[test]

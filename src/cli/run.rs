@@ -67,6 +67,7 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
                 "pipeline": r.pipeline,
                 "status": r.status,
                 "rows": r.rows,
+                "duplicates": r.duplicates,
                 "bytes": r.bytes,
                 "bad_rows": r.bad_rows,
                 "started_at": r.started_at,
@@ -87,6 +88,25 @@ pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<Ex
     })
 }
 
+/// What an `ok` line adds after the rate: duplicates left out, rows
+/// rejected.
+fn notes(record: &RunRecord) -> String {
+    let mut notes = String::new();
+    if record.duplicates > 0 {
+        notes += &format!(
+            ", {} left out as duplicates",
+            plural(record.duplicates, "row")
+        );
+    }
+    if record.bad_rows > 0 {
+        notes += &format!(
+            ", {} to _flowline_dead_letter",
+            plural(record.bad_rows, "row")
+        );
+    }
+    notes
+}
+
 /// The `ok` or `FAILED` line of one run.
 fn print_outcome(record: &RunRecord, table: &str) {
     match record.status {
@@ -98,14 +118,7 @@ fn print_outcome(record: &RunRecord, table: &str) {
                 plural(record.rows, "row"),
                 human_duration(record.duration()),
                 record.rows as f64 / secs,
-                if record.bad_rows > 0 {
-                    format!(
-                        ", {} to _flowline_dead_letter",
-                        plural(record.bad_rows, "row")
-                    )
-                } else {
-                    String::new()
-                }
+                notes(record)
             )
         }
         _ => {

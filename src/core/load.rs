@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::batch::DeadLetter;
 use super::error::{Error, Result};
 use super::table::TableName;
 
@@ -21,17 +22,36 @@ pub enum WriteMode {
     Merge,
 }
 
-/// How the table's schema may change.
+/// How the table's schema may change. In both, new columns are added and a
+/// value that the table's column holds exactly (`2.0` in a `BIGINT` column)
+/// is stored as the column's type; no value is ever rounded or cut.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SchemaPolicy {
-    /// New columns are added; incompatible types fail the run.
+    /// A column whose new values it cannot hold exactly is widened to a type
+    /// that holds the old and the new ones (`BIGINT` to `DOUBLE` for `2.5`,
+    /// to `VARCHAR` when no number type does).
     #[default]
-    Strict,
-    /// New columns are added and columns are widened to hold new types.
     Evolve,
+    /// The table's types stay as they are: a row holding a value its column
+    /// cannot hold exactly goes to the dead-letter table with the reason.
+    Strict,
+}
+
+/// What writing one batch did, before the commit that makes it visible.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Rows inserted or updated.
+    pub rows: u64,
+    /// Rows left out as duplicates: their `dedupe_key` was loaded already
+    /// or came earlier in the batch, or a later row of the batch had their
+    /// `primary_key` (`merge`).
+    pub duplicates: u64,
+    /// Rows the table could not take (a NULL key, a value its column cannot
+    /// hold exactly); the caller records them like the source's.
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 /// Everything a destination needs to know about one load.

@@ -16,7 +16,7 @@ pub mod tables;
 pub use batch::{BatchSender, ChildTable, DeadLetter, SourceBatch};
 pub use connections::{ConnectionConfig, Connections, Workspace};
 pub use error::{Error, Result};
-pub use load::{KeySql, LoadSpec, SchemaPolicy, WriteMode};
+pub use load::{KeySql, LoadSpec, SchemaPolicy, WriteMode, Written};
 pub use table::TableName;
 
 /// How a pipeline runs.

@@ -47,7 +47,7 @@ fn is_float(t: &str) -> bool {
 
 /// A type name without identifier quotes: DuckDB spells struct members
 /// `STRUCT(id BIGINT)` where flowline writes `STRUCT("id" BIGINT)`.
-fn unquoted(t: &str) -> String {
+pub fn unquoted(t: &str) -> String {
     t.replace('"', "")
 }
 

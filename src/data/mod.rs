@@ -2,6 +2,7 @@
 //! schema evolution and converting text columns with row-level errors.
 
 pub mod builders;
+pub mod conform;
 pub mod convert;
 pub mod duckdb;
 pub mod evolve;

@@ -41,6 +41,14 @@ pub fn exact_or_null(text: &StringArray, target: &DataType) -> Result<ArrayRef> 
         .ok_or_else(|| Error::Config(format!("{target} is not a numeric type")))
 }
 
+/// Converts `text` to the numeric `target`: the array (values that do not
+/// fit exactly are null in it) and the rows holding them; `None` when
+/// `target` is not numeric.
+pub fn convert_exact(text: &StringArray, target: &DataType) -> Option<(ArrayRef, Vec<usize>)> {
+    let mut misfits = Vec::new();
+    convert(text, target, &mut misfits).map(|array| (array, misfits))
+}
+
 /// The narrowest type wider than an integer that holds every value of
 /// `text` exactly: a double when every value is one exactly, else text,
 /// which keeps each value as the source wrote it.

@@ -97,6 +97,46 @@ pub fn duckdb_type(dt: &DataType) -> String {
     }
 }
 
+/// The Arrow type of a scalar column of canonical SQL type `canonical` (as
+/// [`duckdb_type`] spells it), or `None` for nested and other types.
+pub fn arrow_type(canonical: &str) -> Option<DataType> {
+    if let Some(args) = canonical
+        .strip_prefix("DECIMAL(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        let (p, s) = args.split_once(',')?;
+        return Some(DataType::Decimal128(
+            p.trim().parse().ok()?,
+            s.trim().parse().ok()?,
+        ));
+    }
+    Some(match canonical {
+        "BOOLEAN" => DataType::Boolean,
+        "TINYINT" => DataType::Int8,
+        "SMALLINT" => DataType::Int16,
+        "INTEGER" => DataType::Int32,
+        "BIGINT" => DataType::Int64,
+        "UTINYINT" => DataType::UInt8,
+        "USMALLINT" => DataType::UInt16,
+        "UINTEGER" => DataType::UInt32,
+        "UBIGINT" => DataType::UInt64,
+        "FLOAT" => DataType::Float32,
+        "DOUBLE" => DataType::Float64,
+        "DATE" => DataType::Date32,
+        "TIME" => DataType::Time64(TimeUnit::Microsecond),
+        "TIMESTAMP WITH TIME ZONE" => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        "TIMESTAMP_S" => DataType::Timestamp(TimeUnit::Second, None),
+        "TIMESTAMP_MS" => DataType::Timestamp(TimeUnit::Millisecond, None),
+        "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "TIMESTAMP_NS" => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        "BLOB" => DataType::Binary,
+        "VARCHAR" => DataType::Utf8,
+        _ => return None,
+    })
+}
+
 fn struct_member(field: &Field) -> String {
     format!(
         "{} {}",
@@ -136,5 +176,25 @@ mod tests {
         assert_eq!(duckdb_type(&DataType::Decimal128(18, 3)), "DECIMAL(18,3)");
         let list = DataType::List(Field::new("item", DataType::Int64, true).into());
         assert_eq!(duckdb_type(&list), "BIGINT[]");
+    }
+
+    #[test]
+    fn canonical_names_map_back_to_the_types_they_name() {
+        for dt in [
+            DataType::Boolean,
+            DataType::Int8,
+            DataType::Int32,
+            DataType::UInt64,
+            DataType::Float32,
+            DataType::Float64,
+            DataType::Decimal128(18, 3),
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            DataType::Utf8,
+        ] {
+            assert_eq!(arrow_type(&duckdb_type(&dt)), Some(dt));
+        }
+        assert_eq!(arrow_type("BIGINT[]"), None);
     }
 }

@@ -374,11 +374,17 @@ impl Dialect for DuckDbConnection {
         format!("CREATE OR REPLACE TEMP TABLE {STAGE} ({definitions})")
     }
 
-    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
-        format!(
-            "ALTER TABLE {qualified} ALTER COLUMN {} SET DATA TYPE {to}",
-            quote_ident(column)
-        )
+    fn widen_column(&self, qualified: &str, column: &str, from: &str, to: &str) -> String {
+        let c = quote_ident(column);
+        // DuckDB writes a STRUCT or a list cast to text in its own syntax
+        // ({'x': 1}); text holds objects and lists as JSON.
+        let nested = from.starts_with("STRUCT") || from.starts_with("MAP") || from.ends_with(']');
+        let using = if nested && to == "VARCHAR" {
+            format!(" USING to_json({c})::VARCHAR")
+        } else {
+            String::new()
+        };
+        format!("ALTER TABLE {qualified} ALTER COLUMN {c} SET DATA TYPE {to}{using}")
     }
 
     fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
@@ -416,6 +422,25 @@ impl SqlConnection for DuckDbConnection {
         self.conn
             .execute_batch(sql)
             .map_err(|e| Error::warehouse(context, e))
+    }
+
+    fn execute_counting(&self, sql: &str, context: &str) -> Result<u64> {
+        self.conn
+            .execute(sql, [])
+            .map(|n| n as u64)
+            .map_err(|e| Error::warehouse(context, e))
+    }
+
+    fn any_row(&self, sql: &str, context: &str) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| Error::warehouse(context, e))?;
+        let mut rows = stmt.query([]).map_err(|e| Error::warehouse(context, e))?;
+        Ok(rows
+            .next()
+            .map_err(|e| Error::warehouse(context, e))?
+            .is_some())
     }
 
     fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
@@ -600,8 +625,8 @@ mod merge_fallback_tests {
         fn create_stage(&self, definitions: &str) -> String {
             self.0.create_stage(definitions)
         }
-        fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
-            self.0.widen_column(qualified, column, to)
+        fn widen_column(&self, qualified: &str, column: &str, from: &str, to: &str) -> String {
+            self.0.widen_column(qualified, column, from, to)
         }
         fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
             self.0.latest_per_key(keys, list)
@@ -621,6 +646,13 @@ mod merge_fallback_tests {
         fn execute(&self, sql: &str, context: &str) -> Result<()> {
             assert!(!sql.starts_with("MERGE"), "no MERGE on this server: {sql}");
             self.0.execute(sql, context)
+        }
+        fn execute_counting(&self, sql: &str, context: &str) -> Result<u64> {
+            assert!(!sql.starts_with("MERGE"), "no MERGE on this server: {sql}");
+            self.0.execute_counting(sql, context)
+        }
+        fn any_row(&self, sql: &str, context: &str) -> Result<bool> {
+            self.0.any_row(sql, context)
         }
         fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
             self.0.columns(table)

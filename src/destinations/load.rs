@@ -6,10 +6,14 @@
 //! machine is written here once:
 //!
 //! 1. begin (the schema is created first, outside the transaction);
-//! 2. per batch: prepare the table (create it, or add and widen columns as
+//! 2. per batch: conform it to the table without changing a value (cast a
+//!    column whose values the table's type holds exactly; otherwise widen
+//!    the table's column, or under `strict` hand the rows back as dead
+//!    letters), prepare the table (create it, or add columns as
 //!    [`crate::data::evolve::plan`] says), then bulk-append the batch, or
 //!    stage it and merge, deduplicate or insert it by name;
-//! 3. dead letters go into the same transaction;
+//! 3. dead letters, the source's and the load's, go into the same
+//!    transaction;
 //! 4. commit: `replace` tables take the place of the old ones, the state row
 //!    is saved, everything becomes visible at once; or roll back.
 //!
@@ -17,64 +21,117 @@
 //! columns, bulk-appends a batch and saves state, and how it spells SQL (its
 //! [`Dialect`]).
 
-use arrow::array::BooleanArray;
-use arrow::datatypes::Schema;
-use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
 
-use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode, Written};
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
-use crate::data::evolve::{Change, plan};
+use crate::data::conform::{cast_exact, nested_as_json};
+use crate::data::evolve::{Change, fits, plan, supertype, unquoted};
+use crate::data::types::arrow_type;
 
 /// Splits off the rows whose match key (see [`LoadSpec::match_keys`]) has
 /// a NULL, as dead letters: `=` matches no NULL, so `merge` or `dedupe_key`
 /// would insert such a row again on every run.
 fn reject_null_keys(spec: &LoadSpec, batch: RecordBatch) -> Result<(RecordBatch, Vec<DeadLetter>)> {
-    let mut null_key: Option<BooleanArray> = None;
-    let mut first_null = Vec::new();
+    let mut reasons: Vec<Option<String>> = vec![None; batch.num_rows()];
     for key in spec.match_keys() {
         let Ok(index) = batch.schema().index_of(key) else {
             continue;
         };
-        let nulls = arrow::compute::is_null(batch.column(index))
-            .map_err(|e| Error::arrow("finding NULL keys", e))?;
-        first_null.push((key.clone(), nulls.clone()));
-        null_key = Some(match null_key {
-            None => nulls,
-            Some(acc) => arrow::compute::or(&acc, &nulls)
-                .map_err(|e| Error::arrow("finding NULL keys", e))?,
-        });
-    }
-    let Some(null_key) = null_key.filter(|n| n.true_count() > 0) else {
-        return Ok((batch, Vec::new()));
-    };
-    let rejected = arrow::compute::filter_record_batch(&batch, &null_key)
-        .map_err(|e| Error::arrow("finding NULL keys", e))?;
-    let raw = crate::data::convert::rows_as_json(&rejected)?;
-    let mut letters = Vec::with_capacity(raw.len());
-    let mut row = 0;
-    for i in 0..batch.num_rows() {
-        if !null_key.value(i) {
-            continue;
+        let column = batch.column(index);
+        for (row, reason) in reasons.iter_mut().enumerate() {
+            if column.is_null(row) {
+                reason.get_or_insert_with(|| {
+                    format!(
+                        "key column \"{key}\" is NULL: rows are matched on their key and NULL \
+                         matches nothing, so this row would be inserted again by every run"
+                    )
+                });
+            }
         }
-        let key = first_null
-            .iter()
-            .find(|(_, nulls)| nulls.value(i))
-            .map_or("", |(k, _)| k.as_str());
-        letters.push(DeadLetter {
-            origin: spec.table.to_string(),
-            reason: format!(
-                "key column \"{key}\" is NULL: rows are matched on their key and NULL matches \
-                 nothing, so this row would be inserted again by every run"
-            ),
-            raw: raw.get(row).cloned().unwrap_or_default(),
-        });
-        row += 1;
     }
-    let keep = arrow::compute::not(&null_key).map_err(|e| Error::arrow("finding NULL keys", e))?;
+    if reasons.iter().all(Option::is_none) {
+        return Ok((batch, Vec::new()));
+    }
+    split_rejected(spec, batch.clone(), &batch, &reasons)
+}
+
+/// Splits `batch` into the rows without a reason, kept, and dead letters
+/// for the rows with one; their raw text comes from `original`, the same
+/// rows as the source sent them.
+fn split_rejected(
+    spec: &LoadSpec,
+    batch: RecordBatch,
+    original: &RecordBatch,
+    reasons: &[Option<String>],
+) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+    let rejected = BooleanArray::from(reasons.iter().map(Option::is_some).collect::<Vec<_>>());
+    let raw = crate::data::convert::rows_as_json(
+        &arrow::compute::filter_record_batch(original, &rejected)
+            .map_err(|e| Error::arrow("setting rejected rows aside", e))?,
+    )?;
+    let letters = reasons
+        .iter()
+        .flatten()
+        .zip(raw)
+        .map(|(reason, raw)| DeadLetter {
+            origin: spec.table.to_string(),
+            reason: reason.clone(),
+            raw,
+        })
+        .collect();
+    let keep = arrow::compute::not(&rejected).map_err(|e| Error::arrow("keeping rows", e))?;
     let batch = arrow::compute::filter_record_batch(&batch, &keep)
-        .map_err(|e| Error::arrow("dropping NULL keys", e))?;
+        .map_err(|e| Error::arrow("keeping rows", e))?;
     Ok((batch, letters))
+}
+
+/// The canonical type of text, which holds any value.
+const TEXT: &str = "VARCHAR";
+
+/// Why `strict` rejects a row: its value in `column` is not one a column of
+/// `table_type` of `table` holds exactly.
+fn strict_reason(column: &str, table_type: &str, table: &TableName) -> String {
+    format!(
+        "column \"{column}\" is {table_type} in table {table}, which cannot hold this row's \
+         value exactly (schema = \"strict\" keeps the table's types; \"evolve\", the default, \
+         widens the column)"
+    )
+}
+
+/// Whether every value of type `source` is exactly a value of type
+/// `target`, so no value needs checking. Integers in a floating-point
+/// column, and finer timestamps in coarser ones, do not.
+fn exact_by_type(target: &str, source: &str) -> bool {
+    let float = |t: &str| t == "FLOAT" || t == "DOUBLE";
+    let timestamp = |t: &str| t.starts_with("TIMESTAMP");
+    if target == TEXT {
+        return true;
+    }
+    if !fits(target, source) || float(target) && !float(source) {
+        return false;
+    }
+    !(timestamp(target) && timestamp(source) && target != source)
+}
+
+/// Whether a double holds every value a column of `table_type` can hold:
+/// `None` when that depends on the values (integers beyond 2^53).
+fn doubles_hold(table_type: &str) -> Option<bool> {
+    match table_type {
+        "BIGINT" | "UBIGINT" | "HUGEINT" | "UHUGEINT" => None,
+        // Up to 15 significant digits survive a double's round trip.
+        t => Some(
+            t.strip_prefix("DECIMAL(")
+                .and_then(|args| args.split(',').next())
+                .and_then(|p| p.trim().parse::<u8>().ok())
+                .is_none_or(|precision| precision <= 15),
+        ),
+    }
 }
 
 /// The staging table a batch goes through to be merged, deduplicated or
@@ -118,9 +175,10 @@ pub(crate) trait Dialect {
     /// `definitions`.
     fn create_stage(&self, definitions: &str) -> String;
 
-    /// The statement changing the type of `column` of table `qualified` to
-    /// `to` (spelled by [`Dialect::type_sql`]).
-    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String;
+    /// The statement changing the type of `column` of table `qualified`
+    /// from canonical type `from` to `to` (spelled by [`Dialect::type_sql`]);
+    /// nested values widened to text become JSON.
+    fn widen_column(&self, qualified: &str, column: &str, from: &str, to: &str) -> String;
 
     /// A query of the staged rows (alias-free, columns `list`) with one row
     /// per key: the last staged of each.
@@ -147,6 +205,13 @@ pub(crate) trait SqlConnection: Dialect + Send {
     /// Runs one or more statements; `context` says what for (and on which
     /// table), for the error.
     fn execute(&self, sql: &str, context: &str) -> Result<()>;
+
+    /// Runs one statement and returns how many rows it inserted, updated
+    /// or deleted.
+    fn execute_counting(&self, sql: &str, context: &str) -> Result<u64>;
+
+    /// Whether the query `sql` returns at least one row.
+    fn any_row(&self, sql: &str, context: &str) -> Result<bool>;
 
     /// The columns of `table` in order, or `None` when it does not exist.
     fn columns(&self, table: &TableName) -> Result<Option<Columns>>;
@@ -209,7 +274,7 @@ impl Table {
         conn: &C,
         batch: RecordBatch,
         merge: impl FnOnce() -> Result<bool>,
-    ) -> Result<()> {
+    ) -> Result<Written> {
         let table = self.spec.write_table();
         let name = conn.qualified(&table);
         if self.spec.write == WriteMode::Replace && !self.building {
@@ -220,51 +285,222 @@ impl Table {
             self.columns = None;
             self.building = true;
         }
-        let schema = batch.schema();
-        self.spec.check_keys(&schema)?;
-        let source = conn.batch_columns(&schema);
+        self.spec.check_keys(&batch.schema())?;
+        let (batch, dead_letters) = self.conform(conn, &table, &name, batch)?;
+        let mut written = Written {
+            dead_letters,
+            ..Written::default()
+        };
+        if batch.num_rows() == 0 {
+            return Ok(written);
+        }
+        let rows = batch.num_rows() as u64;
+        let source = conn.batch_columns(&batch.schema());
         let columns = self.prepare(conn, &table, &name, &source)?;
         let list = source
             .iter()
             .map(|(n, _)| conn.quote(n))
             .collect::<Vec<_>>()
             .join(", ");
-        if self.spec.upserts() {
+        written.rows = if self.spec.upserts() {
             stage(conn, &source, batch)?;
             let keys = KeySql::new(&self.spec.primary_key, |k| conn.quote(k));
             let latest = conn.latest_per_key(&keys, &list);
             if merge()? {
                 let sql = merge_sql(conn, &name, &latest, &keys, &source, &self.spec.primary_key);
-                conn.execute(&sql, &self.context("merging"))
+                conn.execute_counting(&sql, &self.context("merging"))?
             } else {
                 // Before MERGE (PostgreSQL 15): replace the keys' rows.
                 conn.execute(
                     &format!("DELETE FROM {name} t USING {STAGE} s WHERE {}", keys.join),
                     &self.context("merging (delete)"),
                 )?;
-                conn.execute(
+                conn.execute_counting(
                     &format!("INSERT INTO {name} ({list}) {latest}"),
                     &self.context("merging (insert)"),
-                )
+                )?
             }
         } else if self.spec.dedupes() {
             stage(conn, &source, batch)?;
             let keys = KeySql::new(&self.spec.dedupe_key, |k| conn.quote(k));
-            conn.execute(
+            conn.execute_counting(
                 &conn.insert_new(&name, &keys, &list),
                 &self.context("inserting new rows"),
-            )
+            )?
         } else if fits_directly(conn, &columns, &source) {
-            conn.append(Target::Table(&table), batch)
+            conn.append(Target::Table(&table), batch)?;
+            rows
         } else {
             stage(conn, &source, batch)?;
             conn.execute(
                 &format!("INSERT INTO {name} ({list}) SELECT {list} FROM {STAGE}"),
                 &self.context("inserting staged rows"),
-            )
-        }
+            )?;
+            rows
+        };
+        written.duplicates = rows.saturating_sub(written.rows);
+        Ok(written)
     }
 
+    /// Makes the columns of `batch` fit the existing table `table` (quoted
+    /// `name`) without changing a value. A column whose values the table's
+    /// column holds exactly is cast to its type. Otherwise, under `evolve`
+    /// (and for the table `replace` builds), the table's column is widened
+    /// to a type that holds its values and the batch's exactly; under
+    /// `strict`, the rows with such values are returned as dead letters and
+    /// the others kept. New columns are left to [`Table::prepare`].
+    fn conform<C: SqlConnection>(
+        &mut self,
+        conn: &C,
+        table: &TableName,
+        name: &str,
+        batch: RecordBatch,
+    ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        let existing = match self.columns.take() {
+            Some(columns) => Some(columns),
+            None => conn.columns(table)?,
+        };
+        let Some(mut columns) = existing else {
+            return Ok((batch, Vec::new()));
+        };
+        let widen =
+            self.spec.write == WriteMode::Replace || self.spec.schema == SchemaPolicy::Evolve;
+        let original = batch.clone();
+        let schema = batch.schema();
+        let source = conn.batch_columns(&schema);
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut arrays = batch.columns().to_vec();
+        let mut changes = Vec::new();
+        let mut rejected: Vec<Option<String>> = vec![None; batch.num_rows()];
+        let mut dropped = Vec::new();
+        for (i, (column, source_type)) in source.iter().enumerate() {
+            let Some((table_column, table_type)) = columns
+                .iter_mut()
+                .find(|(c, _)| c.eq_ignore_ascii_case(column))
+            else {
+                continue;
+            };
+            let nested = fields[i].data_type().is_nested();
+            if nested
+                && unquoted(table_type) != unquoted(source_type)
+                && (widen || table_type == TEXT)
+            {
+                // An object or a list where the table holds something else:
+                // the column becomes text, the values JSON.
+                if table_type != TEXT {
+                    changes.push(Change::Widen {
+                        column: table_column.clone(),
+                        from: table_type.clone(),
+                        to: TEXT.into(),
+                    });
+                    *table_type = TEXT.into();
+                }
+                arrays[i] = nested_as_json(&arrays[i])?;
+                fields[i] = Field::new(fields[i].name(), DataType::Utf8, true);
+                continue;
+            }
+            if exact_by_type(table_type, source_type) {
+                continue;
+            }
+            let cast = arrow_type(table_type)
+                .and_then(|to| cast_exact(&arrays[i], &to).map(|cast| (to, cast)));
+            let Some((to, cast)) = cast else {
+                // Nested and other types: `evolve` leaves the widening to
+                // the plan; `strict` rejects every row with a value there.
+                if !widen {
+                    for (row, reason) in rejected.iter_mut().enumerate() {
+                        if arrays[i].is_valid(row) {
+                            reason.get_or_insert_with(|| {
+                                strict_reason(column, table_type, &self.spec.table)
+                            });
+                        }
+                    }
+                    dropped.push(i);
+                }
+                continue;
+            };
+            if cast.misfits.is_empty() {
+                arrays[i] = cast.array;
+                fields[i] = Field::new(fields[i].name(), to, true);
+            } else if widen {
+                let wider = self.wider(
+                    conn,
+                    name,
+                    table_column,
+                    table_type,
+                    source_type,
+                    &arrays[i],
+                )?;
+                changes.push(Change::Widen {
+                    column: table_column.clone(),
+                    from: table_type.clone(),
+                    to: wider.clone(),
+                });
+                *table_type = wider;
+            } else {
+                for row in cast.misfits {
+                    rejected[row]
+                        .get_or_insert_with(|| strict_reason(column, table_type, &self.spec.table));
+                }
+                arrays[i] = cast.array;
+                fields[i] = Field::new(fields[i].name(), to, true);
+            }
+        }
+        self.apply(conn, name, &changes)?;
+        self.columns = Some(columns);
+        for i in dropped.into_iter().rev() {
+            fields.remove(i);
+            arrays.remove(i);
+        }
+        let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let batch = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &rows)
+            .map_err(|e| Error::arrow("casting a batch to the table's types", e))?;
+        if rejected.iter().all(Option::is_none) {
+            return Ok((batch, Vec::new()));
+        }
+        split_rejected(&self.spec, batch, &original, &rejected)
+    }
+
+    /// The type to widen column `column` (of type `table_type` in table
+    /// `name`) to, so it holds its values and the batch's `values` (of type
+    /// `source_type`) exactly: the narrowest common type, or `VARCHAR` when
+    /// a number type would round one of them.
+    fn wider<C: SqlConnection>(
+        &self,
+        conn: &C,
+        name: &str,
+        column: &str,
+        table_type: &str,
+        source_type: &str,
+        values: &ArrayRef,
+    ) -> Result<String> {
+        let wider = supertype(table_type, source_type);
+        if wider == table_type {
+            // The types fit, these values do not (2^53 + 1 in a DOUBLE).
+            return Ok(TEXT.into());
+        }
+        let batch_fits = arrow_type(&wider)
+            .and_then(|to| cast_exact(values, &to))
+            .is_some_and(|cast| cast.misfits.is_empty());
+        if !batch_fits {
+            return Ok(TEXT.into());
+        }
+        if wider != "DOUBLE" {
+            return Ok(wider);
+        }
+        let holds = match doubles_hold(table_type) {
+            Some(holds) => holds,
+            None => {
+                let c = conn.quote(column);
+                let limit = "9007199254740992";
+                !conn.any_row(
+                    &format!("SELECT 1 FROM {name} WHERE {c} < -{limit} OR {c} > {limit} LIMIT 1"),
+                    &self.context("checking the values of a column to widen"),
+                )?
+            }
+        };
+        Ok(if holds { wider } else { TEXT.into() })
+    }
     /// Creates `table` (quoted `name`) with the `source` columns, or adds
     /// and widens its columns so they fit. Returns its columns afterwards.
     fn prepare<C: SqlConnection>(
@@ -313,8 +549,8 @@ impl Table {
                     ),
                     "adding a column",
                 ),
-                Change::Widen { column, to, .. } => (
-                    conn.widen_column(name, column, &conn.type_sql(to)),
+                Change::Widen { column, from, to } => (
+                    conn.widen_column(name, column, from, &conn.type_sql(to)),
                     "widening a column",
                 ),
             };
@@ -499,20 +735,18 @@ impl<C: SqlConnection> Load<C> {
     }
 
     /// Writes `batch` into the table at `index` of `tables`.
-    fn write_to(&mut self, index: usize, batch: RecordBatch) -> Result<()> {
+    fn write_to(&mut self, index: usize, batch: RecordBatch) -> Result<Written> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(Written::default());
         }
         let batch = self.conn.normalize(batch)?;
         self.begin()?;
-        let (batch, letters) = reject_null_keys(&self.tables[index].spec, batch)?;
-        if !letters.is_empty() {
-            let own = self.own();
-            self.conn
-                .insert_dead_letters(&own.pipeline, &own.run_id, &letters)?;
-        }
+        let (batch, mut letters) = reject_null_keys(&self.tables[index].spec, batch)?;
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(Written {
+                dead_letters: letters,
+                ..Written::default()
+            });
         }
         let Load {
             conn,
@@ -520,14 +754,17 @@ impl<C: SqlConnection> Load<C> {
             merge,
             ..
         } = self;
-        tables[index].write(conn, batch, || match merge {
+        let mut written = tables[index].write(conn, batch, || match merge {
             Some(supported) => Ok(*supported),
             None => {
                 let supported = conn.supports_merge()?;
                 *merge = Some(supported);
                 Ok(supported)
             }
-        })
+        })?;
+        letters.append(&mut written.dead_letters);
+        written.dead_letters = letters;
+        Ok(written)
     }
 }
 
@@ -544,11 +781,11 @@ impl<C: SqlConnection> Destination for Load<C> {
         Ok(())
     }
 
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+    fn write(&mut self, batch: RecordBatch) -> Result<Written> {
         self.write_to(0, batch)
     }
 
-    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<()> {
+    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<Written> {
         let index = self
             .tables
             .iter()
@@ -791,13 +1028,17 @@ mod tests {
         let mut spec = spec(WriteMode::Append, &[]);
         spec.dedupe_key = vec!["id".into()];
         let mut load = w.destination(spec).expect("a load");
-        load.write(batch(&[("id", &["1", "2", "2"]), ("v", &["a", "b", "c"])]))
+        let first = load
+            .write(batch(&[("id", &["1", "2", "2"]), ("v", &["a", "b", "c"])]))
             .expect("rows");
         load.commit(None).expect("commits");
-        load.write(batch(&[("id", &["2", "3"]), ("v", &["d", "e"])]))
+        let second = load
+            .write(batch(&[("id", &["2", "3"]), ("v", &["d", "e"])]))
             .expect("rows");
         load.commit(None).expect("commits");
         assert_eq!(count(&w, "select count(*) from raw.orders"), 3);
+        assert_eq!((first.rows, first.duplicates), (2, 1), "counts what landed");
+        assert_eq!((second.rows, second.duplicates), (1, 1));
         assert_eq!(
             count(&w, "select count(*) from raw.orders where v = 'b'"),
             1
@@ -880,7 +1121,10 @@ mod tests {
             let mut load = w
                 .destination(spec(WriteMode::Merge, &["id"]))
                 .expect("a load");
-            load.write(with_null_key()).expect("writes");
+            let written = load.write(with_null_key()).expect("writes");
+            assert_eq!((written.rows, written.dead_letters.len()), (1, 1));
+            load.write_dead_letters(&written.dead_letters)
+                .expect("records them");
             load.commit(None).expect("commits");
         }
         assert_eq!(count(&w, "select count(*) from raw.orders"), 1);
@@ -893,5 +1137,168 @@ mod tests {
             2,
             "the row is rejected, with its reason, on each run"
         );
+    }
+
+    /// A batch with an `id` BIGINT column and a column `v` of `values`.
+    fn with_values(ids: &[i64], values: ArrayRef) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", values.data_type().clone(), true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Int64Array::from(ids.to_vec())), values],
+        )
+        .expect("batch")
+    }
+
+    /// Column `v` of raw.orders as text, by id, and its type.
+    fn values_of_v(w: &DuckDbWarehouse) -> (String, Vec<String>) {
+        let result = w
+            .query("select v::varchar from raw.orders order by id")
+            .expect("query");
+        let mut values = Vec::new();
+        for batch in &result.batches {
+            let text = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("text");
+            values.extend((0..text.len()).map(|i| text.value(i).to_string()));
+        }
+        let ty = w
+            .query(
+                "select data_type from information_schema.columns \
+                 where table_name = 'orders' and column_name = 'v'",
+            )
+            .expect("query");
+        let ty = ty.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text")
+            .value(0)
+            .to_string();
+        (ty, values)
+    }
+
+    fn load_all(
+        w: &DuckDbWarehouse,
+        policy: SchemaPolicy,
+        batches: Vec<RecordBatch>,
+    ) -> Vec<Written> {
+        let mut written = Vec::new();
+        for batch in batches {
+            let mut load = w
+                .destination(LoadSpec {
+                    schema: policy,
+                    ..spec(WriteMode::Append, &[])
+                })
+                .expect("a load");
+            let w = load.write(batch).expect("writes");
+            load.write_dead_letters(&w.dead_letters).expect("letters");
+            load.commit(None).expect("commits");
+            written.push(w);
+        }
+        written
+    }
+
+    fn floats(values: &[f64]) -> ArrayRef {
+        Arc::new(arrow::array::Float64Array::from(values.to_vec()))
+    }
+
+    fn ints(values: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(values.to_vec()))
+    }
+
+    #[test]
+    fn a_fraction_widens_an_integer_column_and_whole_numbers_fit_it_as_they_are() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = warehouse(&dir);
+        load_all(
+            &w,
+            SchemaPolicy::Evolve,
+            vec![
+                with_values(&[1], ints(&[10])),
+                with_values(&[2], floats(&[3.0])),
+            ],
+        );
+        assert_eq!(
+            values_of_v(&w),
+            ("BIGINT".into(), vec!["10".into(), "3".into()])
+        );
+        load_all(
+            &w,
+            SchemaPolicy::Evolve,
+            vec![with_values(&[3, 4], floats(&[2.5, -7.9]))],
+        );
+        assert_eq!(
+            values_of_v(&w),
+            (
+                "DOUBLE".into(),
+                ["10.0", "3.0", "2.5", "-7.9"].map(String::from).to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn integers_a_double_cannot_hold_widen_to_text() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = warehouse(&dir);
+        load_all(
+            &w,
+            SchemaPolicy::Evolve,
+            vec![
+                with_values(&[1], ints(&[9_007_199_254_740_993])),
+                with_values(&[2], floats(&[1.5])),
+            ],
+        );
+        assert_eq!(
+            values_of_v(&w),
+            (
+                "VARCHAR".into(),
+                vec!["9007199254740993".into(), "1.5".into()]
+            )
+        );
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = warehouse(&dir);
+        load_all(
+            &w,
+            SchemaPolicy::Evolve,
+            vec![
+                with_values(&[1], floats(&[0.5])),
+                with_values(&[2, 3], ints(&[7, 9_007_199_254_740_993])),
+            ],
+        );
+        assert_eq!(
+            values_of_v(&w),
+            (
+                "VARCHAR".into(),
+                ["0.5", "7", "9007199254740993"].map(String::from).to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn strict_rejects_only_the_rows_whose_values_do_not_fit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = warehouse(&dir);
+        let written = load_all(
+            &w,
+            SchemaPolicy::Strict,
+            vec![
+                with_values(&[1], ints(&[10])),
+                with_values(&[2, 3, 4], floats(&[2.0, 2.5, -7.9])),
+            ],
+        );
+        assert_eq!(written[1].rows, 1);
+        assert_eq!(written[1].dead_letters.len(), 2);
+        assert!(written[1].dead_letters[0].raw.contains("2.5"));
+        assert_eq!(
+            values_of_v(&w),
+            ("BIGINT".into(), vec!["10".into(), "2".into()])
+        );
+        assert_eq!(count(&w, "select count(*) from _flowline_dead_letter"), 2);
     }
 }

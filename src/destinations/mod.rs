@@ -29,7 +29,7 @@ use crate::core::error::{Error, Result};
 use crate::core::schema::{SchemaFn, object_schema, with_kind};
 use crate::core::{DeadLetter, Workspace};
 
-pub use crate::core::{KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode};
+pub use crate::core::{KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode, Written};
 
 /// `[destination]`: the table a pipeline loads.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -69,9 +69,12 @@ pub struct DestinationConfig {
     /// shows `error: ...` as its progress. Default: the project's warehouse.
     #[serde(default)]
     pub connection: Option<String>,
-    /// New columns are added in both modes. `strict`: a source type that
-    /// does not fit the table's column fails the run. `evolve`: the column
-    /// is widened to a type that holds both.
+    /// New columns are added in both modes, and a value the table's column
+    /// holds exactly (`4.0` in a `BIGINT` column) is stored as it. `evolve`:
+    /// a column that cannot hold a new value exactly is widened to a type
+    /// that holds the old and new values (`BIGINT` to `DOUBLE`, or to
+    /// `VARCHAR` when a double would round one). `strict`: the table's
+    /// types stay; such a row goes to the dead-letter table.
     #[serde(default)]
     pub schema: SchemaPolicy,
 }
@@ -137,12 +140,13 @@ pub trait Destination: Send {
     fn add_child(&mut self, name: &str, primary_key: Vec<String>) -> Result<()>;
 
     /// Writes a batch into the pipeline's table; visible to others only
-    /// after [`Destination::commit`].
-    fn write(&mut self, batch: RecordBatch) -> Result<()>;
+    /// after [`Destination::commit`]. The rows it could not take come back
+    /// as dead letters, for the caller to record.
+    fn write(&mut self, batch: RecordBatch) -> Result<Written>;
 
     /// Writes a batch into the child table `name`, declared with
     /// [`Destination::add_child`]; it commits with the pipeline's table.
-    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<()>;
+    fn write_child(&mut self, name: &str, batch: RecordBatch) -> Result<Written>;
 
     /// Records rows the source could not read; committed with the data.
     fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;

@@ -17,7 +17,7 @@ use super::progress::PipelineProgress;
 use crate::config::{Pipeline, Project};
 use crate::core::error::{Error, Result};
 use crate::core::{DeadLetter, SourceBatch};
-use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
+use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode, Written};
 use crate::sources::SourceContext;
 use crate::state::{RunRecord, StateStore};
 use crate::transforms::{self, Transform};
@@ -60,6 +60,7 @@ pub async fn run_pipeline(
     .await;
     let counts = progress.counts();
     record.rows = counts.rows;
+    record.duplicates = counts.duplicates;
     record.bytes = counts.bytes;
     record.bad_rows = counts.bad_rows;
     record.finish(outcome);
@@ -196,7 +197,7 @@ impl Loader {
         // Commit whatever is left: the final state for `replace`, or rows a
         // source sent after its last checkpoint.
         let last = self.last_checkpoint.take();
-        self.destination.commit(last.as_ref())
+        self.commit(last.as_ref())
     }
 
     fn load(&mut self, batch: SourceBatch) -> Result<()> {
@@ -207,48 +208,64 @@ impl Loader {
             checkpoint,
             table,
         } = batch;
-        if !dead_letters.is_empty() {
-            self.destination.write_dead_letters(&dead_letters)?;
-            let room = KEEP_DEAD_LETTERS.saturating_sub(self.uncommitted_letters.len());
-            self.uncommitted_letters
-                .extend(dead_letters.iter().take(room).cloned());
-            let bad = self.progress.add_bad_rows(dead_letters.len() as u64);
-            if let Some(max) = self.max_bad_rows
-                && bad > max
-            {
-                let last = &dead_letters[dead_letters.len() - 1];
-                return Err(Error::pipeline(
-                    &self.pipeline,
-                    format!(
-                        "{bad} rows rejected, more than max_bad_rows = {max}, so nothing of this \
-                         run was loaded; the last: {} ({}); all are in the _flowline_dead_letter table",
-                        last.origin, last.reason
-                    ),
-                ));
-            }
-        }
-        let mut rows = 0;
-        if let Some(child) = table {
+        self.reject(dead_letters)?;
+        let written = if let Some(child) = table {
             // Child rows load as they come: the transforms are written for
             // the pipeline's own table.
-            rows = batch.num_rows() as u64;
-            self.destination.write_child(&child, batch)?;
+            self.destination.write_child(&child, batch)?
         } else if batch.num_rows() > 0
             && let Some(out) = transforms::apply_all(&mut self.chain, batch)?
         {
-            rows = out.num_rows() as u64;
-            self.destination.write(out)?;
-        }
-        self.progress.add(rows, bytes);
+            self.destination.write(out)?
+        } else {
+            Written::default()
+        };
+        self.progress.add(written.rows, written.duplicates, bytes);
+        self.reject(written.dead_letters)?;
         if let Some(checkpoint) = checkpoint {
             if self.commit_at_checkpoints {
-                self.destination.commit(Some(&checkpoint))?;
+                self.commit(Some(&checkpoint))?;
                 self.last_checkpoint = None;
-                self.uncommitted_letters.clear();
             } else {
                 self.last_checkpoint = Some(checkpoint);
             }
         }
+        Ok(())
+    }
+
+    /// Records rows rejected by the source or the warehouse, and fails the
+    /// run past `max_bad_rows`.
+    fn reject(&mut self, dead_letters: Vec<DeadLetter>) -> Result<()> {
+        if dead_letters.is_empty() {
+            return Ok(());
+        }
+        self.destination.write_dead_letters(&dead_letters)?;
+        let bad = self.progress.add_bad_rows(dead_letters.len() as u64);
+        let last = dead_letters[dead_letters.len() - 1].clone();
+        let room = KEEP_DEAD_LETTERS.saturating_sub(self.uncommitted_letters.len());
+        self.uncommitted_letters
+            .extend(dead_letters.into_iter().take(room));
+        if let Some(max) = self.max_bad_rows
+            && bad > max
+        {
+            return Err(Error::pipeline(
+                &self.pipeline,
+                format!(
+                    "{bad} rows rejected, more than max_bad_rows = {max}, so nothing of this \
+                     run was loaded; the last: {} ({}); all are in the _flowline_dead_letter table",
+                    last.origin, last.reason
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Commits what was written since the last commit, with `state`; its
+    /// rows count as loaded from now on.
+    fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
+        self.destination.commit(state)?;
+        self.progress.committed();
+        self.uncommitted_letters.clear();
         Ok(())
     }
 }

@@ -45,6 +45,9 @@ impl Progress {
             started: Instant::now(),
             last_log: Mutex::new(Instant::now()),
             rows: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            committed_rows: AtomicU64::new(0),
+            committed_duplicates: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             bad_rows: AtomicU64::new(0),
         }
@@ -54,8 +57,10 @@ impl Progress {
 /// Counters of one pipeline run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
-    /// Rows loaded.
+    /// Rows loaded: inserted or updated, and committed.
     pub rows: u64,
+    /// Rows left out as duplicates of loaded ones, in committed loads.
+    pub duplicates: u64,
     /// Bytes read.
     pub bytes: u64,
     /// Rows rejected.
@@ -68,15 +73,22 @@ pub struct PipelineProgress {
     bar: Option<ProgressBar>,
     started: Instant,
     last_log: Mutex<Instant>,
+    /// Rows written, committed or not (the live numbers).
     rows: AtomicU64,
+    duplicates: AtomicU64,
+    /// Rows in committed loads (what the run record says).
+    committed_rows: AtomicU64,
+    committed_duplicates: AtomicU64,
     bytes: AtomicU64,
     bad_rows: AtomicU64,
 }
 
 impl PipelineProgress {
-    /// Adds loaded rows and read bytes.
-    pub fn add(&self, rows: u64, bytes: u64) {
+    /// Adds rows written (inserted or updated), rows left out as
+    /// duplicates, and bytes read; rows count as loaded once committed.
+    pub fn add(&self, rows: u64, duplicates: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         let message = self.message();
         match &self.bar {
@@ -91,28 +103,38 @@ impl PipelineProgress {
         }
     }
 
+    /// Marks every row written so far as committed.
+    pub fn committed(&self) {
+        self.committed_rows
+            .store(self.rows.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.committed_duplicates
+            .store(self.duplicates.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Adds rejected rows; returns the run's total so far.
     pub fn add_bad_rows(&self, n: u64) -> u64 {
         self.bad_rows.fetch_add(n, Ordering::Relaxed) + n
     }
 
-    /// The counters so far.
+    /// The counters so far, rows as committed.
     pub fn counts(&self) -> Counts {
         Counts {
-            rows: self.rows.load(Ordering::Relaxed),
+            rows: self.committed_rows.load(Ordering::Relaxed),
+            duplicates: self.committed_duplicates.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             bad_rows: self.bad_rows.load(Ordering::Relaxed),
         }
     }
 
     fn message(&self) -> String {
-        let counts = self.counts();
+        let rows = self.rows.load(Ordering::Relaxed);
+        let bytes = self.bytes.load(Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         format!(
             "{} rows  {}  {} rows/s",
-            HumanCount(counts.rows),
-            HumanBytes(counts.bytes),
-            HumanCount((counts.rows as f64 / secs) as u64)
+            HumanCount(rows),
+            HumanBytes(bytes),
+            HumanCount((rows as f64 / secs) as u64)
         )
     }
 

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::config::{Pipeline, Project};
 use crate::core::error::{Error, Result};
-use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode};
+use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode, Written};
 use crate::sources::stream::{Message, PayloadDecoder};
 use crate::state::{RunRecord, StateStore, StreamStats};
 use crate::transforms::{self, Transform};
@@ -333,12 +333,14 @@ fn commit_batch(
             if !letters.is_empty() {
                 destination.write_dead_letters(&letters)?;
             }
-            let mut rows = 0;
+            let mut written = Written::default();
             if batch.num_rows() > 0
                 && let Some(out) = transforms::apply_all(chain, batch)?
             {
-                rows = out.num_rows() as u64;
-                destination.write(out)?;
+                written = destination.write(out)?;
+                // Rows the table cannot take are dead letters, acknowledged
+                // with the batch: one message never blocks the stream.
+                destination.write_dead_letters(&written.dead_letters)?;
             }
             let state = checkpoint.unwrap_or_else(|| {
                 let committed =
@@ -346,14 +348,15 @@ fn commit_batch(
                 json!({ "messages": committed })
             });
             destination.commit(Some(&state))?;
-            Ok(rows)
+            Ok(written)
         })();
         match written {
-            Ok(rows) => {
-                metrics.rows.fetch_add(rows, Ordering::Relaxed);
-                metrics
-                    .bad_rows
-                    .fetch_add(letters.len() as u64, Ordering::Relaxed);
+            Ok(written) => {
+                metrics.rows.fetch_add(written.rows, Ordering::Relaxed);
+                metrics.bad_rows.fetch_add(
+                    (letters.len() + written.dead_letters.len()) as u64,
+                    Ordering::Relaxed,
+                );
                 Ok(())
             }
             Err(e) => {

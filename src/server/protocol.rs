@@ -156,6 +156,9 @@ pub struct WireRun {
     pub status: String,
     /// Rows loaded.
     pub rows: u64,
+    /// Rows left out as duplicates.
+    #[serde(default)]
+    pub duplicates: u64,
     /// Bytes read.
     pub bytes: u64,
     /// Rows sent to the dead-letter table.
@@ -176,6 +179,7 @@ impl From<&RunRecord> for WireRun {
             ended_at: run.ended_at,
             status: run.status.as_str().to_string(),
             rows: run.rows,
+            duplicates: run.duplicates,
             bytes: run.bytes,
             bad_rows: run.bad_rows,
             error: run.error.clone(),
@@ -193,6 +197,7 @@ impl From<WireRun> for RunRecord {
             ended_at: run.ended_at,
             status: RunStatus::parse(&run.status),
             rows: run.rows,
+            duplicates: run.duplicates,
             bytes: run.bytes,
             bad_rows: run.bad_rows,
             error: run.error,
@@ -523,6 +528,7 @@ mod tests {
             ended_at: Some(Utc::now()),
             status: RunStatus::Failed,
             rows: 3,
+            duplicates: 2,
             bytes: 40,
             bad_rows: 1,
             error: Some("boom".into()),

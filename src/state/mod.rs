@@ -60,8 +60,12 @@ pub struct RunRecord {
     pub ended_at: Option<DateTime<Utc>>,
     /// How it ended.
     pub status: RunStatus,
-    /// Rows loaded (after transforms).
+    /// Rows loaded (after transforms): inserted or updated, and committed.
     pub rows: u64,
+    /// Rows left out as duplicates of loaded rows (`dedupe_key`, or a
+    /// `merge` key repeated in a batch), in committed loads.
+    #[serde(default)]
+    pub duplicates: u64,
     /// Bytes read from the source.
     pub bytes: u64,
     /// Rows sent to the dead-letter table.
@@ -104,6 +108,7 @@ impl RunRecord {
             ended_at: None,
             status: RunStatus::Running,
             rows: 0,
+            duplicates: 0,
             bytes: 0,
             bad_rows: 0,
             error: None,

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS runs (
     bytes      INTEGER NOT NULL DEFAULT 0,
     bad_rows   INTEGER NOT NULL DEFAULT 0,
     error      TEXT,
-    stream     TEXT
+    stream     TEXT,
+    duplicates INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at);
 ";
@@ -58,13 +59,20 @@ impl SqliteStateStore {
 
 /// Adds the columns that stores made by earlier versions lack.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_stream: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('runs') WHERE name = 'stream'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_stream {
-        conn.execute_batch("ALTER TABLE runs ADD COLUMN stream TEXT")?;
+    for (column, definition) in [
+        ("stream", "TEXT"),
+        ("duplicates", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        let has: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('runs') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE runs ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -89,11 +97,12 @@ fn row_to_run(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         stream: row
             .get::<_, Option<String>>(9)?
             .and_then(|text| serde_json::from_str(&text).ok()),
+        duplicates: row.get::<_, i64>(10)? as u64,
     })
 }
 
-const COLUMNS: &str =
-    "run_id, pipeline, started_at, ended_at, status, rows, bytes, bad_rows, error, stream";
+const COLUMNS: &str = "run_id, pipeline, started_at, ended_at, status, rows, bytes, bad_rows, \
+     error, stream, duplicates";
 
 impl StateStore for SqliteStateStore {
     fn start_run(&self, run: &RunRecord) -> Result<()> {
@@ -104,7 +113,7 @@ impl StateStore for SqliteStateStore {
             )?;
             c.execute(
                 &format!(
-                    "INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, 0, 0, 0, NULL, NULL)"
+                    "INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, 0, 0, 0, NULL, NULL, 0)"
                 ),
                 params![
                     run.run_id,
@@ -121,7 +130,7 @@ impl StateStore for SqliteStateStore {
         self.with("recording run end", |c| {
             c.execute(
                 "UPDATE runs SET ended_at = ?2, status = ?3, rows = ?4, bytes = ?5, bad_rows = ?6, \
-                 error = ?7, stream = ?8 WHERE run_id = ?1",
+                 error = ?7, stream = ?8, duplicates = ?9 WHERE run_id = ?1",
                 params![
                     run.run_id,
                     run.ended_at.map(|t| t.to_rfc3339()),
@@ -132,7 +141,8 @@ impl StateStore for SqliteStateStore {
                     run.error,
                     run.stream
                         .as_ref()
-                        .and_then(|stats| serde_json::to_string(stats).ok())
+                        .and_then(|stats| serde_json::to_string(stats).ok()),
+                    run.duplicates as i64
                 ],
             )?;
             Ok(())
@@ -176,6 +186,7 @@ mod tests {
             bad_rows: 0,
             error: None,
             stream: None,
+            duplicates: 0,
         }
     }
 

@@ -61,34 +61,6 @@ pub fn pg_type(dt: &DataType) -> (String, DataType) {
     }
 }
 
-/// Nested values (structs, lists, maps) as one JSON text per row.
-fn to_json_text(column: &ArrayRef) -> Result<ArrayRef> {
-    use std::sync::Arc;
-    let field = arrow::datatypes::Field::new("v", column.data_type().clone(), true);
-    let batch = RecordBatch::try_new(
-        Arc::new(arrow::datatypes::Schema::new(vec![field])),
-        vec![column.clone()],
-    )
-    .map_err(|e| Error::arrow("encoding JSON", e))?;
-    let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
-    writer
-        .write(&batch)
-        .map_err(|e| Error::arrow("encoding JSON", e))?;
-    writer
-        .finish()
-        .map_err(|e| Error::arrow("encoding JSON", e))?;
-    let text = String::from_utf8(writer.into_inner()).map_err(|e| Error::Other(e.to_string()))?;
-    let values: arrow::array::StringArray = text
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|row| row.get("v").filter(|v| !v.is_null()).map(|v| v.to_string()))
-        })
-        .collect();
-    Ok(Arc::new(values))
-}
-
 /// Encodes `batch` as COPY tuples (without header and trailer) into `out`.
 pub fn encode(batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
     let columns: Vec<ArrayRef> = batch
@@ -98,7 +70,7 @@ pub fn encode(batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
             let (_, target) = pg_type(c.data_type());
             if c.data_type().is_nested() {
                 // Structs, lists and maps are stored as JSON text.
-                to_json_text(c)
+                crate::data::conform::nested_as_json(c)
             } else if c.data_type() == &target {
                 Ok(c.clone())
             } else {

@@ -329,7 +329,8 @@ impl Dialect for PgConnection {
         format!("DROP TABLE IF EXISTS {STAGE}; CREATE TEMP TABLE {STAGE} ({definitions})")
     }
 
-    fn widen_column(&self, qualified: &str, column: &str, to: &str) -> String {
+    fn widen_column(&self, qualified: &str, column: &str, _from: &str, to: &str) -> String {
+        // Nested values are jsonb here: as text they are JSON already.
         format!(
             "ALTER TABLE {qualified} ALTER COLUMN {c} TYPE {to} USING {c}::{to}",
             c = quote(column)
@@ -365,6 +366,15 @@ impl Dialect for PgConnection {
 impl SqlConnection for PgConnection {
     fn execute(&self, sql: &str, context: &str) -> Result<()> {
         block_on(self.client.batch_execute(sql)).map_err(pg_err(context))
+    }
+
+    fn execute_counting(&self, sql: &str, context: &str) -> Result<u64> {
+        block_on(self.client.execute(sql, &[])).map_err(pg_err(context))
+    }
+
+    fn any_row(&self, sql: &str, context: &str) -> Result<bool> {
+        let row = block_on(self.client.query_opt(sql, &[])).map_err(pg_err(context))?;
+        Ok(row.is_some())
     }
 
     fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
