@@ -213,6 +213,29 @@ fn status_prints_the_same_through_the_serving_process() {
     assert_eq!(p.ok(&["status", "--json"]), json);
 }
 
+#[test]
+fn state_reset_works_through_the_serving_process() {
+    let p = orders_project(10);
+    p.ok(&["run"]);
+    let _serve = Serve::start(&p);
+    assert!(
+        p.ok(&["state", "show", "orders"])
+            .contains("\"data/a.csv\"")
+    );
+    let out = p.ok(&["state", "reset", "orders"]);
+    assert!(
+        out.starts_with("reset   orders: saved state forgotten"),
+        "{out}"
+    );
+    assert!(p.ok(&["status"]).contains("orders"));
+    p.ok(&["run", "orders"]);
+    assert_eq!(
+        p.scalar("select count(*) from raw.orders"),
+        20,
+        "the reset state made the run load the file again"
+    );
+}
+
 /// A project whose load takes a moment: 30 files of 20,000 orders.
 fn big_project() -> TestProject {
     let p = TestProject::new();

@@ -185,7 +185,8 @@ pub async fn run_stream(
         &metrics,
         &mut on_report,
     )
-    .await;
+    .await
+    .map_err(|e| super::pipeline_failure(&pipeline.name, e));
     metrics.fill(&mut record);
     record.finish(outcome);
     if let Err(e) = store.finish_run(&record) {

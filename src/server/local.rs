@@ -255,6 +255,22 @@ impl Status {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.iter().cloned().collect()
     }
+
+    /// An error when `pipeline` runs in this process: its state must not
+    /// change under it.
+    fn refuse_running(&self, pipeline: &str) -> Result<()> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains(pipeline) {
+            return Err(Error::pipeline(
+                pipeline,
+                format!(
+                    "running in flowline process {}; stop it before resetting its state",
+                    std::process::id()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Everything a request may use.
@@ -498,6 +514,18 @@ async fn respond<W: AsyncWrite + Unpin>(
                 saved: saved.map(Into::into),
             });
             send(writer, answer, &[]).await
+        }
+        Request::ResetState { pipeline } => {
+            let answer = match shared.status.refuse_running(&pipeline) {
+                Err(e) => Err(e),
+                Ok(()) => blocking(move || warehouse.reset_state(&pipeline)).await,
+            };
+            send(
+                writer,
+                answer.map(|existed| Response::StateReset { existed }),
+                &[],
+            )
+            .await
         }
         Request::TableExists { schema, table } => {
             let table = TableName { schema, table };

@@ -291,6 +291,18 @@ struct HttpState {
     cursor: Option<Value>,
 }
 
+/// The state the last run committed; an error, never a fresh start, when
+/// it cannot be read (a fresh start would load everything again).
+fn saved_state(ctx: &SourceContext) -> Result<HttpState> {
+    let Some(state) = &ctx.state else {
+        return Ok(HttpState::default());
+    };
+    serde_json::from_value(state.clone()).map_err(|e| Error::StateUnreadable {
+        what: format!("saved state of {}", ctx.pipeline),
+        message: e.to_string(),
+    })
+}
+
 /// Records waiting to become a batch for one table.
 struct Pending {
     table: Option<String>,
@@ -596,11 +608,7 @@ impl HttpSource {
         let config = &self.config;
         let client = self.client()?;
         let overrides = config.overrides()?;
-        let state: HttpState = ctx
-            .state
-            .clone()
-            .and_then(|s| serde_json::from_value(s).ok())
-            .unwrap_or_default();
+        let state = saved_state(&ctx)?;
         let mut request = config.first_request()?;
         let mut max_cursor = state.cursor.clone();
         if let Some(incremental) = &config.incremental {
