@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use self::auth::{AuthConfig, Authenticator};
 use self::client::{ClientOptions, ClientSettings, Page, RequestSpec, WebClient};
-use self::paginate::{PaginateConfig, Paginator, Response};
+use self::paginate::{DEFAULT_MAX_PAGES, PaginateConfig, Paginator, Response};
 use super::{BatchSender, ChildTable, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
@@ -67,8 +67,11 @@ pub struct HttpSourceConfig {
     /// How pages follow one another. Default: one request.
     #[serde(default)]
     pub paginate: Option<PaginateConfig>,
-    /// Stop after this many pages, whatever the pagination says.
+    /// Stop after this many pages, whatever the pagination says. Reaching
+    /// the default while the API still has pages stops with a warning;
+    /// raise it for a longer resource. Default 1000.
     #[serde(default)]
+    #[schemars(extend("default" = 1000))]
     pub max_pages: Option<u64>,
     /// Load only records past the last run's cursor.
     #[serde(default)]
@@ -132,8 +135,9 @@ pub struct ChildConfig {
     /// How the child's pages follow one another. Default: one request.
     #[serde(default)]
     pub paginate: Option<PaginateConfig>,
-    /// Stop after this many pages per parent.
+    /// Stop after this many pages per parent. Default 1000.
     #[serde(default)]
+    #[schemars(extend("default" = 1000))]
     pub max_pages: Option<u64>,
     /// Parent fields copied into each child row as `_parent_<field>`.
     /// Default: the fields the URL's `{name}` fields name.
@@ -501,6 +505,19 @@ fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
     }
 }
 
+/// Says that `max_pages` stopped the pages of `what` though the API had
+/// more: a warning when the default did (the user may not know of it).
+fn stop_at_max_pages(what: &str, max_pages: u64, default: bool) {
+    if default {
+        tracing::warn!(
+            "{what}: stopped after {max_pages} pages, the default max_pages, though the API has \
+             more; set max_pages in [source] to read further"
+        );
+    } else {
+        tracing::info!("{what}: max_pages = {max_pages} reached");
+    }
+}
+
 /// One child resource to fetch for one parent record.
 struct ChildRequest {
     /// Index into `children`.
@@ -523,9 +540,14 @@ async fn fetch_child(
     let mut bytes = 0;
     let mut dead_letters = Vec::new();
     let mut pages = 0;
+    let max_pages = child.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
     loop {
         let page = client.fetch(&request).await?;
         pages += 1;
+        if let Some(warning) = paginator.repeats(&page, child.records.as_deref()) {
+            tracing::warn!("children {:?}: {warning}", child.name);
+            break;
+        }
         bytes += page.body.len() as u64;
         let parsed = parse_page(&page, child.records.as_deref());
         dead_letters.extend(parsed.dead_letters);
@@ -546,7 +568,14 @@ async fn fetch_child(
                 records: count,
             },
         );
-        if !more || child.max_pages.is_some_and(|max| pages >= max) {
+        if more && pages >= max_pages {
+            stop_at_max_pages(
+                &format!("children {:?}", child.name),
+                max_pages,
+                child.max_pages.is_none(),
+            );
+        }
+        if !more || pages >= max_pages {
             break;
         }
     }
@@ -639,9 +668,14 @@ impl HttpSource {
             let request = request.clone();
             async move { client.fetch(&request).await }
         }));
+        let max_pages = config.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
         while let Some(fetching) = next.take() {
             let page = fetching.await.map_err(Error::task("HTTP request"))??;
             pages += 1;
+            if let Some(warning) = paginator.repeats(&page, config.records.as_deref()) {
+                tracing::warn!(pipeline = %ctx.pipeline, "{warning}");
+                break;
+            }
             let cursor = config
                 .incremental
                 .as_ref()
@@ -653,8 +687,6 @@ impl HttpSource {
             let count = parsed.count;
             if parsed.body.is_none() && paginator.needs_body() {
                 tracing::warn!(pipeline = %ctx.pipeline, "{}: not JSON, so the next page is unknown; stopping here", page.url);
-            } else if config.max_pages.is_some_and(|max| pages >= max) {
-                tracing::info!(pipeline = %ctx.pipeline, "max_pages = {pages} reached");
             } else {
                 let more = paginator.advance(
                     &mut request,
@@ -664,7 +696,10 @@ impl HttpSource {
                         records: count,
                     },
                 );
-                if more {
+                if more && pages >= max_pages {
+                    let what = format!("pipeline {}", ctx.pipeline);
+                    stop_at_max_pages(&what, max_pages, config.max_pages.is_none());
+                } else if more {
                     let client = client.clone();
                     let request = request.clone();
                     next = Some(tokio::spawn(async move { client.fetch(&request).await }));
