@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connection;
 pub mod paginate;
 pub mod records;
 
@@ -45,7 +46,18 @@ const RAW_EXCERPT: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
     /// The resource's URL; `{name}` template fields are filled from `params`.
-    pub url: String,
+    /// With `connection`, a path under the connection's URL (`items` under
+    /// `https://api.example.com/v1` is `https://api.example.com/v1/items`),
+    /// or left out for the connection's URL itself. Required without
+    /// `connection`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A `[connections.<name>]` in flowline.toml with an `http://` or
+    /// `https://` URL, the API's base URL, and optionally its `auth` (used
+    /// when this source sets none). `flowline connections test <name>`
+    /// checks it.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// The HTTP method. Default `GET`.
     #[serde(default = "default_method")]
     pub method: String,
@@ -184,6 +196,22 @@ impl HttpSourceConfig {
         resources.chain(unnested).collect()
     }
 
+    /// The config with its `connection` applied: the URL under the
+    /// connection's, and the connection's `auth` unless the source sets one.
+    fn with_connection(&self, workspace: &Workspace) -> Result<HttpSourceConfig> {
+        let Some(name) = &self.connection else {
+            return Ok(self.clone());
+        };
+        let connection = connection::HttpConnection::named(workspace, name)
+            .map_err(|e| Error::Config(format!("[source] connection = \"{name}\": {e}")))?;
+        let mut config = self.clone();
+        config.url = Some(connection.join(self.url.as_deref())?);
+        if config.auth.is_none() {
+            config.auth = connection.auth;
+        }
+        Ok(config)
+    }
+
     fn client_options(&self) -> ClientOptions {
         self.client.options()
     }
@@ -201,14 +229,21 @@ impl HttpSourceConfig {
 
     /// The first request: URL template fields filled, parameters and body set.
     fn first_request(&self) -> Result<RequestSpec> {
-        let (url, used) = fill_template(&self.url, |name| self.params.get(name).map(toml_text))
+        let template = self.url.as_deref().ok_or_else(|| {
+            Error::Config(
+                "[source] kind = \"http\" needs url, or connection = \"<name>\" of a \
+                 [connections.<name>] with an http(s) URL"
+                    .into(),
+            )
+        })?;
+        let (url, used) = fill_template(template, |name| self.params.get(name).map(toml_text))
             .map_err(|missing| {
                 Error::Config(format!(
                     "[source] url has a template field {{{missing}}} that no entry of params fills"
                 ))
             })?;
         let mut url = Url::parse(&url)
-            .map_err(|e| Error::Config(format!("[source] url {:?}: {e}", self.url)))?;
+            .map_err(|e| Error::Config(format!("[source] url {template:?}: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
             for (name, value) in self.params.iter().filter(|(k, _)| !used.contains(*k)) {
@@ -852,9 +887,21 @@ impl SourceConnector for HttpSourceConfig {
         crate::sources::validate_batch(self, workspace, pipeline)
     }
 
+    fn schemes() -> &'static [&'static str] {
+        &["http", "https"]
+    }
+
+    fn test_connection(
+        name: String,
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = url;
+        Box::pin(connection::test(name, workspace))
+    }
+
     fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
-        let _ = workspace;
-        Ok(Box::new(HttpSource::new(self.clone())))
+        Ok(Box::new(HttpSource::new(self.with_connection(workspace)?)))
     }
 
     fn child_tables(&self) -> Vec<ChildTable> {
