@@ -571,7 +571,18 @@ async fn run<W: AsyncWrite + Unpin>(
     }
     let progress = Progress::new(false);
     for pipeline in selected {
-        let record = match PipelineClaim::take(&shared.status, &pipeline.name) {
+        // Refused without a record, as `flowline run` does.
+        let claim = match pipeline.config.mode {
+            crate::core::Mode::Stream => Err(Error::pipeline(
+                &pipeline.name,
+                format!(
+                    "a stream pipeline: run it with `flowline stream {}`",
+                    pipeline.name
+                ),
+            )),
+            crate::core::Mode::Batch => PipelineClaim::take(&shared.status, &pipeline.name),
+        };
+        let record = match claim {
             Ok(_claim) => {
                 run_one(
                     &project,
