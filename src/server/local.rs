@@ -1,9 +1,10 @@
 //! The owning side of the local control socket.
 //!
 //! The process that holds the project's warehouse (`flowline serve`, later
-//! `flowline stream`) binds `<project>/.flowline/flowline.sock` and answers
-//! other flowline commands on this machine: queries, saved state, and runs
-//! of pipelines, which it loads with its own warehouse and state store.
+//! `flowline stream`) binds the project's socket ([`super::socket_path`]) and answers
+//! other flowline commands on this machine: queries, saved state (read and
+//! reset), and runs of pipelines, which it loads with its own warehouse and
+//! state store.
 //!
 //! ```ignore
 //! let socket = server::local::bind(project.clone()).await?; // fails naming another owner's pid
@@ -45,10 +46,6 @@ use crate::state::StateStore;
 
 /// How long a process found on the socket has to answer a ping.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The longest socket path the kernel takes (`sun_path` holds 108 bytes,
-/// the last one a NUL).
-const MAX_SOCKET_PATH: usize = 107;
 
 /// What is at the socket path.
 enum Probe {
@@ -130,16 +127,8 @@ pub struct BoundSocket {
 /// [`BoundSocket::serve`].
 pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
     let path = socket_path(&project);
-    if path.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(Error::Other(format!(
-            "{}: the control socket's path is {} bytes long, more than the {MAX_SOCKET_PATH} \
-             a Unix socket allows; move the project to a shorter path",
-            path.display(),
-            path.as_os_str().len()
-        )));
-    }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        socket_dir(parent)?;
     }
     match probe(&path).await {
         Probe::Nobody => {}
@@ -158,7 +147,12 @@ pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
-    let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        Error::Other(format!(
+            "{}: cannot listen on this project's control socket: {e}",
+            path.display()
+        ))
+    })?;
     // From here on, dropping `socket` removes the file again.
     let socket = SocketFile::new(path)?;
     Ok(BoundSocket {
@@ -166,6 +160,30 @@ pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
         socket,
         project,
     })
+}
+
+/// Creates the folder of the control socket. The shared runtime folder
+/// ([`super::runtime_dir`]) is made private to this user, and refused when
+/// another user owns it: a socket there could be someone else's.
+fn socket_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if dir != super::runtime_dir() {
+        return Ok(());
+    }
+    let metadata = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if metadata.uid() != super::current_uid() {
+        return Err(Error::Other(format!(
+            "{}: this folder for control sockets belongs to another user (uid {}); remove it \
+             or set XDG_RUNTIME_DIR to a folder of yours",
+            dir.display(),
+            metadata.uid()
+        )));
+    }
+    if metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Binds the project's control socket and serves `warehouse` and `store` on
