@@ -20,6 +20,10 @@ fn misspelt_key_names_file_line_column_and_suggests() {
     assert!(err.contains("pipelines/orders.toml:8:1"), "{err}");
     assert!(err.contains("unknown field \"primary_keys\""), "{err}");
     assert!(err.contains("did you mean \"primary_key\"?"), "{err}");
+    assert!(
+        !err.contains("\"source\""),
+        "only the top level has [source]: {err}"
+    );
 }
 
 #[test]

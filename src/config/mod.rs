@@ -290,8 +290,14 @@ impl ConfigFile {
             toml::Spanned::new(span, table),
         ))
         .map_err(|e| {
-            // `[source]` and `[[transform]]` are read apart: name them too.
-            let message = also_expected(e.message(), &["source", "transform"]);
+            // `[source]` and `[[transform]]` are read apart: name them too
+            // among the keys of the file's top level (which has `destination`).
+            let message = match e.message() {
+                top if top.contains("`destination`") => {
+                    also_expected(top, &["source", "transform"])
+                }
+                other => other.to_string(),
+            };
             self.located(&message, e.span())
         })?;
         let Some(source) = source else {
