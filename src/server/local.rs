@@ -724,4 +724,35 @@ mod tests {
         drop(claim);
         assert!(server.running().is_empty());
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_state_of_a_running_pipeline_is_not_reset_for_a_client() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = project(dir.path());
+        let server = start(&project).await;
+        let claim = server.claim("orders").expect("claim");
+        let asking = project.clone();
+        let reset = move || {
+            let mut client = LocalClient::connect(&asking)
+                .expect("connect")
+                .expect("owner");
+            client.reset_state("orders")
+        };
+        let refused = tokio::task::spawn_blocking(reset.clone())
+            .await
+            .expect("client")
+            .expect_err("refused while running");
+        assert!(
+            refused
+                .to_string()
+                .contains("stop it before resetting its state"),
+            "{refused}"
+        );
+        drop(claim);
+        let existed = tokio::task::spawn_blocking(reset)
+            .await
+            .expect("client")
+            .expect("reset");
+        assert!(!existed, "nothing was saved");
+    }
 }
