@@ -20,6 +20,10 @@ fn misspelt_key_names_file_line_column_and_suggests() {
     assert!(err.contains("pipelines/orders.toml:8:1"), "{err}");
     assert!(err.contains("unknown field \"primary_keys\""), "{err}");
     assert!(err.contains("did you mean \"primary_key\"?"), "{err}");
+    assert!(
+        !err.contains("\"source\""),
+        "only the top level has [source]: {err}"
+    );
 }
 
 #[test]
@@ -171,4 +175,128 @@ fn wrong_value_types_in_the_source_table_are_located() {
     let err = validate_error(&p);
     assert!(err.contains("pipelines/c.toml:4:14"), "{err}");
     assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn a_misspelt_source_table_suggests_source() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/orders.toml",
+        "[sources]\nkind = \"file\"\npath = \"x.csv\"\n\n[destination]\ntable = \"t\"\n",
+    );
+    let err = validate_error(&p);
+    assert!(err.contains("pipelines/orders.toml:1:2"), "{err}");
+    assert!(err.contains("unknown field \"sources\""), "{err}");
+    assert!(err.contains("\"source\", \"transform\""), "{err}");
+    assert!(err.contains("did you mean \"source\"?"), "{err}");
+}
+
+#[test]
+fn a_list_of_tables_where_one_is_taken_says_so_plainly() {
+    let p = TestProject::new();
+    p.write(
+        "flowline.toml",
+        "[project]\nname = \"t\"\n\n[[warehouse]]\npath = \"a.duckdb\"\n",
+    );
+    let err = validate_error(&p);
+    assert!(
+        err.contains("flowline.toml:4:")
+            && err.contains("[[warehouse]] makes a list of tables, and a file has one [warehouse]"),
+        "{err}"
+    );
+    assert!(!err.contains("element"), "{err}");
+
+    let p = TestProject::new();
+    p.write(
+        "pipelines/x.toml",
+        "[[source]]\nkind = \"file\"\npath = \"x.csv\"\n\n[[destination]]\ntable = \"t\"\n",
+    );
+    let err = validate_error(&p);
+    assert!(err.contains("[[source]] makes a list of tables"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_line_and_byte() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/x.toml",
+        b"[source]\nkind = \"file\"\npath = \"caf\xe9.csv\"\n[destination]\ntable = \"t\"\n"
+            .as_slice(),
+    );
+    let err = validate_error(&p);
+    assert!(
+        err.contains("pipelines/x.toml:3:12: not UTF-8 text (byte 34 is 0xe9)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn messages_speak_of_tables_numbers_and_durations_not_rust_types() {
+    let cases = [
+        // (pipeline body after kind, what the message says instead)
+        (
+            "kind = \"http\"\nurl = \"http://x\"\npaginate = \"page\"",
+            "a table with a \"kind\" key",
+        ),
+        (
+            "kind = \"http\"\nurl = \"http://x\"\nmax_pages = -1",
+            "a whole number, 0 or more",
+        ),
+        (
+            "kind = \"http\"\nurl = \"http://x\"\ntimeout = 30",
+            "a duration such as \"30s\"",
+        ),
+    ];
+    for (source, plain) in cases {
+        let p = TestProject::new();
+        p.write(
+            "pipelines/x.toml",
+            format!("[source]\n{source}\n\n[destination]\ntable = \"t\"\n"),
+        );
+        let err = validate_error(&p);
+        assert!(err.contains(plain), "{source}: {err}");
+        for rust in ["enum", "struct", "u64", "i128", "PaginateConfig", "wanted"] {
+            assert!(!err.contains(rust), "{source}: {err}");
+        }
+    }
+    let p = TestProject::new();
+    p.write(
+        "pipelines/x.toml",
+        "[source]\nkind = \"file\"\npath = \"x.csv\"\n[destination]\ntable = \"t\"\nwrite = nan\n",
+    );
+    let err = validate_error(&p);
+    assert!(
+        err.contains("pipelines/x.toml:6:9: expected a string naming one of the allowed values"),
+        "{err}"
+    );
+    let p = TestProject::new();
+    p.write(
+        "flowline.toml",
+        "[project]\nname = \"t\"\n\n[connections]\nshop = \"postgres://x\"\n",
+    );
+    let err = validate_error(&p);
+    assert!(err.contains("expected a table"), "{err}");
+    assert!(!err.contains("ConnectionConfig"), "{err}");
+}
+
+#[test]
+fn a_huge_value_is_cut_in_the_message() {
+    let p = TestProject::new();
+    let huge = "x".repeat(1_000_000);
+    p.write(
+        "pipelines/x.toml",
+        format!("[source]\nkind = \"file\"\npath = \"x.csv\"\nbatch_size = \"{huge}\"\n[destination]\ntable = \"t\"\n"),
+    );
+    let err = validate_error(&p);
+    assert!(
+        err.contains("pipelines/x.toml:4:14"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(
+        err.contains("(1000000 characters)"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(err.len() < 2_000, "{} bytes: {}", err.len(), &err[..2000]);
 }

@@ -415,6 +415,80 @@ fn max_pages_stops_a_server_that_never_ends() {
 }
 
 #[test]
+fn an_api_that_ignores_the_page_parameter_stops_at_the_repeated_page() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let base = serve(Router::new().route(
+        "/items",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                // The same records whatever `page` says, with a changing
+                // field outside them.
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"items": [item(1), item(2)], "served": n}))
+            }
+        }),
+    ));
+    let p = TestProject::new();
+    p.write(
+        "pipelines/items.toml",
+        pipeline(&format!(
+            "url = \"{base}/items\"\nrecords = \"items\"\npaginate = {{ kind = \"page\" }}"
+        )),
+    );
+    let out = p
+        .command(&["run"])
+        .env("FLOWLINE_LOG", "warn")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("holds the same records as the page before it")
+            && stderr.contains("paginate = { kind = \"page\", param = \"page\" }"),
+        "{stderr}"
+    );
+    assert_eq!(
+        p.scalar("select count(*) from raw.items"),
+        2,
+        "the repeat is not loaded"
+    );
+    assert!(requests.load(Ordering::SeqCst) <= 3, "stopped at once");
+}
+
+#[test]
+fn the_default_max_pages_stops_an_endless_api_with_a_warning() {
+    let base = serve(Router::new().route(
+        "/items",
+        get(|Query(q): Params| async move {
+            let page = param(&q, "page", 1);
+            axum::Json(json!({"items": [item(page)]}))
+        }),
+    ));
+    let p = TestProject::new();
+    p.write(
+        "pipelines/items.toml",
+        pipeline(&format!(
+            "url = \"{base}/items\"\npaginate = {{ kind = \"page\" }}"
+        )),
+    );
+    let out = p
+        .command(&["run"])
+        .env("FLOWLINE_LOG", "warn")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stopped after 1000 pages, the default max_pages")
+            && stderr.contains("set max_pages in [source]"),
+        "{stderr}"
+    );
+    assert_eq!(p.scalar("select count(*) from raw.items"), 1000);
+}
+
+#[test]
 fn incremental_sends_the_saved_cursor_back() {
     let rows: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(
         (1..=5)

@@ -36,8 +36,15 @@ struct Serve {
 impl Serve {
     /// Starts `flowline serve` and waits for its "serving ..." line.
     fn start(p: &TestProject) -> Serve {
-        let mut child = p
-            .command(&["serve"])
+        let (serve, line) = Serve::spawn(p.command(&["serve"]));
+        assert!(line.contains(".flowline/flowline.sock"), "{line}");
+        serve
+    }
+
+    /// Starts `command` (a `flowline serve`) and waits for its "serving
+    /// ..." line, which it returns.
+    fn spawn(mut command: std::process::Command) -> (Serve, String) {
+        let mut child = command
             .env("FLOWLINE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -56,9 +63,8 @@ impl Serve {
             let status = serve.child.try_wait().expect("wait");
             panic!("flowline serve did not start: {line:?} (exit: {status:?})");
         }
-        assert!(line.contains(".flowline/flowline.sock"), "{line}");
         assert!(line.trim_end().ends_with("(Ctrl-C to stop)"), "{line}");
-        serve
+        (serve, line)
     }
 
     fn pid(&self) -> u32 {
@@ -213,6 +219,29 @@ fn status_prints_the_same_through_the_serving_process() {
     assert_eq!(p.ok(&["status", "--json"]), json);
 }
 
+#[test]
+fn state_reset_works_through_the_serving_process() {
+    let p = orders_project(10);
+    p.ok(&["run"]);
+    let _serve = Serve::start(&p);
+    assert!(
+        p.ok(&["state", "show", "orders"])
+            .contains("\"data/a.csv\"")
+    );
+    let out = p.ok(&["state", "reset", "orders"]);
+    assert!(
+        out.starts_with("reset   orders: saved state forgotten"),
+        "{out}"
+    );
+    assert!(p.ok(&["status"]).contains("orders"));
+    p.ok(&["run", "orders"]);
+    assert_eq!(
+        p.scalar("select count(*) from raw.orders"),
+        20,
+        "the reset state made the run load the file again"
+    );
+}
+
 /// A project whose load takes a moment: 30 files of 20,000 orders.
 fn big_project() -> TestProject {
     let p = TestProject::new();
@@ -306,6 +335,59 @@ fn a_stale_socket_is_ignored_by_commands_and_replaced_by_serve() {
     assert_eq!(p.scalar("select count(*) from raw.orders"), 5);
     assert!(serve.terminate().success());
     assert!(!socket(&p).exists());
+}
+
+#[test]
+fn a_project_too_deep_for_a_socket_is_served_on_a_short_path() {
+    let p = TestProject::new();
+    let deep = format!(
+        "{}/and-one-more-level-of-folders/to-be-sure-it-is-deep",
+        "a-project-folder-with-a-rather-long-name-".repeat(2)
+    );
+    p.write(
+        &format!("{deep}/flowline.toml"),
+        "[project]\nname = \"test\"\n",
+    );
+    p.write(&format!("{deep}/pipelines/orders.toml"), ORDERS);
+    p.write(&format!("{deep}/data/a.csv"), orders_csv(1, 10));
+    let dir = p.path().join(&deep);
+    assert!(dir.join(".flowline/flowline.sock").as_os_str().len() > 107);
+    let flowline = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowline"));
+        command.arg("--project").arg(&dir).args(args);
+        command.env_remove("FLOWLINE_LOG");
+        command
+    };
+    assert!(flowline(&["run"]).status().expect("run").success());
+
+    let (serve, line) = Serve::spawn(flowline(&["serve"]));
+    let socket = line
+        .trim_end()
+        .strip_prefix("serving project test's warehouse on ")
+        .and_then(|rest| rest.strip_suffix(" (Ctrl-C to stop)"))
+        .map(PathBuf::from)
+        .expect("the socket's path");
+    assert!(socket.as_os_str().len() <= 107, "{}", socket.display());
+    assert!(socket.exists(), "{}", socket.display());
+
+    // Commands find the owner at once, instead of waiting on the warehouse's lock.
+    let started = Instant::now();
+    let out = flowline(&["sql", "--json", "select count(*) as n from raw.orders"])
+        .output()
+        .expect("sql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"[{"n":10}]"#);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(serve.terminate().success());
+    assert!(!socket.exists(), "{}", socket.display());
 }
 
 #[test]

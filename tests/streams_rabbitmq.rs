@@ -356,6 +356,58 @@ fn a_dropped_connection_reconnects_without_losing_messages() {
 }
 
 #[test]
+fn a_quiet_stream_shows_its_committed_rows_in_status_without_further_messages() {
+    if !rabbitmq() {
+        return;
+    }
+    let queue = unique("fl_quiet");
+    publish(&queue, &clicks(1, 7));
+    let p = project(&queue, 1000);
+    let mut child = start(&p);
+    wait_for_rows(&p, &mut child, 7);
+    // No message follows; the numbers come with the next report (every 5 s).
+    let started = Instant::now();
+    let run = loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&p.ok(&["status", "--json"])).expect("status is JSON");
+        let run = status[0]["last_run"].clone();
+        if run["rows"].as_i64() == Some(7) || started.elapsed() > Duration::from_secs(15) {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(run["status"], "running", "{run}");
+    assert_eq!(run["rows"].as_i64(), Some(7), "{run}");
+    assert_eq!(run["stream"]["messages"].as_i64(), Some(7), "{run}");
+    let table = p.ok(&["status"]);
+    assert!(table.contains("running  7 "), "{table}");
+    assert!(stop(child).status.success());
+    purge_and_delete(&queue);
+}
+
+#[test]
+fn run_refuses_stream_pipelines_without_recording_a_run() {
+    let p = project("anything", 10);
+    let out = p.fails(&["run", "clicks"]);
+    assert!(
+        out.contains("pipeline clicks is a stream pipeline")
+            && out.contains("`flowline stream clicks`"),
+        "{out}"
+    );
+    let out = p.fails(&["run"]);
+    assert!(
+        out.contains("is a stream pipeline (mode = \"stream\")")
+            && out.contains("`flowline stream`")
+            && !out.contains("no pipelines"),
+        "{out}"
+    );
+    // No failed run hides the last stream session in `status`.
+    let status: serde_json::Value =
+        serde_json::from_str(&p.ok(&["status", "--json"])).expect("status is JSON");
+    assert!(status[0]["last_run"].is_null(), "{status}");
+}
+
+#[test]
 fn a_stream_pipeline_is_not_run_in_batches() {
     let p = project("anything", 10);
     let out = p.fails(&["run", "clicks"]);

@@ -497,3 +497,85 @@ fn a_webhook_pipeline_is_not_run_in_batches() {
     let out = p.fails(&["run", "events"]);
     assert!(out.contains("flowline stream"), "{out}");
 }
+
+/// The fenced blocks of a Markdown page: `(language, body)`.
+fn fenced_blocks(page: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in page.lines() {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(lang)) => open = Some((lang.trim().to_string(), String::new())),
+            (Some(_), Some(_)) => blocks.extend(open.take()),
+            (Some((_, body)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+/// What an example says it prints: its `# ...` comment (for a shell
+/// block, the last line; for Python, after the `print(...)`).
+fn expected_output(code: &str) -> String {
+    let comment = code
+        .lines()
+        .filter_map(|line| line.split_once("# ").map(|(_, c)| c.trim()))
+        .next_back()
+        .unwrap_or_default();
+    comment.to_string()
+}
+
+#[test]
+fn the_signature_examples_of_the_page_are_accepted_by_its_own_config() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/streams-webhook.md"
+    ))
+    .expect("docs/streams-webhook.md");
+    let blocks = fenced_blocks(&page);
+    let port = free_port();
+    let here = |text: &str| text.replace("127.0.0.1:8088", &format!("127.0.0.1:{port}"));
+    let config = blocks
+        .iter()
+        .find(|(lang, _)| lang == "toml")
+        .map(|(_, body)| here(body))
+        .expect("the page's pipeline");
+    let (secret, token) = ("whsec-0f9e8d7c", "tok-1a2b3c");
+    let p = TestProject::new();
+    p.write("pipelines/events.toml", &config);
+    p.write(
+        ".env",
+        format!("WEBHOOK_SECRET={secret}\nWEBHOOK_TOKEN={token}\n"),
+    );
+    let stream = Stream::start(&p, port);
+
+    let examples: Vec<&(String, String)> = blocks
+        .iter()
+        .filter(|(lang, body)| (lang == "sh" || lang == "python") && body.contains("/ingest/"))
+        .collect();
+    assert_eq!(examples.len(), 3, "curl, openssl and Python: {examples:?}");
+    for (lang, code) in examples {
+        let program = if lang == "sh" { "bash" } else { "python3" };
+        let out = std::process::Command::new(program)
+            .arg("-c")
+            .arg(here(code))
+            .env("WEBHOOK_SECRET", secret)
+            .env("WEBHOOK_TOKEN", token)
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && printed.trim() == expected_output(code),
+            "this example of streams-webhook.md:\n{code}\nprinted {printed:?}, not {:?}\n{}",
+            expected_output(code),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = stream.stop();
+    assert_stopped_cleanly(&out);
+    assert_eq!(p.scalar("select count(*) from raw.events"), 4);
+}

@@ -45,7 +45,11 @@ pub async fn execute(
             let url = project.settings.connections.url(&name)?;
             let started = Instant::now();
             let result = match connector_for_url(&url) {
-                Ok(connector) => connector.test_connection(&url, &project.workspace()).await,
+                Ok(connector) => {
+                    connector
+                        .test_connection(&name, &url, &project.workspace())
+                        .await
+                }
                 Err(e) => Err(e),
             };
             let ms = started.elapsed().as_millis() as u64;

@@ -9,6 +9,7 @@ mod run;
 mod schema;
 mod serve;
 mod sql;
+mod state;
 mod status;
 mod stream;
 mod validate;
@@ -59,6 +60,9 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// List pipelines with their last run and saved progress.
     Status,
+    /// Show or forget the progress a pipeline saved (files loaded, cursor, offsets).
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Run stream pipelines until Ctrl-C or SIGTERM, then commit and stop.
     Stream(stream::StreamArgs),
     /// Hold the warehouse and serve other flowline commands on this machine until Ctrl-C or SIGTERM.
@@ -102,6 +106,7 @@ impl Cli {
                 runtime.block_on(stream::execute(&self.project, self.json, args))
             }
             Command::Status => status::execute(&self.project, self.json),
+            Command::State(command) => state::execute(&self.project, self.json, command),
             Command::Serve => runtime.block_on(serve::execute(&self.project)),
             Command::Connections(command) => {
                 runtime.block_on(connections::execute(&self.project, self.json, command))

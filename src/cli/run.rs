@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::output::{human_duration, plural};
 use crate::config::{Pipeline, Project};
-use crate::core::error::Result;
+use crate::core::Mode;
+use crate::core::error::{Error, Result};
 use crate::engine::RunOptions;
 use crate::engine::progress::Progress;
 use crate::state::{RunRecord, RunStatus};
@@ -26,19 +27,7 @@ pub struct RunArgs {
 /// Runs the selected pipelines one after another.
 pub async fn execute(project_dir: &Path, json: bool, args: RunArgs) -> Result<ExitCode> {
     let project = Project::load(project_dir)?;
-    let selected: Vec<&Pipeline> = if args.pipelines.is_empty() {
-        // Stream pipelines run with `flowline stream`, not once.
-        project
-            .pipelines
-            .iter()
-            .filter(|p| p.config.mode == crate::core::Mode::Batch)
-            .collect()
-    } else {
-        args.pipelines
-            .iter()
-            .map(|name| project.pipeline(name))
-            .collect::<Result<_>>()?
-    };
+    let selected = select(&project, &args.pipelines)?;
     if selected.is_empty() && !json {
         println!(
             "no pipelines in {}",
@@ -105,6 +94,41 @@ fn notes(record: &RunRecord) -> String {
         );
     }
     notes
+}
+
+/// The pipelines to run: those named, or every batch pipeline. Stream
+/// pipelines run with `flowline stream`, not once: naming one, or a project
+/// with nothing but stream pipelines, is an error (and no run is recorded,
+/// so `status` keeps showing the last stream session).
+fn select<'a>(project: &'a Project, names: &[String]) -> Result<Vec<&'a Pipeline>> {
+    let is_stream = |p: &Pipeline| p.config.mode == Mode::Stream;
+    if names.is_empty() {
+        let batch: Vec<&Pipeline> = project.pipelines.iter().filter(|p| !is_stream(p)).collect();
+        if batch.is_empty() && !project.pipelines.is_empty() {
+            return Err(Error::Config(format!(
+                "every pipeline in {} is a stream pipeline (mode = \"stream\"): run them with \
+                 `flowline stream`",
+                project.dir.join(crate::config::PIPELINES_DIR).display()
+            )));
+        }
+        return Ok(batch);
+    }
+    let selected = names
+        .iter()
+        .map(|name| project.pipeline(name))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(stream) = selected.iter().find(|p| is_stream(p)) {
+        return Err(stream_refused(&stream.name));
+    }
+    Ok(selected)
+}
+
+/// The error for `flowline run` of a stream pipeline.
+fn stream_refused(pipeline: &str) -> Error {
+    Error::Config(format!(
+        "pipeline {pipeline} is a stream pipeline (mode = \"stream\"): run it with \
+         `flowline stream {pipeline}`; nothing was run"
+    ))
 }
 
 /// The `ok` or `FAILED` line of one run.

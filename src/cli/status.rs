@@ -35,6 +35,14 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         });
         let (saved, problem) = match saved {
             Ok(saved) => (saved, None),
+            Err(e @ crate::core::error::Error::StateUnreadable { .. }) => (
+                None,
+                Some(format!(
+                    "{}; `flowline state reset {}` forgets it",
+                    crate::core::secrets::redact(&e.to_string()),
+                    pipeline.name
+                )),
+            ),
             Err(e) => (None, Some(crate::core::secrets::redact(&e.to_string()))),
         };
         let mut progress = match &problem {

@@ -171,6 +171,36 @@ impl Project {
     }
 }
 
+/// The error for a file that is not UTF-8, with where its first bad byte is.
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> Error {
+    let bytes = e.as_bytes();
+    let at = e.utf8_error().valid_up_to();
+    let good = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let (line, col) = crate::core::diagnostic::line_col(good, at);
+    Error::Config(format!(
+        "{}:{line}:{col}: not UTF-8 text (byte {at} is 0x{:02x}); save the file as UTF-8",
+        path.display(),
+        bytes[at]
+    ))
+}
+
+/// A serde "unknown field `x`, expected one of `a`, `b`" message with
+/// `extra` keys added to those expected (keys read apart from the struct).
+fn also_expected(message: &str, extra: &[&str]) -> String {
+    if !message.starts_with("unknown field") {
+        return message.to_string();
+    }
+    let names: Vec<String> = extra.iter().map(|k| format!("`{k}`")).collect();
+    let message = message.trim_end();
+    if message.contains("expected one of") {
+        format!("{message}, {}", names.join(", "))
+    } else if let Some((head, expected)) = message.split_once(", expected ") {
+        format!("{head}, expected one of {expected}, {}", names.join(", "))
+    } else {
+        message.to_string()
+    }
+}
+
 /// `pipelines/*.toml`, sorted.
 fn pipeline_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let folder = dir.join(PIPELINES_DIR);
@@ -199,7 +229,8 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and interpolates `path`.
     pub fn read(path: &Path, vars: &Variables) -> Result<ConfigFile> {
-        let original = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let original = String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))?;
         let interpolated = env::interpolate(path, &original, vars)?;
         Ok(ConfigFile {
             path: path.to_path_buf(),
@@ -222,6 +253,9 @@ impl ConfigFile {
         let span = root.span();
         let mut table = root.into_inner();
         let warehouse = table.remove("warehouse");
+        if let Some(value) = &warehouse {
+            self.one_table("warehouse", value)?;
+        }
         let mut project = ProjectFile::deserialize(toml::de::Deserializer::from(
             toml::Spanned::new(span, table),
         ))
@@ -244,10 +278,28 @@ impl ConfigFile {
         let mut table = root.into_inner();
         let source = table.remove("source");
         let transforms = table.remove("transform");
+        if let Some(value) = &source {
+            self.one_table("source", value)?;
+        }
+        for name in ["destination", "batch"] {
+            if let Some(value) = table.get(name) {
+                self.one_table(name, value)?;
+            }
+        }
         let body = pipeline::PipelineBody::deserialize(toml::de::Deserializer::from(
             toml::Spanned::new(span, table),
         ))
-        .map_err(|e| self.toml_error(&e))?;
+        .map_err(|e| {
+            // `[source]` and `[[transform]]` are read apart: name them too
+            // among the keys of the file's top level (which has `destination`).
+            let message = match e.message() {
+                top if top.contains("`destination`") => {
+                    also_expected(top, &["source", "transform"])
+                }
+                other => other.to_string(),
+            };
+            self.located(&message, e.span())
+        })?;
         let Some(source) = source else {
             return Err(self.error_at(
                 0..0,
@@ -278,6 +330,20 @@ impl ConfigFile {
             }
         };
         Ok(body.with_source(source, transform))
+    }
+
+    /// An error when `[[name]]` made a list of tables where the file takes one.
+    fn one_table(&self, name: &str, value: &toml::Spanned<toml::de::DeValue<'_>>) -> Result<()> {
+        if matches!(value.get_ref(), toml::de::DeValue::Array(_)) {
+            return Err(self.error_at(
+                value.span(),
+                &format!(
+                    "[[{name}]] makes a list of tables, and a file has one [{name}]: write \
+                     [{name}] with single brackets"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> Error {

@@ -10,13 +10,14 @@ use super::error::{Error, Result};
 /// `[connections.<name>]`: a URL plus connector-specific options.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[schemars(extend("additionalProperties" = {
-    "description": "An option for the connector that uses this connection. No connector of this version reads one."
+    "description": "An option for the connector that uses this connection: `auth` for an `http(s)://` connection (the table an `http` source takes). The other connectors read none."
 }))]
 pub struct ConnectionConfig {
     /// Connection URL. Write it as `"${SOME_URL}"`, so the secret stays out
     /// of the file. The scheme names the database or broker: `postgres://`
     /// (or `postgresql://`), `mysql://` (or `mariadb://`), `sqlite://`,
-    /// `amqp://`, `kafka://`, `nats://`, `mqtt://`.
+    /// `amqp://`, `kafka://`, `nats://`, `mqtt://`, or `http://`/`https://`
+    /// for an API (whose `auth` is another key of the connection).
     #[serde(default)]
     pub url: Option<String>,
     /// Any other option, read by the connector that uses this connection.

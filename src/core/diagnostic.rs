@@ -15,17 +15,42 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// `file:line:col: message` followed by the source line and a caret.
+/// Characters of the source line shown around the caret, at most.
+const SHOWN_LINE: usize = 100;
+
+/// `file:line:col: message` followed by the source line (a window of it
+/// around the column, when it is long) and a caret.
 pub fn render(file: &Path, text: &str, offset: usize, message: &str) -> String {
     let (line, col) = line_col(text, offset);
     let source_line = text.lines().nth(line - 1).unwrap_or("");
+    let (shown, caret_col) = window(source_line, col);
     let gutter = line.to_string();
     format!(
-        "{}:{line}:{col}: {message}\n {gutter} | {source_line}\n {pad} | {caret:>col$}",
+        "{}:{line}:{col}: {message}\n {gutter} | {shown}\n {pad} | {caret:>caret_col$}",
         file.display(),
         pad = " ".repeat(gutter.len()),
         caret = "^",
     )
+}
+
+/// At most [`SHOWN_LINE`] characters of `line` around column `col`
+/// (1-based), with `...` where it is cut, and the caret's column in them.
+fn window(line: &str, col: usize) -> (String, usize) {
+    let count = line.chars().count();
+    if count <= SHOWN_LINE {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(SHOWN_LINE / 2).min(count - SHOWN_LINE);
+    let mut shown: String = line.chars().skip(start).take(SHOWN_LINE).collect();
+    let mut caret = col - start;
+    if start > 0 {
+        shown.insert_str(0, "...");
+        caret += 3;
+    }
+    if start + SHOWN_LINE < count {
+        shown.push_str("...");
+    }
+    (shown, caret)
 }
 
 /// The closest of `candidates` to `word`, when it is close enough to be a typo.
@@ -71,6 +96,19 @@ mod tests {
         let text = "a = 1\nbb = 2\n";
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, text.find("bb").expect("bb") + 1), (2, 2));
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_column() {
+        let line = format!("v = \"{}\"", "x".repeat(1000));
+        let (shown, caret) = window(&line, 500);
+        assert!(
+            shown.starts_with("...") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert_eq!(shown.chars().count(), SHOWN_LINE + 6);
+        assert_eq!(caret, 500 - (500 - SHOWN_LINE / 2) + 3);
+        assert_eq!(window("a = 1", 5), ("a = 1".to_string(), 5));
     }
 
     #[test]

@@ -32,6 +32,9 @@ impl ConnectionFailure {
     /// The failure a client error's chain of causes shows: an I/O error
     /// that says refused or unresolvable, or a TLS error.
     pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        if from_rustls(error) {
+            return ConnectionFailure::Tls;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(e) = cause {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -41,17 +44,64 @@ impl ConnectionFailure {
                     _ if text.contains("failed to lookup") || text.contains("resolve") => {
                         ConnectionFailure::HostNotFound
                     }
+                    _ if names_tls(&text) => ConnectionFailure::Tls,
                     _ => ConnectionFailure::Network,
                 };
             }
-            let text = e.to_string();
-            if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+            if names_tls(&e.to_string()) {
                 return ConnectionFailure::Tls;
             }
             cause = e.source();
         }
         ConnectionFailure::Server
     }
+
+    /// The cause in plain words, with what to do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            ConnectionFailure::Refused => {
+                "connection refused: is the server running and listening on that port?"
+            }
+            ConnectionFailure::HostNotFound => "host name not found: check the host in the URL",
+            ConnectionFailure::Auth => {
+                "the credentials were refused: check the user and password (or the auth settings)"
+            }
+            ConnectionFailure::Tls => {
+                "the TLS handshake failed: check that the server speaks TLS on that port and that \
+                 its certificate is valid for the host"
+            }
+            ConnectionFailure::NotFound => "not found on the server: check the name in the URL",
+            ConnectionFailure::Network => {
+                "network error: check the host and the port, and any firewall in between"
+            }
+            ConnectionFailure::Server => "the server answered with an error",
+        }
+    }
+}
+
+/// Whether rustls is among the causes of `error`, also inside the I/O
+/// errors that wrap it (whose `source()` skips the error they wrap).
+fn from_rustls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && from_rustls(inner)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Whether an error's text is a TLS library's.
+fn names_tls(text: &str) -> bool {
+    text.contains("certificate") || text.contains("TLS") || text.contains("tls")
 }
 
 /// Everything that can go wrong in flowline.

@@ -300,6 +300,17 @@ impl Warehouse for DuckDbWarehouse {
         Ok(QueryResult { schema, batches })
     }
 
+    fn reset_state(&self, pipeline: &str) -> Result<bool> {
+        let conn = self.connection()?;
+        let deleted = conn
+            .execute(
+                "DELETE FROM main._flowline_state WHERE pipeline = ?",
+                params![pipeline],
+            )
+            .map_err(|e| Error::warehouse(format!("resetting the state of {pipeline}"), e))?;
+        Ok(deleted > 0)
+    }
+
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {
         let conn = self.connection()?;
         let mut stmt = conn

@@ -125,6 +125,10 @@ pub trait Warehouse: Send + Sync {
     /// The state `pipeline` last committed, if any.
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>>;
 
+    /// Forgets the state `pipeline` committed, readable or not, so that its
+    /// next run starts from the beginning; `false` when there was none.
+    fn reset_state(&self, pipeline: &str) -> Result<bool>;
+
     /// Whether `table` exists.
     fn table_exists(&self, table: &TableName) -> Result<bool>;
 }

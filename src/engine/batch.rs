@@ -57,7 +57,8 @@ pub async fn run_pipeline(
         &record.run_id,
         &progress,
     )
-    .await;
+    .await
+    .map_err(|e| super::pipeline_failure(&pipeline.name, e));
     let counts = progress.counts();
     record.rows = counts.rows;
     record.duplicates = counts.duplicates;
@@ -143,10 +144,6 @@ async fn execute(
     tokio::task::spawn_blocking(move || loader.run(rx, &handle, source_task))
         .await
         .map_err(|e| Error::pipeline(&pipeline.name, format!("loader stopped: {e}")))?
-        .map_err(|e| match e {
-            Error::Pipeline { .. } => e,
-            other => Error::pipeline(&pipeline.name, other.to_string()),
-        })
 }
 
 /// The receiving end: transforms, writes and commits.

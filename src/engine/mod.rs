@@ -7,4 +7,4 @@ mod run;
 pub mod stream;
 
 pub use batch::{RunOptions, run_pipeline};
-pub use run::{refused, run_one};
+pub use run::{pipeline_failure, refused, run_one};

@@ -50,3 +50,19 @@ pub fn refused(pipeline: &str, error: &Error) -> RunRecord {
     record.finish(Err(Error::Other(message)));
     record
 }
+
+/// `error` as `pipeline`'s failure; saved state that cannot be read says
+/// how to start over, since running on would load everything again.
+pub fn pipeline_failure(pipeline: &str, error: Error) -> Error {
+    match error {
+        Error::StateUnreadable { .. } => Error::pipeline(
+            pipeline,
+            format!(
+                "{error}; nothing was loaded. To forget the saved state and load from the \
+                 beginning, run `flowline state reset {pipeline}`"
+            ),
+        ),
+        Error::Pipeline { .. } => error,
+        other => Error::pipeline(pipeline, other.to_string()),
+    }
+}

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::config::{Pipeline, Project};
 use crate::core::error::{Error, Result};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode, Written};
-use crate::sources::stream::{Message, PayloadDecoder};
+use crate::sources::stream::{Message, PayloadDecoder, StreamSource};
 use crate::state::{RunRecord, StateStore, StreamStats};
 use crate::transforms::{self, Transform};
 
@@ -185,7 +185,8 @@ pub async fn run_stream(
         &metrics,
         &mut on_report,
     )
-    .await;
+    .await
+    .map_err(|e| super::pipeline_failure(&pipeline.name, e));
     metrics.fill(&mut record);
     record.finish(outcome);
     if let Err(e) = store.finish_run(&record) {
@@ -245,15 +246,20 @@ async fn consume(
 
     let max_rows = config.batch.max_rows.max(1);
     let max_wait = config.batch.max_wait;
-    let mut last_report = Instant::now();
-    let mut reported_messages = 0;
+    let mut reporter = Reporter::new();
     loop {
         if *stop.borrow() {
             break;
         }
+        // A quiet stream reports on the timer, so the numbers of its last
+        // batch do not wait for the next message.
         let first = tokio::select! {
             message = source.recv() => message?,
             _ = stop.changed() => break,
+            _ = tokio::time::sleep_until(reporter.next_at()) => {
+                reporter.report(name, source.as_mut(), metrics, on_report).await;
+                continue;
+            }
         };
         let Some(first) = first else {
             tracing::info!(pipeline = %name, "the source ended");
@@ -294,20 +300,10 @@ async fn consume(
             source.ack(last.seq).await?;
         }
         metrics.record(&pending.messages, pending.first_at);
-        if last_report.elapsed() >= REPORT_EVERY {
-            if let Some(lag) = source.lag().await {
-                metrics.lag.store(lag, Ordering::Relaxed);
-            }
-            let total = metrics.messages.load(Ordering::Relaxed);
-            report(
-                name,
-                metrics,
-                total - reported_messages,
-                last_report.elapsed(),
-            );
-            reported_messages = total;
-            last_report = Instant::now();
-            on_report(metrics);
+        if reporter.due() {
+            reporter
+                .report(name, source.as_mut(), metrics, on_report)
+                .await;
         }
         if ended {
             tracing::info!(pipeline = %name, "the source ended");
@@ -316,6 +312,54 @@ async fn consume(
     }
     source.close().await;
     Ok(())
+}
+
+/// When a running stream reports its numbers: every [`REPORT_EVERY`] after
+/// a commit, and on a timer while no message comes, once per change.
+struct Reporter {
+    /// When it last reported.
+    at: Instant,
+    /// The messages committed then.
+    messages: u64,
+}
+
+impl Reporter {
+    fn new() -> Self {
+        Reporter {
+            at: Instant::now(),
+            messages: 0,
+        }
+    }
+
+    /// When the next report is due.
+    fn next_at(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.at + REPORT_EVERY)
+    }
+
+    fn due(&self) -> bool {
+        self.at.elapsed() >= REPORT_EVERY
+    }
+
+    /// Logs the numbers and hands them to `on_report` (the run history),
+    /// when messages were committed since the last report.
+    async fn report(
+        &mut self,
+        pipeline: &str,
+        source: &mut dyn StreamSource,
+        metrics: &StreamMetrics,
+        on_report: &mut (dyn FnMut(&StreamMetrics) + Send),
+    ) {
+        let total = metrics.messages.load(Ordering::Relaxed);
+        if total != self.messages {
+            if let Some(lag) = source.lag().await {
+                metrics.lag.store(lag, Ordering::Relaxed);
+            }
+            report(pipeline, metrics, total - self.messages, self.at.elapsed());
+            on_report(metrics);
+        }
+        self.messages = total;
+        self.at = Instant::now();
+    }
 }
 
 /// Decodes, transforms, writes and commits one batch.

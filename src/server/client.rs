@@ -126,6 +126,19 @@ impl LocalClient {
         }
     }
 
+    /// Forgets the state `pipeline` committed in the owner's warehouse;
+    /// `false` when there was none. The owner refuses while it runs the
+    /// pipeline.
+    pub fn reset_state(&mut self, pipeline: &str) -> Result<bool> {
+        let request = Request::ResetState {
+            pipeline: pipeline.to_string(),
+        };
+        match self.exchange(&request)? {
+            (Response::StateReset { existed }, _) => Ok(existed),
+            (other, _) => Err(self.unexpected(&other)),
+        }
+    }
+
     /// Whether `table` exists in the owner's warehouse.
     pub fn table_exists(&mut self, table: &TableName) -> Result<bool> {
         let request = Request::TableExists {
@@ -265,6 +278,10 @@ impl Warehouse for OwnerWarehouse {
 
     fn table_exists(&self, table: &TableName) -> Result<bool> {
         self.with(|client| client.table_exists(table))
+    }
+
+    fn reset_state(&self, pipeline: &str) -> Result<bool> {
+        self.with(|client| client.reset_state(pipeline))
     }
 }
 

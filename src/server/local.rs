@@ -1,9 +1,10 @@
 //! The owning side of the local control socket.
 //!
 //! The process that holds the project's warehouse (`flowline serve`, later
-//! `flowline stream`) binds `<project>/.flowline/flowline.sock` and answers
-//! other flowline commands on this machine: queries, saved state, and runs
-//! of pipelines, which it loads with its own warehouse and state store.
+//! `flowline stream`) binds the project's socket ([`super::socket_path`]) and answers
+//! other flowline commands on this machine: queries, saved state (read and
+//! reset), and runs of pipelines, which it loads with its own warehouse and
+//! state store.
 //!
 //! ```ignore
 //! let socket = server::local::bind(project.clone()).await?; // fails naming another owner's pid
@@ -45,10 +46,6 @@ use crate::state::StateStore;
 
 /// How long a process found on the socket has to answer a ping.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The longest socket path the kernel takes (`sun_path` holds 108 bytes,
-/// the last one a NUL).
-const MAX_SOCKET_PATH: usize = 107;
 
 /// What is at the socket path.
 enum Probe {
@@ -130,16 +127,8 @@ pub struct BoundSocket {
 /// [`BoundSocket::serve`].
 pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
     let path = socket_path(&project);
-    if path.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(Error::Other(format!(
-            "{}: the control socket's path is {} bytes long, more than the {MAX_SOCKET_PATH} \
-             a Unix socket allows; move the project to a shorter path",
-            path.display(),
-            path.as_os_str().len()
-        )));
-    }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        socket_dir(parent)?;
     }
     match probe(&path).await {
         Probe::Nobody => {}
@@ -158,7 +147,12 @@ pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
-    let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        Error::Other(format!(
+            "{}: cannot listen on this project's control socket: {e}",
+            path.display()
+        ))
+    })?;
     // From here on, dropping `socket` removes the file again.
     let socket = SocketFile::new(path)?;
     Ok(BoundSocket {
@@ -166,6 +160,30 @@ pub async fn bind(project: Arc<Project>) -> Result<BoundSocket> {
         socket,
         project,
     })
+}
+
+/// Creates the folder of the control socket. The shared runtime folder
+/// ([`super::runtime_dir`]) is made private to this user, and refused when
+/// another user owns it: a socket there could be someone else's.
+fn socket_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if dir != super::runtime_dir() {
+        return Ok(());
+    }
+    let metadata = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if metadata.uid() != super::current_uid() {
+        return Err(Error::Other(format!(
+            "{}: this folder for control sockets belongs to another user (uid {}); remove it \
+             or set XDG_RUNTIME_DIR to a folder of yours",
+            dir.display(),
+            metadata.uid()
+        )));
+    }
+    if metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Binds the project's control socket and serves `warehouse` and `store` on
@@ -254,6 +272,22 @@ impl Status {
     fn running(&self) -> Vec<String> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.iter().cloned().collect()
+    }
+
+    /// An error when `pipeline` runs in this process: its state must not
+    /// change under it.
+    fn refuse_running(&self, pipeline: &str) -> Result<()> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains(pipeline) {
+            return Err(Error::pipeline(
+                pipeline,
+                format!(
+                    "running in flowline process {}; stop it before resetting its state",
+                    std::process::id()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -499,6 +533,18 @@ async fn respond<W: AsyncWrite + Unpin>(
             });
             send(writer, answer, &[]).await
         }
+        Request::ResetState { pipeline } => {
+            let answer = match shared.status.refuse_running(&pipeline) {
+                Err(e) => Err(e),
+                Ok(()) => blocking(move || warehouse.reset_state(&pipeline)).await,
+            };
+            send(
+                writer,
+                answer.map(|existed| Response::StateReset { existed }),
+                &[],
+            )
+            .await
+        }
         Request::TableExists { schema, table } => {
             let table = TableName { schema, table };
             let exists = blocking(move || warehouse.table_exists(&table)).await;
@@ -543,7 +589,18 @@ async fn run<W: AsyncWrite + Unpin>(
     }
     let progress = Progress::new(false);
     for pipeline in selected {
-        let record = match PipelineClaim::take(&shared.status, &pipeline.name) {
+        // Refused without a record, as `flowline run` does.
+        let claim = match pipeline.config.mode {
+            crate::core::Mode::Stream => Err(Error::pipeline(
+                &pipeline.name,
+                format!(
+                    "a stream pipeline: run it with `flowline stream {}`",
+                    pipeline.name
+                ),
+            )),
+            crate::core::Mode::Batch => PipelineClaim::take(&shared.status, &pipeline.name),
+        };
+        let record = match claim {
             Ok(_claim) => {
                 run_one(
                     &project,
@@ -666,5 +723,36 @@ mod tests {
         );
         drop(claim);
         assert!(server.running().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_state_of_a_running_pipeline_is_not_reset_for_a_client() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = project(dir.path());
+        let server = start(&project).await;
+        let claim = server.claim("orders").expect("claim");
+        let asking = project.clone();
+        let reset = move || {
+            let mut client = LocalClient::connect(&asking)
+                .expect("connect")
+                .expect("owner");
+            client.reset_state("orders")
+        };
+        let refused = tokio::task::spawn_blocking(reset.clone())
+            .await
+            .expect("client")
+            .expect_err("refused while running");
+        assert!(
+            refused
+                .to_string()
+                .contains("stop it before resetting its state"),
+            "{refused}"
+        );
+        drop(claim);
+        let existed = tokio::task::spawn_blocking(reset)
+            .await
+            .expect("client")
+            .expect("reset");
+        assert!(!existed, "nothing was saved");
     }
 }

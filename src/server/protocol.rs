@@ -61,6 +61,12 @@ pub enum Request {
         /// The pipeline.
         pipeline: String,
     },
+    /// Forget the state a pipeline committed. Answered with
+    /// [`Response::StateReset`]; refused while the pipeline runs in the owner.
+    ResetState {
+        /// The pipeline.
+        pipeline: String,
+    },
     /// Whether a table exists. Answered with [`Response::TableExists`].
     TableExists {
         /// Its schema.
@@ -90,6 +96,11 @@ pub enum Response {
     SavedState {
         /// `None` when the pipeline has committed nothing.
         saved: Option<WireSavedState>,
+    },
+    /// A pipeline's committed state is gone.
+    StateReset {
+        /// Whether there was one.
+        existed: bool,
     },
     /// Whether the table exists.
     TableExists {

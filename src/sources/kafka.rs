@@ -356,11 +356,19 @@ impl Drop for KafkaSource {
 /// errors come back to the fetch loops (which retry and log) instead of
 /// being retried silently for minutes.
 async fn connect(bootstrap: &Bootstrap) -> std::result::Result<Client, KafkaError> {
+    connect_within(bootstrap, Duration::from_secs(10)).await
+}
+
+/// A client for `bootstrap`, giving up after `deadline`.
+async fn connect_within(
+    bootstrap: &Bootstrap,
+    deadline: Duration,
+) -> std::result::Result<Client, KafkaError> {
     let backoff = BackoffConfig {
         init_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
         base: 2.0,
-        deadline: Some(Duration::from_secs(10)),
+        deadline: Some(deadline),
     };
     let mut builder = ClientBuilder::new(bootstrap.brokers.clone())
         .client_id("flowline")
@@ -372,6 +380,111 @@ async fn connect(bootstrap: &Bootstrap) -> std::result::Result<Client, KafkaErro
         )));
     }
     builder.build().await
+}
+
+/// How long `flowline connections test` waits for the brokers.
+const TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reaches the bootstrap brokers of `url` and lists their topics: what
+/// answered, or the plain cause of why nothing did.
+async fn test_brokers(url: String) -> Result<String> {
+    let bootstrap = parse_bootstrap(&url)?;
+    let address = bootstrap.brokers.join(",");
+    let target = format!("kafka {address}");
+    // The client library keeps the causes of a failed connection as text
+    // only: a TCP connection first tells refused, unknown host and silence apart.
+    let mut unreachable = None;
+    for broker in &bootstrap.brokers {
+        match reach(broker).await {
+            Ok(()) => {
+                unreachable = None;
+                break;
+            }
+            Err(cause) => unreachable = Some(cause),
+        }
+    }
+    if let Some((failure, cause)) = unreachable {
+        let message = format!("{} ({cause})", failure.advice());
+        return Err(Error::connection(target, failure, message, None));
+    }
+    let client = connect_within(&bootstrap, TEST_TIMEOUT)
+        .await
+        .map_err(|e| {
+            let (failure, check) = match bootstrap.credentials {
+                Some(_) => (
+                    ConnectionFailure::Auth,
+                    "the user and password of the URL (SASL/PLAIN), and that the port is a Kafka listener",
+                ),
+                None => (
+                    ConnectionFailure::Server,
+                    "that the port is a Kafka listener and whether the broker requires a login (kafka://user:password@host:9092)",
+                ),
+            };
+            Error::connection(
+                target.clone(),
+                failure,
+                format!("the broker took the connection but not this Kafka client: check {check} ({e})"),
+                Some(Box::new(e)),
+            )
+        })?;
+    let mut topics: Vec<String> = client
+        .list_topics()
+        .await
+        .map_err(|e| {
+            Error::connection(
+                target.clone(),
+                ConnectionFailure::of(&e),
+                format!("listing topics: {e}"),
+                Some(Box::new(e)),
+            )
+        })?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    topics.sort_unstable();
+    Ok(format!("Kafka at {address}: {}", topic_summary(&topics)))
+}
+
+/// `3 topics (a, b, c)`, naming the first ten.
+fn topic_summary(topics: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let count = match topics.len() {
+        1 => "1 topic".to_string(),
+        n => format!("{n} topics"),
+    };
+    if topics.is_empty() {
+        return count;
+    }
+    let mut names = topics
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if topics.len() > SHOWN {
+        names.push_str(", ...");
+    }
+    format!("{count} ({names})")
+}
+
+/// Opens (and closes) a TCP connection to `broker`: why it cannot be
+/// reached, if it cannot.
+async fn reach(broker: &str) -> std::result::Result<(), (ConnectionFailure, String)> {
+    let addresses: Vec<std::net::SocketAddr> = match tokio::net::lookup_host(broker).await {
+        Ok(addresses) => addresses.collect(),
+        Err(e) => return Err((ConnectionFailure::HostNotFound, format!("{broker}: {e}"))),
+    };
+    match tokio::time::timeout(TEST_TIMEOUT, tokio::net::TcpStream::connect(&addresses[..])).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err((ConnectionFailure::Refused, format!("{broker}: {e}")))
+        }
+        Ok(Err(e)) => Err((ConnectionFailure::Network, format!("{broker}: {e}"))),
+        Err(_) => Err((
+            ConnectionFailure::Network,
+            format!("{broker}: no answer within {}s", TEST_TIMEOUT.as_secs()),
+        )),
+    }
 }
 
 /// Fetches one partition into the shared channel.
@@ -571,6 +684,15 @@ impl SourceConnector for KafkaSourceConfig {
 
     fn schemes() -> &'static [&'static str] {
         &["kafka"]
+    }
+
+    fn test_connection(
+        _name: String,
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = workspace;
+        Box::pin(test_brokers(url))
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {

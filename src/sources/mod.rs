@@ -119,13 +119,18 @@ pub trait SourceConnector: fmt::Debug + Send + Sync + 'static {
         &[]
     }
 
-    /// Connects to `url` and says what answered (a server's version), or
-    /// precisely why nothing did.
-    fn test_connection(url: String, workspace: Workspace) -> BoxFuture<'static, Result<String>>
+    /// Connects to `url`, the URL of `[connections.<name>]` (its other
+    /// options are in `workspace`), and says what answered (a server's
+    /// version), or precisely why nothing did.
+    fn test_connection(
+        name: String,
+        url: String,
+        workspace: Workspace,
+    ) -> BoxFuture<'static, Result<String>>
     where
         Self: Sized,
     {
-        let _ = (url, workspace);
+        let _ = (name, url, workspace);
         Box::pin(async move {
             Err(Error::Config(format!(
                 "kind = \"{}\" connections cannot be tested yet",
@@ -190,8 +195,8 @@ pub trait SourceConnector: fmt::Debug + Send + Sync + 'static {
 
 /// Parses a `[source]` table into connector `T`.
 type Parse = for<'a> fn(Spanned<DeValue<'a>>) -> Result<Arc<dyn SourceConnector>, SpannedError>;
-/// Tests a connection URL.
-type TestConnection = fn(String, Workspace) -> BoxFuture<'static, Result<String>>;
+/// Tests a named connection and its URL.
+type TestConnection = fn(String, String, Workspace) -> BoxFuture<'static, Result<String>>;
 /// Lists the tables behind a connection URL.
 type Discover = fn(String, Workspace) -> BoxFuture<'static, Result<Vec<TableInfo>>>;
 
@@ -248,9 +253,15 @@ impl Registration {
         schema
     }
 
-    /// Connects to `url` and says what answered.
-    pub async fn test_connection(&self, url: &str, workspace: &Workspace) -> Result<String> {
-        (self.test)(url.to_string(), workspace.clone()).await
+    /// Connects to `url`, the URL of `[connections.<name>]`, and says what
+    /// answered.
+    pub async fn test_connection(
+        &self,
+        name: &str,
+        url: &str,
+        workspace: &Workspace,
+    ) -> Result<String> {
+        (self.test)(name.to_string(), url.to_string(), workspace.clone()).await
     }
 
     /// Lists the tables behind `url`.

@@ -201,6 +201,81 @@ impl Broker {
     }
 }
 
+/// How long `flowline connections test` waits for the broker.
+const TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to the broker of `url` with a clean session and disconnects:
+/// what answered, or the plain cause of why nothing did.
+async fn test_broker(url: String) -> Result<String> {
+    let broker = Broker::parse(&url)?;
+    let address = broker.address();
+    let client_id = format!("flowline-test-{}", std::process::id());
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_clean_session(true).set_keep_alive(TEST_TIMEOUT);
+    if let Some((user, password)) = &broker.login {
+        options.set_credentials(user.clone(), password.clone());
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 1);
+    let connected = tokio::time::timeout(TEST_TIMEOUT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let target = format!("mqtt {address}");
+    match connected {
+        Ok(Ok(())) => {
+            let _ = client.disconnect().await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+            Ok(format!("MQTT broker at {address} (MQTT 3.1.1)"))
+        }
+        Ok(Err(e)) => {
+            let (failure, message) = describe(&e);
+            Err(Error::connection(
+                target,
+                failure,
+                message,
+                Some(Box::new(e)),
+            ))
+        }
+        Err(_) => Err(Error::connection(
+            target,
+            ConnectionFailure::Network,
+            format!(
+                "no answer within {}s: {}",
+                TEST_TIMEOUT.as_secs(),
+                ConnectionFailure::Network.advice()
+            ),
+            None,
+        )),
+    }
+}
+
+/// Why connecting to a broker failed, in plain words with what to do.
+fn describe(e: &rumqttc::ConnectionError) -> (ConnectionFailure, String) {
+    use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
+    let failure = match e {
+        E::ConnectionRefused(Code::BadUserNamePassword | Code::NotAuthorized) => {
+            ConnectionFailure::Auth
+        }
+        E::ConnectionRefused(_) => ConnectionFailure::Server,
+        E::NetworkTimeout => ConnectionFailure::Network,
+        other => ConnectionFailure::of(other),
+    };
+    let advice = match failure {
+        ConnectionFailure::Auth => {
+            "the broker refused the login: check the user and password in the URL \
+             (mqtt://user:password@host:1883)"
+        }
+        other => other.advice(),
+    };
+    (failure, format!("{advice} ({e})"))
+}
+
 /// Decodes `%XX` escapes (URL user names and passwords).
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -469,11 +544,11 @@ async fn poll(
             Err(e) => {
                 generation.fetch_add(1, Ordering::SeqCst);
                 if let Some(ready) = ready.take() {
-                    let failure = ConnectionFailure::of(&e);
+                    let (failure, message) = describe(&e);
                     let _ = ready.send(Err(Error::connection(
                         format!("mqtt {address}"),
                         failure,
-                        format!("connecting: {e}"),
+                        format!("connecting: {message}"),
                         Some(Box::new(e)),
                     )));
                     return;
@@ -562,6 +637,15 @@ impl SourceConnector for MqttSourceConfig {
 
     fn schemes() -> &'static [&'static str] {
         &["mqtt", "mqtts"]
+    }
+
+    fn test_connection(
+        _name: String,
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = workspace;
+        Box::pin(test_broker(url))
     }
 
     fn validate(&self, workspace: &Workspace, _pipeline: &str) -> Result<Vec<String>> {

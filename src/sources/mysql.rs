@@ -369,6 +369,7 @@ impl SourceConnector for MysqlSourceConfig {
     }
 
     fn test_connection(
+        _name: String,
         url: String,
         workspace: Workspace,
     ) -> futures_util::future::BoxFuture<'static, Result<String>> {

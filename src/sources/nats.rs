@@ -509,6 +509,7 @@ impl SourceConnector for NatsSourceConfig {
     }
 
     fn test_connection(
+        _name: String,
         url: String,
         workspace: Workspace,
     ) -> futures_util::future::BoxFuture<'static, Result<String>> {

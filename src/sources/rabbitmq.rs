@@ -337,6 +337,7 @@ impl SourceConnector for RabbitMqSourceConfig {
     }
 
     fn test_connection(
+        _name: String,
         url: String,
         workspace: Workspace,
     ) -> futures_util::future::BoxFuture<'static, Result<String>> {

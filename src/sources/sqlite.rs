@@ -407,6 +407,7 @@ impl SourceConnector for SqliteSourceConfig {
     }
 
     fn test_connection(
+        _name: String,
         url: String,
         workspace: Workspace,
     ) -> futures_util::future::BoxFuture<'static, Result<String>> {

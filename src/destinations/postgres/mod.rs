@@ -290,6 +290,20 @@ impl Warehouse for PostgresWarehouse {
         })
     }
 
+    fn reset_state(&self, pipeline: &str) -> Result<bool> {
+        block_on(async {
+            let deleted = self
+                .client
+                .execute(
+                    "DELETE FROM public._flowline_state WHERE pipeline = $1",
+                    &[&pipeline],
+                )
+                .await
+                .map_err(pg_err("resetting saved state"))?;
+            Ok(deleted > 0)
+        })
+    }
+
     fn table_exists(&self, table: &TableName) -> Result<bool> {
         block_on(async {
             let row = self

@@ -268,7 +268,12 @@ impl FileSource {
     fn read_blocking(&self, ctx: SourceContext, out: BatchSender) -> Result<()> {
         let options = self.options()?;
         let mut state: FileState = match (&ctx.state, self.config.incremental) {
-            (Some(value), true) => serde_json::from_value(value.clone()).unwrap_or_default(),
+            (Some(value), true) => {
+                serde_json::from_value(value.clone()).map_err(|e| Error::StateUnreadable {
+                    what: format!("saved state of {}", ctx.pipeline),
+                    message: e.to_string(),
+                })?
+            }
             _ => FileState::default(),
         };
         let files = self.list_files(&ctx.project_dir)?;

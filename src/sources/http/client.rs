@@ -361,6 +361,12 @@ impl WebClient {
         }
     }
 
+    /// Sends `spec` once, without retries, and reads the body whatever the
+    /// status (for `flowline connections test`).
+    pub async fn fetch_once(&self, spec: &RequestSpec) -> Result<Page, reqwest::Error> {
+        self.try_once(spec).await
+    }
+
     async fn try_once(&self, spec: &RequestSpec) -> Result<Page, reqwest::Error> {
         let _permit = self.permits.acquire().await.ok();
         if let Some(rate) = &self.rate {

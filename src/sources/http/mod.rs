@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connection;
 pub mod paginate;
 pub mod records;
 
@@ -24,7 +25,7 @@ use serde_json::Value;
 
 use self::auth::{AuthConfig, Authenticator};
 use self::client::{ClientOptions, ClientSettings, Page, RequestSpec, WebClient};
-use self::paginate::{PaginateConfig, Paginator, Response};
+use self::paginate::{DEFAULT_MAX_PAGES, PaginateConfig, Paginator, Response};
 use super::{BatchSender, ChildTable, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
@@ -45,7 +46,18 @@ const RAW_EXCERPT: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
     /// The resource's URL; `{name}` template fields are filled from `params`.
-    pub url: String,
+    /// With `connection`, a path under the connection's URL (`items` under
+    /// `https://api.example.com/v1` is `https://api.example.com/v1/items`),
+    /// or left out for the connection's URL itself. Required without
+    /// `connection`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A `[connections.<name>]` in flowline.toml with an `http://` or
+    /// `https://` URL, the API's base URL, and optionally its `auth` (used
+    /// when this source sets none). `flowline connections test <name>`
+    /// checks it.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// The HTTP method. Default `GET`.
     #[serde(default = "default_method")]
     pub method: String,
@@ -67,8 +79,11 @@ pub struct HttpSourceConfig {
     /// How pages follow one another. Default: one request.
     #[serde(default)]
     pub paginate: Option<PaginateConfig>,
-    /// Stop after this many pages, whatever the pagination says.
+    /// Stop after this many pages, whatever the pagination says. Reaching
+    /// the default while the API still has pages stops with a warning;
+    /// raise it for a longer resource. Default 1000.
     #[serde(default)]
+    #[schemars(extend("default" = 1000))]
     pub max_pages: Option<u64>,
     /// Load only records past the last run's cursor.
     #[serde(default)]
@@ -132,8 +147,9 @@ pub struct ChildConfig {
     /// How the child's pages follow one another. Default: one request.
     #[serde(default)]
     pub paginate: Option<PaginateConfig>,
-    /// Stop after this many pages per parent.
+    /// Stop after this many pages per parent. Default 1000.
     #[serde(default)]
+    #[schemars(extend("default" = 1000))]
     pub max_pages: Option<u64>,
     /// Parent fields copied into each child row as `_parent_<field>`.
     /// Default: the fields the URL's `{name}` fields name.
@@ -180,6 +196,22 @@ impl HttpSourceConfig {
         resources.chain(unnested).collect()
     }
 
+    /// The config with its `connection` applied: the URL under the
+    /// connection's, and the connection's `auth` unless the source sets one.
+    fn with_connection(&self, workspace: &Workspace) -> Result<HttpSourceConfig> {
+        let Some(name) = &self.connection else {
+            return Ok(self.clone());
+        };
+        let connection = connection::HttpConnection::named(workspace, name)
+            .map_err(|e| Error::Config(format!("[source] connection = \"{name}\": {e}")))?;
+        let mut config = self.clone();
+        config.url = Some(connection.join(self.url.as_deref())?);
+        if config.auth.is_none() {
+            config.auth = connection.auth;
+        }
+        Ok(config)
+    }
+
     fn client_options(&self) -> ClientOptions {
         self.client.options()
     }
@@ -197,14 +229,21 @@ impl HttpSourceConfig {
 
     /// The first request: URL template fields filled, parameters and body set.
     fn first_request(&self) -> Result<RequestSpec> {
-        let (url, used) = fill_template(&self.url, |name| self.params.get(name).map(toml_text))
+        let template = self.url.as_deref().ok_or_else(|| {
+            Error::Config(
+                "[source] kind = \"http\" needs url, or connection = \"<name>\" of a \
+                 [connections.<name>] with an http(s) URL"
+                    .into(),
+            )
+        })?;
+        let (url, used) = fill_template(template, |name| self.params.get(name).map(toml_text))
             .map_err(|missing| {
                 Error::Config(format!(
                     "[source] url has a template field {{{missing}}} that no entry of params fills"
                 ))
             })?;
         let mut url = Url::parse(&url)
-            .map_err(|e| Error::Config(format!("[source] url {:?}: {e}", self.url)))?;
+            .map_err(|e| Error::Config(format!("[source] url {template:?}: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
             for (name, value) in self.params.iter().filter(|(k, _)| !used.contains(*k)) {
@@ -289,6 +328,18 @@ struct HttpState {
     /// The highest cursor value loaded.
     #[serde(default)]
     cursor: Option<Value>,
+}
+
+/// The state the last run committed; an error, never a fresh start, when
+/// it cannot be read (a fresh start would load everything again).
+fn saved_state(ctx: &SourceContext) -> Result<HttpState> {
+    let Some(state) = &ctx.state else {
+        return Ok(HttpState::default());
+    };
+    serde_json::from_value(state.clone()).map_err(|e| Error::StateUnreadable {
+        what: format!("saved state of {}", ctx.pipeline),
+        message: e.to_string(),
+    })
 }
 
 /// Records waiting to become a batch for one table.
@@ -489,6 +540,19 @@ fn parse_page(page: &Page, path: Option<&str>) -> ParsedPage {
     }
 }
 
+/// Says that `max_pages` stopped the pages of `what` though the API had
+/// more: a warning when the default did (the user may not know of it).
+fn stop_at_max_pages(what: &str, max_pages: u64, default: bool) {
+    if default {
+        tracing::warn!(
+            "{what}: stopped after {max_pages} pages, the default max_pages, though the API has \
+             more; set max_pages in [source] to read further"
+        );
+    } else {
+        tracing::info!("{what}: max_pages = {max_pages} reached");
+    }
+}
+
 /// One child resource to fetch for one parent record.
 struct ChildRequest {
     /// Index into `children`.
@@ -511,9 +575,14 @@ async fn fetch_child(
     let mut bytes = 0;
     let mut dead_letters = Vec::new();
     let mut pages = 0;
+    let max_pages = child.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
     loop {
         let page = client.fetch(&request).await?;
         pages += 1;
+        if let Some(warning) = paginator.repeats(&page, child.records.as_deref()) {
+            tracing::warn!("children {:?}: {warning}", child.name);
+            break;
+        }
         bytes += page.body.len() as u64;
         let parsed = parse_page(&page, child.records.as_deref());
         dead_letters.extend(parsed.dead_letters);
@@ -534,7 +603,14 @@ async fn fetch_child(
                 records: count,
             },
         );
-        if !more || child.max_pages.is_some_and(|max| pages >= max) {
+        if more && pages >= max_pages {
+            stop_at_max_pages(
+                &format!("children {:?}", child.name),
+                max_pages,
+                child.max_pages.is_none(),
+            );
+        }
+        if !more || pages >= max_pages {
             break;
         }
     }
@@ -596,11 +672,7 @@ impl HttpSource {
         let config = &self.config;
         let client = self.client()?;
         let overrides = config.overrides()?;
-        let state: HttpState = ctx
-            .state
-            .clone()
-            .and_then(|s| serde_json::from_value(s).ok())
-            .unwrap_or_default();
+        let state = saved_state(&ctx)?;
         let mut request = config.first_request()?;
         let mut max_cursor = state.cursor.clone();
         if let Some(incremental) = &config.incremental {
@@ -631,9 +703,14 @@ impl HttpSource {
             let request = request.clone();
             async move { client.fetch(&request).await }
         }));
+        let max_pages = config.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
         while let Some(fetching) = next.take() {
             let page = fetching.await.map_err(Error::task("HTTP request"))??;
             pages += 1;
+            if let Some(warning) = paginator.repeats(&page, config.records.as_deref()) {
+                tracing::warn!(pipeline = %ctx.pipeline, "{warning}");
+                break;
+            }
             let cursor = config
                 .incremental
                 .as_ref()
@@ -645,8 +722,6 @@ impl HttpSource {
             let count = parsed.count;
             if parsed.body.is_none() && paginator.needs_body() {
                 tracing::warn!(pipeline = %ctx.pipeline, "{}: not JSON, so the next page is unknown; stopping here", page.url);
-            } else if config.max_pages.is_some_and(|max| pages >= max) {
-                tracing::info!(pipeline = %ctx.pipeline, "max_pages = {pages} reached");
             } else {
                 let more = paginator.advance(
                     &mut request,
@@ -656,7 +731,10 @@ impl HttpSource {
                         records: count,
                     },
                 );
-                if more {
+                if more && pages >= max_pages {
+                    let what = format!("pipeline {}", ctx.pipeline);
+                    stop_at_max_pages(&what, max_pages, config.max_pages.is_none());
+                } else if more {
                     let client = client.clone();
                     let request = request.clone();
                     next = Some(tokio::spawn(async move { client.fetch(&request).await }));
@@ -809,9 +887,21 @@ impl SourceConnector for HttpSourceConfig {
         crate::sources::validate_batch(self, workspace, pipeline)
     }
 
+    fn schemes() -> &'static [&'static str] {
+        &["http", "https"]
+    }
+
+    fn test_connection(
+        name: String,
+        url: String,
+        workspace: Workspace,
+    ) -> futures_util::future::BoxFuture<'static, Result<String>> {
+        let _ = url;
+        Box::pin(connection::test(name, workspace))
+    }
+
     fn batch_reader(&self, workspace: &Workspace) -> Result<Box<dyn Source>> {
-        let _ = workspace;
-        Ok(Box::new(HttpSource::new(self.clone())))
+        Ok(Box::new(HttpSource::new(self.with_connection(workspace)?)))
     }
 
     fn child_tables(&self) -> Vec<ChildTable> {

@@ -2,7 +2,10 @@
 //! field, a next URL from a body field, and the RFC 8288 (5988) `Link`
 //! header. Each turns the response just read into the next request, or
 //! says the pages have ended: an empty page, a total reached, no next
-//! cursor or link. `max_pages` on the source stops the rest.
+//! cursor or link. A page holding the same records as the one before ends
+//! them too (an API that ignores the paging parameter answers every request
+//! alike), and `max_pages` on the source (default [`DEFAULT_MAX_PAGES`])
+//! stops the rest.
 
 use reqwest::Url;
 use serde::Deserialize;
@@ -89,6 +92,30 @@ fn default_limit() -> u64 {
     100
 }
 
+/// Pages read per resource when `max_pages` is not set.
+pub const DEFAULT_MAX_PAGES: u64 = 1000;
+
+impl PaginateConfig {
+    /// The setting as a user wrote it, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            PaginateConfig::Page { param, .. } => {
+                format!("paginate = {{ kind = \"page\", param = \"{param}\" }}")
+            }
+            PaginateConfig::Offset { param, .. } => {
+                format!("paginate = {{ kind = \"offset\", param = \"{param}\" }}")
+            }
+            PaginateConfig::Cursor { param, .. } => {
+                format!("paginate = {{ kind = \"cursor\", param = \"{param}\" }}")
+            }
+            PaginateConfig::NextUrl { next_path } => {
+                format!("paginate = {{ kind = \"next_url\", next_path = \"{next_path}\" }}")
+            }
+            PaginateConfig::LinkHeader {} => "paginate = { kind = \"link_header\" }".into(),
+        }
+    }
+}
+
 /// What a response tells the paginator.
 pub struct Response<'a> {
     /// The page as read.
@@ -112,6 +139,8 @@ pub struct Paginator {
     config: Option<PaginateConfig>,
     /// Page number or offset of the request last made.
     position: i64,
+    /// A fingerprint of the last page's records, to recognise a repeat.
+    last_records: Option<u64>,
 }
 
 impl Paginator {
@@ -122,7 +151,31 @@ impl Paginator {
             Some(PaginateConfig::Offset { start, .. }) => *start as i64,
             _ => 0,
         };
-        Paginator { config, position }
+        Paginator {
+            config,
+            position,
+            last_records: None,
+        }
+    }
+
+    /// Whether `page` holds the same records (at `records_path`; the whole
+    /// body when they cannot be found there) as the page before it: then
+    /// the API ignores the paging parameter, and asking on would never end.
+    /// Pages without records are never repeats (some APIs send empty pages
+    /// with a next link). Returns the warning to give, naming the setting.
+    pub fn repeats(&mut self, page: &Page, records_path: Option<&str>) -> Option<String> {
+        let config = self.config.as_ref()?;
+        let fingerprint = records_fingerprint(&page.body, records_path);
+        let repeated = fingerprint.is_some() && fingerprint == self.last_records;
+        self.last_records = fingerprint;
+        repeated.then(|| {
+            format!(
+                "{}: this page holds the same records as the page before it, so the API seems \
+                 to ignore {}; stopping here (check the paging parameter the API takes)",
+                page.url,
+                config.describe()
+            )
+        })
     }
 
     /// Whether the next request can be made without the last body (so a
@@ -241,6 +294,23 @@ impl Paginator {
     }
 }
 
+/// A hash of the records of a page (their JSON text), or of its whole body
+/// when the records cannot be found; `None` for a page without records.
+fn records_fingerprint(body: &[u8], path: Option<&str>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    match super::records::extract_raw(body, path) {
+        Some(raw) if raw.records.is_empty() => return None,
+        Some(raw) => {
+            for record in &raw.records {
+                record.get().hash(&mut hasher);
+            }
+        }
+        None => body.hash(&mut hasher),
+    }
+    Some(hasher.finish())
+}
+
 /// Points `request` at `next`, resolved against the page's URL; `false`
 /// when there is none, or it leads back to the page just read.
 fn follow(request: &mut RequestSpec, page: &Page, next: Option<&str>) -> bool {
@@ -327,6 +397,32 @@ mod tests {
         assert!(p.advance(&mut req, &resp));
         assert_eq!(req.url.query(), Some("page=2"));
         assert!(!p.advance(&mut req, &resp));
+    }
+
+    #[test]
+    fn a_page_with_the_records_of_the_page_before_is_a_repeat() {
+        let mut p = Paginator::new(Some(PaginateConfig::Page {
+            param: "page".into(),
+            start: 1,
+            page_size: None,
+            size_param: None,
+            total_path: None,
+        }));
+        let mut with = |body: &str| {
+            let mut pg = page("http://x/items?page=1");
+            pg.body = bytes::Bytes::from(body.to_string());
+            p.repeats(&pg, Some("items"))
+        };
+        assert_eq!(with(r#"{"items": [{"id": 1}], "at": 1}"#), None);
+        assert_eq!(with(r#"{"items": [{"id": 2}], "at": 2}"#), None);
+        let warning = with(r#"{"items": [{"id": 2}], "at": 3}"#).expect("a repeat");
+        assert!(
+            warning.contains("paginate = { kind = \"page\", param = \"page\" }"),
+            "{warning}"
+        );
+        // Empty pages never repeat.
+        assert_eq!(with(r#"{"items": []}"#), None);
+        assert_eq!(with(r#"{"items": []}"#), None);
     }
 
     #[test]

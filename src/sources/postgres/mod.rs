@@ -287,6 +287,7 @@ impl SourceConnector for PostgresSourceConfig {
     }
 
     fn test_connection(
+        _name: String,
         url: String,
         workspace: Workspace,
     ) -> futures_util::future::BoxFuture<'static, Result<String>> {
