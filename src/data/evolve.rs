@@ -117,6 +117,19 @@ pub enum Change {
     },
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Add { column, sql_type } => {
+                write!(f, "column \"{column}\" added as {sql_type}")
+            }
+            Change::Widen { column, from, to } => {
+                write!(f, "column \"{column}\" widened from {from} to {to}")
+            }
+        }
+    }
+}
+
 /// Plans the changes that make `source` columns fit `table` columns (names
 /// match case-insensitively, types are canonical SQL names) and applies them
 /// to `table`. Without `allow_widening` a needed widening is an error saying

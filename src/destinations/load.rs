@@ -96,11 +96,25 @@ const TEXT: &str = "VARCHAR";
 
 /// Why `strict` rejects a row: its value in `column` is not one a column of
 /// `table_type` of `table` holds exactly.
-fn strict_reason(column: &str, table_type: &str, table: &TableName) -> String {
+fn strict_reason(
+    column: &str,
+    table_type: &str,
+    table: &TableName,
+    value: &ArrayRef,
+    row: usize,
+) -> String {
+    let mut value = arrow::util::display::array_value_to_string(value, row).unwrap_or_default();
+    if value.len() > 60 {
+        let cut = (0..=60)
+            .rev()
+            .find(|&i| value.is_char_boundary(i))
+            .unwrap_or(0);
+        value.truncate(cut);
+        value.push_str("...");
+    }
     format!(
-        "column \"{column}\" is {table_type} in table {table}, which cannot hold this row's \
-         value exactly (schema = \"strict\" keeps the table's types; \"evolve\", the default, \
-         widens the column)"
+        "column \"{column}\" is {table_type} in table {table}, which cannot hold {value} exactly; \
+         schema = \"strict\" keeps the table's types (the default, \"evolve\", widens the column)"
     )
 }
 
@@ -411,7 +425,7 @@ impl Table {
                     for (row, reason) in rejected.iter_mut().enumerate() {
                         if arrays[i].is_valid(row) {
                             reason.get_or_insert_with(|| {
-                                strict_reason(column, table_type, &self.spec.table)
+                                strict_reason(column, table_type, &self.spec.table, &arrays[i], row)
                             });
                         }
                     }
@@ -439,8 +453,9 @@ impl Table {
                 *table_type = wider;
             } else {
                 for row in cast.misfits {
-                    rejected[row]
-                        .get_or_insert_with(|| strict_reason(column, table_type, &self.spec.table));
+                    rejected[row].get_or_insert_with(|| {
+                        strict_reason(column, table_type, &self.spec.table, &arrays[i], row)
+                    });
                 }
                 arrays[i] = cast.array;
                 fields[i] = Field::new(fields[i].name(), to, true);
@@ -555,7 +570,7 @@ impl Table {
                 ),
             };
             conn.execute(&sql, &self.context(what))?;
-            tracing::info!(pipeline = %self.spec.pipeline, "{}: {change:?}", self.spec.table);
+            tracing::info!(pipeline = %self.spec.pipeline, "{}: {change}", self.spec.table);
         }
         Ok(())
     }
