@@ -789,3 +789,36 @@ fn postgres_values_flowline_cannot_represent_become_dead_letters() {
         "{letters:?}"
     );
 }
+
+#[test]
+fn a_large_merge_in_small_batches_runs_within_the_load_memory_limit() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    db.execute(
+        "CREATE TABLE wide AS SELECT g AS id, md5(g::text) AS a, md5((g + 1)::text) AS b, \
+         md5((g + 2)::text) AS c, g * 1.5 AS f FROM generate_series(1, 600000) g;",
+    );
+    let p = project_with(
+        &db.url(),
+        "kind = \"postgres\"\nconnection = \"db\"\ntable = \"wide\"\nbatch_size = 2000",
+        "table = \"raw.wide\"\nwrite = \"merge\"\nprimary_key = [\"id\"]",
+    );
+    // A quarter of the default: the table's rows and their updates do not fit.
+    p.write(
+        "flowline.toml",
+        format!(
+            "[project]\nname = \"db\"\n\n[warehouse]\nload_memory_limit = \"32MB\"\n\n\
+             [connections.db]\nurl = \"{}\"\n",
+            db.url()
+        ),
+    );
+    for _ in 0..2 {
+        p.ok(&["run"]);
+        assert_eq!(p.scalar("select count(*) from raw.wide"), 600_000);
+        assert_eq!(p.scalar("select count(distinct id) from raw.wide"), 600_000);
+    }
+    db.execute("UPDATE wide SET a = 'changed' WHERE id % 1000 = 0;");
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("select count(*) from raw.wide where a = 'changed'"), 600);
+}

@@ -480,7 +480,10 @@ impl SqlConnection for DuckDbConnection {
     }
 
     fn supports_merge(&self) -> Result<bool> {
-        Ok(true)
+        // MERGE's updates stay in memory until the transaction ends, and a
+        // large merge outgrows load_memory_limit; deleting the keys' rows
+        // and inserting them again writes the new rows out as they come.
+        Ok(false)
     }
 
     fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {

@@ -152,6 +152,9 @@ fn doubles_hold(table_type: &str) -> Option<bool> {
 /// inserted by name: temporary, so one per connection.
 pub(crate) const STAGE: &str = "_flowline_stage";
 
+/// The rows an upsert without MERGE inserts, with the values it keeps.
+const MERGED: &str = "_flowline_merged";
+
 /// A table's columns as (name, canonical type). Canonical types are spelled
 /// as DuckDB spells them, which is what schema evolution compares.
 pub(crate) type Columns = Vec<(String, String)>;
@@ -324,15 +327,7 @@ impl Table {
                 let sql = merge_sql(conn, &name, &latest, &keys, &source, &self.spec.primary_key);
                 conn.execute_counting(&sql, &self.context("merging"))?
             } else {
-                // Before MERGE (PostgreSQL 15): replace the keys' rows.
-                conn.execute(
-                    &format!("DELETE FROM {name} t USING {STAGE} s WHERE {}", keys.join),
-                    &self.context("merging (delete)"),
-                )?;
-                conn.execute_counting(
-                    &format!("INSERT INTO {name} ({list}) {latest}"),
-                    &self.context("merging (insert)"),
-                )?
+                self.replace_keys(conn, &name, &latest, &keys, &columns, &source)?
             }
         } else if self.spec.dedupes() {
             stage(conn, &source, batch)?;
@@ -354,6 +349,60 @@ impl Table {
         };
         written.duplicates = rows.saturating_sub(written.rows);
         Ok(written)
+    }
+
+    /// Upserts the rows of `latest` (one per key) into table `name` (with
+    /// `columns`) by deleting the rows of their keys and inserting them, the
+    /// columns the batch lacks carried over from the deleted rows: what
+    /// MERGE does, for servers without it and for DuckDB, which keeps a
+    /// transaction's updated values in memory but writes inserted rows out.
+    fn replace_keys<C: SqlConnection>(
+        &self,
+        conn: &C,
+        name: &str,
+        latest: &str,
+        keys: &KeySql,
+        columns: &Columns,
+        source: &Columns,
+    ) -> Result<u64> {
+        let kept: Vec<String> = columns
+            .iter()
+            .filter(|(c, _)| !source.iter().any(|(s, _)| s.eq_ignore_ascii_case(c)))
+            .map(|(c, _)| conn.quote(c))
+            .collect();
+        let loaded: Vec<String> = source.iter().map(|(c, _)| conn.quote(c)).collect();
+        let rows = if kept.is_empty() {
+            format!("SELECT * FROM ({latest}) s")
+        } else {
+            // The old values of the columns the load lacks, before the delete.
+            conn.execute(
+                &format!(
+                    "DROP TABLE IF EXISTS {MERGED}; CREATE TEMP TABLE {MERGED} AS \
+                     SELECT {}, {} FROM ({latest}) s LEFT JOIN {name} t ON {}",
+                    loaded
+                        .iter()
+                        .map(|c| format!("s.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    kept.iter()
+                        .map(|c| format!("t.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    keys.join
+                ),
+                &self.context("merging (keeping columns the load lacks)"),
+            )?;
+            format!("SELECT * FROM {MERGED}")
+        };
+        conn.execute(
+            &format!("DELETE FROM {name} t USING {STAGE} s WHERE {}", keys.join),
+            &self.context("merging (delete)"),
+        )?;
+        let all: Vec<String> = loaded.into_iter().chain(kept).collect();
+        conn.execute_counting(
+            &format!("INSERT INTO {name} ({}) {rows}", all.join(", ")),
+            &self.context("merging (insert)"),
+        )
     }
 
     /// Makes the columns of `batch` fit the existing table `table` (quoted

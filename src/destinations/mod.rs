@@ -42,10 +42,12 @@ pub struct DestinationConfig {
     pub table: Spanned<String>,
     /// What a load does with the rows already in the table. `append` adds
     /// the rows. `replace` swaps the table's contents for the loaded rows,
-    /// atomically. `merge` upserts on the primary key with a SQL `MERGE`: a
-    /// key already in the table updates its row in place (columns the load
-    /// does not have keep their values), a new key is inserted, and within
-    /// one load the last row wins.
+    /// atomically. `merge` upserts on the primary key: a key already in the
+    /// table has its row replaced (columns the load does not have keep their
+    /// values), a new key is inserted, and within one load the last row
+    /// wins. A large `merge` commits every 100,000 rows, so it runs within
+    /// the warehouse's load memory; its saved state moves only at the end,
+    /// and merging the same rows again after a crash changes nothing.
     #[serde(default)]
     #[schemars(with = "WriteMode", extend("default" = "append"))]
     pub write: Option<Spanned<WriteMode>>,

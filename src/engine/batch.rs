@@ -28,6 +28,14 @@ const QUEUE_DEPTH: usize = 2;
 /// Rejected rows kept, past a failed run's rollback, to explain the failure.
 const KEEP_DEAD_LETTERS: usize = 10_000;
 
+/// A `merge` load, which a re-run repeats without changing anything,
+/// commits after this many rows with the saved state unmoved: DuckDB keeps
+/// a transaction's new rows and updates in memory until it commits, so one
+/// transaction for a large merge outgrows `load_memory_limit`. After a
+/// crash, the re-run merges the same rows again, which leaves the table as
+/// it was.
+const MERGE_COMMIT_ROWS: u64 = 100_000;
+
 /// Options of one `flowline run`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -130,11 +138,20 @@ async fn execute(
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let source = config.source.build(&project.workspace())?;
     let source_task = tokio::spawn(source.read(ctx, tx));
+    // Child tables without a key append, which a re-run would repeat.
+    let repeatable = write == WriteMode::Merge
+        && config
+            .source
+            .child_tables()
+            .iter()
+            .all(|child| !child.primary_key.is_empty());
     let loader = Loader {
         pipeline: pipeline.name.clone(),
         destination,
         chain,
         commit_at_checkpoints: write != WriteMode::Replace,
+        commit_every: repeatable.then_some(MERGE_COMMIT_ROWS),
+        uncommitted_rows: 0,
         max_bad_rows: config.max_bad_rows,
         progress: progress.clone(),
         last_checkpoint: None,
@@ -153,6 +170,10 @@ struct Loader {
     destination: Box<dyn Destination>,
     chain: Vec<Box<dyn Transform>>,
     commit_at_checkpoints: bool,
+    /// For a load a re-run repeats harmlessly: commit, keeping the saved
+    /// state, once this many rows are written.
+    commit_every: Option<u64>,
+    uncommitted_rows: u64,
     max_bad_rows: Option<u64>,
     progress: Arc<PipelineProgress>,
     last_checkpoint: Option<serde_json::Value>,
@@ -218,7 +239,15 @@ impl Loader {
             Written::default()
         };
         self.progress.add(written.rows, written.duplicates, bytes);
+        self.uncommitted_rows += written.rows + written.duplicates;
         self.reject(written.dead_letters)?;
+        if checkpoint.is_none()
+            && self
+                .commit_every
+                .is_some_and(|every| self.uncommitted_rows >= every)
+        {
+            self.commit(None)?;
+        }
         if let Some(checkpoint) = checkpoint {
             if self.commit_at_checkpoints {
                 self.commit(Some(&checkpoint))?;
@@ -261,6 +290,7 @@ impl Loader {
     /// rows count as loaded from now on.
     fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {
         self.destination.commit(state)?;
+        self.uncommitted_rows = 0;
         self.progress.committed();
         self.uncommitted_letters.clear();
         Ok(())
