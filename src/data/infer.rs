@@ -78,6 +78,24 @@ impl Inferred {
         }
     }
 
+    /// The kind whose [`Inferred::data_type`] is `data_type`, if any.
+    pub fn of_type(data_type: &DataType) -> Option<Inferred> {
+        match data_type {
+            DataType::Boolean => Some(Inferred::Boolean),
+            DataType::Int64 => Some(Inferred::Integer),
+            DataType::Float64 => Some(Inferred::Float),
+            DataType::Date32 => Some(Inferred::Date),
+            DataType::Timestamp(TimeUnit::Microsecond, None) => Some(Inferred::Timestamp),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Some(Inferred::TimestampTz),
+            _ => None,
+        }
+    }
+
+    /// Whether a column of this kind holds `value` without widening.
+    pub fn holds(self, value: &str) -> bool {
+        self.merge(Inferred::of(value)) == self
+    }
+
     /// The Arrow type for this kind. Null-only columns become text.
     pub fn data_type(self) -> DataType {
         match self {
@@ -146,6 +164,16 @@ mod tests {
         );
         assert_eq!(Inferred::of("nan"), Inferred::Text);
         assert_eq!(Inferred::of("2024-02-30"), Inferred::Text);
+    }
+
+    #[test]
+    fn a_kind_holds_only_values_that_do_not_widen_it() {
+        assert!(Inferred::Timestamp.holds("2024-02-29"));
+        assert!(!Inferred::Date.holds("2024-02-29 10:11:12"));
+        assert!(!Inferred::Boolean.holds("1"));
+        assert!(Inferred::Float.holds("1"));
+        assert_eq!(Inferred::of_type(&DataType::Date32), Some(Inferred::Date));
+        assert_eq!(Inferred::of_type(&DataType::Utf8), None);
     }
 
     #[test]
