@@ -5,6 +5,7 @@
 mod csv;
 mod json;
 mod parquet;
+mod quotes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -53,16 +54,28 @@ pub struct FileSourceConfig {
     /// become `column_N`, and repeated ones get `_2`, `_3`.
     #[serde(default = "default_true")]
     pub header: bool,
-    /// CSV: the values read as NULL. `[]` keeps empty strings.
+    /// CSV: the values read as NULL, in every column (matched exactly, case
+    /// included). A list replaces the default; `[]` keeps every value,
+    /// empty strings included. Inference leaves them out.
     #[serde(default = "default_null_values")]
     pub null_values: Vec<String>,
+    /// CSV: the values read as NULL in one column, replacing `null_values`
+    /// there: `{ score = ["-1"], code = [] }` (`[]` keeps every value of
+    /// that column).
+    #[serde(default)]
+    pub column_null_values: BTreeMap<String, Vec<String>>,
     /// CSV: how many rows of each file are sampled to infer column types. A
-    /// later row whose value does not fit goes to the dead-letter table.
-    /// JSON types are inferred from the records as they are read.
+    /// later value that does not fit an inferred type widens the column for
+    /// the rest of the file (integer to double when the double is exact,
+    /// else to text; booleans, dates and timestamps to text), so no value
+    /// changes and no row is lost. Only a type declared in `columns` sends
+    /// the row to the dead-letter table instead. JSON types are inferred
+    /// from the records as they are read.
     #[serde(default = "default_infer_rows")]
     pub infer_schema_rows: usize,
     /// Column types that override inference, for every format:
-    /// `{ amount = "decimal(10,2)", at = "timestamp" }`.
+    /// `{ amount = "decimal(10,2)", at = "timestamp" }`. A value the type
+    /// cannot hold exactly sends its row to the dead-letter table.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
     /// Rows per Arrow batch (at least 1). Memory use depends on this, not on
@@ -81,8 +94,12 @@ fn default_quote() -> String {
 fn default_true() -> bool {
     true
 }
+/// The null markers of pandas, R and Polars users, and of database exports.
 fn default_null_values() -> Vec<String> {
-    vec![String::new()]
+    ["", "NA", "N/A", "NULL", "null", "NaN", "#N/A", "\\N"]
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 fn default_infer_rows() -> usize {
     1000
@@ -136,7 +153,17 @@ pub(crate) struct ReadOptions {
     pub quote: u8,
     pub header: bool,
     pub null_values: Vec<String>,
+    pub column_null_values: HashMap<String, Vec<String>>,
     pub records: Option<String>,
+}
+
+impl ReadOptions {
+    /// The values read as NULL in `column`.
+    pub fn null_values_of(&self, column: &str) -> &[String] {
+        self.column_null_values
+            .get(column)
+            .unwrap_or(&self.null_values)
+    }
 }
 
 /// A batch decoded from a file, before it gets a checkpoint.
@@ -197,6 +224,11 @@ impl FileSource {
             quote: single_byte("quote", &c.quote)?,
             header: c.header,
             null_values: c.null_values.clone(),
+            column_null_values: c
+                .column_null_values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             records: c.records.clone(),
         })
     }
