@@ -164,17 +164,65 @@ fn convert_column(target: &TextTarget, text: &StringArray) -> Result<Column> {
     };
     let array = cast_with_options(text, data_type, &options)
         .map_err(|e| Error::arrow(format!("column \"{}\"", target.name), e))?;
-    if array.null_count() == text.null_count() {
+    let rounded = rounded_decimals(text, &array)?;
+    if array.null_count() == text.null_count() && rounded.is_empty() {
         return Ok(Column::Fits(array));
     }
     if !target.declared {
         return Ok(as_text());
     }
-    let rejected = (0..text.len())
+    let mut rejected: Vec<(usize, String)> = (0..text.len())
         .filter(|&row| array.is_null(row) && !text.is_null(row))
         .map(|row| (row, cannot(row)))
         .collect();
+    rejected.extend(
+        rounded
+            .into_iter()
+            .map(|row| (row, format!("{} without rounding", cannot(row)))),
+    );
     Ok(Column::Rejects(array, rejected))
+}
+
+/// The rows of a decimal column converted from `text` whose value is not
+/// the number written (arrow rounds `1.255` to `1.26` in `DECIMAL(10,2)`).
+fn rounded_decimals(text: &StringArray, array: &ArrayRef) -> Result<Vec<usize>> {
+    if !matches!(
+        array.data_type(),
+        DataType::Decimal128(..) | DataType::Decimal256(..)
+    ) {
+        return Ok(Vec::new());
+    }
+    let back = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
+        .map_err(|e| Error::arrow("reading decimals back", e))?;
+    let back = back
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::Other("a decimal cast to text is not text".into()))?;
+    Ok((0..text.len())
+        .filter(|&row| {
+            array.is_valid(row) && plain_number(text.value(row)) != plain_number(back.value(row))
+        })
+        .collect())
+}
+
+/// A decimal number's text without sign noise or padding zeros:
+/// `+001.50` -> `1.5`, `-0.0` -> `0`.
+fn plain_number(text: &str) -> String {
+    let text = text.trim();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let body = match (whole.is_empty(), fraction.is_empty()) {
+        (true, true) => return "0".into(),
+        (_, true) => whole.to_string(),
+        (true, false) => format!("0.{fraction}"),
+        (false, false) => format!("{whole}.{fraction}"),
+    };
+    if negative { format!("-{body}") } else { body }
 }
 
 /// Whether every value of `text` is of the kind inference gives
@@ -282,6 +330,38 @@ mod tests {
             .downcast_ref::<StringArray>()
             .expect("text");
         assert_eq!(big.value(1), "9007199254740993", "kept as written");
+    }
+
+    #[test]
+    fn a_date_that_is_no_day_widens_an_inferred_date_column() {
+        let targets = [target("d", DataType::Date32, false)];
+        let columns = vec![StringArray::from(vec![
+            Some("2024-02-29"),
+            Some("2024-02-30"),
+        ])];
+        let typed = text_to_typed(&targets, columns).expect("converts");
+        assert_eq!(typed.widened, [(0, DataType::Utf8)]);
+        assert!(typed.bad.is_empty());
+    }
+
+    #[test]
+    fn a_declared_decimal_rejects_values_it_would_round() {
+        let targets = [target("d", DataType::Decimal128(10, 2), true)];
+        let columns = vec![StringArray::from(vec![
+            Some("1.5"),
+            Some("1.255"),
+            Some("-0.10"),
+            Some("+003"),
+        ])];
+        let typed = text_to_typed(&targets, columns).expect("converts");
+        assert_eq!(typed.batch.num_rows(), 3);
+        assert_eq!(typed.bad.len(), 1);
+        assert_eq!(typed.bad[0].row, 1);
+        assert!(
+            typed.bad[0].reason.contains("without rounding"),
+            "{}",
+            typed.bad[0].reason
+        );
     }
 
     #[test]
