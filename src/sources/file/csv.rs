@@ -31,7 +31,7 @@ pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chu
     }
     let nulls = targets
         .iter()
-        .map(|t| options.null_values_of(&t.name).to_vec())
+        .map(|t| NullMarkers::new(options.null_values_of(&t.name)))
         .collect();
     let (tx, letters) = mpsc::channel();
     let reader = reader_builder(options).from_reader(guarded(path, name, options, tx)?);
@@ -198,6 +198,26 @@ fn unique_names(raw: impl Iterator<Item = String>) -> Vec<String> {
     names
 }
 
+/// The values of one column read as NULL.
+struct NullMarkers {
+    markers: Vec<String>,
+    /// The longest marker's length: longer values need no comparing.
+    longest: usize,
+}
+
+impl NullMarkers {
+    fn new(markers: &[String]) -> Self {
+        NullMarkers {
+            markers: markers.to_vec(),
+            longest: markers.iter().map(String::len).max().unwrap_or(0),
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        value.len() <= self.longest && self.markers.iter().any(|m| m == value)
+    }
+}
+
 struct CsvChunks {
     reader: csv::Reader<Guarded>,
     /// Lines dropped for unterminated quotes.
@@ -206,7 +226,7 @@ struct CsvChunks {
     /// when a batch needs it.
     targets: Vec<TextTarget>,
     /// Each column's null markers.
-    nulls: Vec<Vec<String>>,
+    nulls: Vec<NullMarkers>,
     options: ReadOptions,
     name: String,
     record: csv::ByteRecord,
@@ -263,7 +283,7 @@ impl CsvChunks {
                     for ((builder, value), nulls) in
                         builders.iter_mut().zip(fields).zip(&self.nulls)
                     {
-                        if nulls.iter().any(|n| n == value) {
+                        if nulls.matches(value) {
                             builder.append_null();
                         } else {
                             builder.append_value(value);

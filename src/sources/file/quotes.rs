@@ -87,6 +87,26 @@ impl Scan {
     }
 }
 
+/// Whether `line`, read from the start of a record, ends inside a quoted
+/// value. The quick form of [`Scan`] for the common case, jumping from
+/// quote to quote: a quote opens a value only at the start of a field.
+fn leaves_quote_open(line: &[u8], delimiter: u8, quote: u8) -> bool {
+    let mut open = false;
+    let mut from = 0;
+    while let Some(found) = line[from..].iter().position(|&b| b == quote) {
+        let at = from + found;
+        from = at + 1;
+        if !open {
+            open = at == 0 || line[at - 1] == delimiter;
+        } else if line.get(at + 1) == Some(&quote) {
+            from = at + 2;
+        } else {
+            open = false;
+        }
+    }
+    open
+}
+
 /// One line of the file, with its number (1 = the first).
 struct Line {
     number: u64,
@@ -183,10 +203,7 @@ impl<R: BufRead> QuoteGuard<R> {
             }
             let number = self.next_number;
             self.next_number += 1;
-            let simple = self.record.is_empty()
-                && self.width.is_some()
-                && !self.scratch.contains(&self.quote);
-            if simple {
+            if self.is_whole_record() {
                 self.out.extend_from_slice(&self.scratch);
             } else {
                 let bytes = std::mem::take(&mut self.scratch);
@@ -194,6 +211,16 @@ impl<R: BufRead> QuoteGuard<R> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the line just read (in `scratch`) is a record of its own,
+    /// to pass on as it is: no record is open, and it closes every quote
+    /// it opens.
+    fn is_whole_record(&self) -> bool {
+        if !self.record.is_empty() || self.width.is_none() {
+            return false;
+        }
+        !leaves_quote_open(&self.scratch, self.delimiter, self.quote)
     }
 
     /// Adds `line` to the record being read, and passes the record on once
@@ -318,6 +345,28 @@ mod tests {
         let (out, letters) = guard(text);
         assert_eq!(out, text);
         assert!(letters.is_empty());
+    }
+
+    #[test]
+    fn the_quick_check_agrees_with_the_scan() {
+        for line in [
+            "1,\"a\",2\n",
+            "1,\"a\n",
+            "1,5'10\",x\n",
+            "\"a\"\"b\",\"\n",
+            "\"a\"\"\"\n",
+            "\"ab\"cd\",e\n",
+            "x,\"\"\n",
+            "\"",
+        ] {
+            let mut scan = Scan::new();
+            scan.line(line.as_bytes(), b',', b'"');
+            assert_eq!(
+                leaves_quote_open(line.as_bytes(), b',', b'"'),
+                scan.open(),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]
