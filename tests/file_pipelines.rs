@@ -576,3 +576,165 @@ fn validate_checks_transform_sql_and_warehouse_settings() {
             .contains("flowline.toml:3:1")
     );
 }
+
+#[test]
+fn an_unterminated_quote_costs_one_line_and_counts_toward_max_bad_rows() {
+    let p = TestProject::new();
+    let pipeline =
+        "[source]\nkind = \"file\"\npath = \"data/*.csv\"\n[destination]\ntable = \"q\"\n";
+    p.write("pipelines/q.toml", pipeline);
+    let mut csv = String::from("id,name,amount\n");
+    for id in 1..=1000 {
+        if id == 500 {
+            csv.push_str("500,\"unterminated,5000\n");
+        } else {
+            csv.push_str(&format!("{id},n{id},{}\n", id * 10));
+        }
+    }
+    p.write("data/1.csv", &csv);
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("select count(*) from q"), 999);
+    assert_eq!(
+        p.scalar("select count(*) from q where id = 501 and amount = 5010"),
+        1
+    );
+    let letters = p.query("select origin, reason, raw from _flowline_dead_letter");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["origin"], "data/1.csv:501");
+    assert_eq!(letters[0]["raw"], "500,\"unterminated,5000");
+    let reason = letters[0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("unterminated quote") && reason.contains("line 501"),
+        "{reason}"
+    );
+
+    p.write("pipelines/q.toml", format!("max_bad_rows = 0\n{pipeline}"));
+    p.write("data/2.csv", csv.replace("\n1,", "\n-1,"));
+    let err = p.fails(&["run"]);
+    assert!(err.contains("more than max_bad_rows = 0"), "{err}");
+    assert_eq!(
+        p.scalar("select count(*) from q"),
+        999,
+        "the failed run loaded nothing"
+    );
+}
+
+/// A project with a pipeline reading `data/*.parquet` into `pq`, and the
+/// Parquet files `a` (ids 1-3) and `c` (ids 7-9) written by the warehouse.
+fn parquet_project(extra: &str) -> TestProject {
+    let p = TestProject::new();
+    for (name, first) in [("a", 1), ("c", 7)] {
+        let path = p.path().join(format!("data/{name}.parquet"));
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+        p.ok(&[
+            "sql",
+            &format!(
+                "copy (select range + {first} as id from range(3)) to '{}' (format parquet)",
+                path.display()
+            ),
+        ]);
+    }
+    p.write(
+        "pipelines/pq.toml",
+        format!("[source]\nkind = \"file\"\npath = \"data/*.parquet\"\n{extra}[destination]\ntable = \"pq\"\n"),
+    );
+    p
+}
+
+#[test]
+fn a_corrupt_parquet_file_is_a_dead_letter_and_fails_the_run_unless_max_bad_files_allows() {
+    let p = parquet_project("");
+    p.write("data/b.parquet", b"PAR1 not really parquet PAR1");
+    let err = p.fails(&["run"]);
+    assert!(
+        err.contains("data/b.parquet") && err.contains("max_bad_files = 0"),
+        "{err}"
+    );
+    assert_eq!(
+        p.scalar("select count(*) from pq"),
+        6,
+        "the files before and after it load"
+    );
+    let letters = p.query("select origin, reason from _flowline_dead_letter");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["origin"], "data/b.parquet");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("arquet"),
+        "{letters:?}"
+    );
+
+    // Not marked as loaded: the next run reads it again, and only it.
+    let err = p.fails(&["run"]);
+    assert!(err.contains("data/b.parquet"), "{err}");
+    assert_eq!(p.scalar("select count(*) from pq"), 6);
+
+    // Allowed: skipped, recorded, and not read again.
+    let pipeline = std::fs::read_to_string(p.path().join("pipelines/pq.toml")).expect("read");
+    p.write(
+        "pipelines/pq.toml",
+        pipeline.replace("[destination]", "max_bad_files = 1\n[destination]"),
+    );
+    p.ok(&["run"]);
+    let before = p.scalar("select count(*) from _flowline_dead_letter");
+    p.ok(&["run"]);
+    assert_eq!(
+        p.scalar("select count(*) from _flowline_dead_letter"),
+        before,
+        "a skipped file counts as loaded"
+    );
+    assert_eq!(p.scalar("select count(*) from pq"), 6);
+}
+
+#[test]
+fn a_json_document_that_does_not_parse_and_a_csv_without_header_are_bad_files() {
+    let p = TestProject::new();
+    p.write(
+        "pipelines/j.toml",
+        "[source]\nkind = \"file\"\npath = \"data/*.json\"\nmax_bad_files = 1\n[destination]\ntable = \"j\"\n",
+    );
+    p.write("data/1.json", r#"[{"id": 1}]"#);
+    p.write("data/2.json", r#"[{"id": 2}"#);
+    p.write("data/3.json", r#"[{"id": 3}]"#);
+    p.write(
+        "pipelines/c.toml",
+        "[source]\nkind = \"file\"\npath = \"data/*.csv\"\n[destination]\ntable = \"c\"\n",
+    );
+    p.write("data/1.csv", "\nid\n1\n");
+    p.write("data/2.csv", "id\n2\n");
+    let out = p.fails(&["run"]);
+    assert!(
+        out.contains("data/1.csv") && out.contains("max_bad_files = 0"),
+        "{out}"
+    );
+    assert_eq!(p.scalar("select sum(id) from j"), 4);
+    assert_eq!(p.scalar("select sum(id) from c"), 2);
+    let origins: Vec<String> = p
+        .query("select origin from _flowline_dead_letter order by origin")
+        .iter()
+        .map(|r| r["origin"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(origins, ["data/1.csv", "data/2.json"]);
+}
+
+#[test]
+fn an_empty_csv_loads_nothing_and_later_runs_do_not_warn() {
+    let p = TestProject::new();
+    p.write("pipelines/orders.toml", CSV_APPEND);
+    p.write("data/a.csv", "");
+    p.write("data/b.csv", "id,customer,amount_cents,status\n");
+    for _ in 0..2 {
+        let out = p.flowline(&["run"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("does not exist"), "{stderr}");
+    }
+    p.write("data/c.csv", orders_csv(1, 5));
+    p.ok(&["run"]);
+    let out = p.flowline(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(p.scalar("select count(*) from raw.orders"), 5);
+}

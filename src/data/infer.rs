@@ -46,6 +46,10 @@ impl Inferred {
             return Inferred::Date;
         }
         if v.len() >= 16 && v.as_bytes().get(4) == Some(&b'-') {
+            if fraction_digits(v) > 6 {
+                // Finer than the microseconds a timestamp column holds.
+                return Inferred::Text;
+            }
             if DateTime::parse_from_rfc3339(v).is_ok()
                 || DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f%#z").is_ok()
             {
@@ -78,6 +82,31 @@ impl Inferred {
         }
     }
 
+    /// The kind whose [`Inferred::data_type`] is `data_type`, if any.
+    pub fn of_type(data_type: &DataType) -> Option<Inferred> {
+        match data_type {
+            DataType::Boolean => Some(Inferred::Boolean),
+            DataType::Int64 => Some(Inferred::Integer),
+            DataType::Float64 => Some(Inferred::Float),
+            DataType::Date32 => Some(Inferred::Date),
+            DataType::Timestamp(TimeUnit::Microsecond, None) => Some(Inferred::Timestamp),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Some(Inferred::TimestampTz),
+            _ => None,
+        }
+    }
+
+    /// Whether a column of this kind holds `value` without widening. For
+    /// dates only the shape is checked (`2024-02-30` is one): the
+    /// conversion that follows rejects what is no day.
+    pub fn holds(self, value: &str) -> bool {
+        let v = value.trim();
+        match self {
+            Inferred::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+            Inferred::Date => is_date_shaped(v),
+            _ => self.merge(Inferred::of(value)) == self,
+        }
+    }
+
     /// The Arrow type for this kind. Null-only columns become text.
     pub fn data_type(self) -> DataType {
         match self {
@@ -89,6 +118,24 @@ impl Inferred {
             Inferred::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Inferred::Null | Inferred::Text => DataType::Utf8,
         }
+    }
+}
+
+/// Whether `v` looks like `YYYY-MM-DD`.
+fn is_date_shaped(v: &str) -> bool {
+    v.len() == 10
+        && v.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// How many digits a timestamp's fraction of a second has.
+fn fraction_digits(timestamp: &str) -> usize {
+    let time = timestamp.get(10..).unwrap_or("");
+    match time.split_once('.') {
+        Some((_, fraction)) => fraction.bytes().take_while(u8::is_ascii_digit).count(),
+        None => 0,
     }
 }
 
@@ -145,7 +192,28 @@ mod tests {
             Inferred::TimestampTz
         );
         assert_eq!(Inferred::of("nan"), Inferred::Text);
+        assert_eq!(
+            Inferred::of("2024-02-29 10:11:12.123456"),
+            Inferred::Timestamp
+        );
+        assert_eq!(
+            Inferred::of("2024-02-29T10:11:12.123456789Z"),
+            Inferred::Text,
+            "nanoseconds would be cut to microseconds"
+        );
         assert_eq!(Inferred::of("2024-02-30"), Inferred::Text);
+    }
+
+    #[test]
+    fn a_kind_holds_only_values_that_do_not_widen_it() {
+        assert!(Inferred::Timestamp.holds("2024-02-29"));
+        assert!(!Inferred::Date.holds("2024-02-29 10:11:12"));
+        assert!(!Inferred::Date.holds("2024-2-29"));
+        assert!(Inferred::Boolean.holds("FALSE"));
+        assert!(!Inferred::Boolean.holds("1"));
+        assert!(Inferred::Float.holds("1"));
+        assert_eq!(Inferred::of_type(&DataType::Date32), Some(Inferred::Date));
+        assert_eq!(Inferred::of_type(&DataType::Utf8), None);
     }
 
     #[test]

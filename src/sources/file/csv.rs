@@ -1,26 +1,45 @@
-//! CSV: schema inferred from a sample, then read in batches of text columns
-//! converted to their types; a row that does not parse is a dead letter.
+//! CSV: column types inferred from a sample, then read in batches of text
+//! columns converted to their types. Null markers (`NA`, `NULL`, ...) are
+//! nulls; a value that contradicts an inferred type widens its column, one
+//! that contradicts a declared type makes its row a dead letter, and a line
+//! that opens a quote it never closes is a dead letter of its own (see
+//! [`super::quotes`]).
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc;
 
 use arrow::array::{Array, StringArray, StringBuilder};
-use arrow::datatypes::{Field, Schema, SchemaRef};
 
+use super::quotes::QuoteGuard;
 use super::{Chunk, Chunks, ReadOptions, open};
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
-use crate::data::convert::text_to_batch;
+use crate::data::convert::{TextTarget, text_to_typed};
 use crate::data::infer::SchemaInference;
+use crate::data::types::duckdb_type;
 
-/// Reads the CSV file at `path` as a stream of batches.
+/// The file as the CSV parser reads it.
+type Guarded = QuoteGuard<BufReader<Box<dyn Read + Send>>>;
+
+/// Reads the CSV file at `path` as a stream of batches. A file with no
+/// columns (0 bytes) gives none.
 pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {
-    let schema = infer_schema(path, name, options)?;
-    let reader = reader_builder(options).from_reader(open(path)?);
+    let targets = infer_schema(path, name, options)?;
+    if targets.is_empty() {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let nulls = targets
+        .iter()
+        .map(|t| NullMarkers::new(options.null_values_of(&t.name)))
+        .collect();
+    let (tx, letters) = mpsc::channel();
+    let reader = reader_builder(options).from_reader(guarded(path, name, options, tx)?);
     Ok(Box::new(CsvChunks {
         reader,
-        schema,
+        letters,
+        targets,
+        nulls,
         options: options.clone(),
         name: name.to_string(),
         record: csv::ByteRecord::new(),
@@ -36,6 +55,23 @@ fn reader_builder(options: &ReadOptions) -> csv::ReaderBuilder {
         .has_headers(options.header)
         .flexible(true);
     builder
+}
+
+/// The file at `path`, with lines holding unterminated quotes dropped and
+/// sent to `letters`.
+fn guarded(
+    path: &Path,
+    name: &str,
+    options: &ReadOptions,
+    letters: mpsc::Sender<DeadLetter>,
+) -> Result<Guarded> {
+    Ok(QuoteGuard::new(
+        BufReader::new(open(path)?),
+        name,
+        options.delimiter,
+        options.quote,
+        letters,
+    ))
 }
 
 fn csv_error(name: &str, e: csv::Error) -> Error {
@@ -58,12 +94,12 @@ fn first_line_is_empty(path: &Path) -> Result<bool> {
     Ok(matches!(&start[..read], [b'\n', ..] | [b'\r', b'\n']))
 }
 
-/// Column names from the header (made unique and non-empty) and types from
-/// the first `infer_rows` rows, with the config's overrides applied.
-fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<SchemaRef> {
-    let mut reader = reader_builder(options).from_reader(open(path)?);
-    let mut record = csv::ByteRecord::new();
-    let names: Vec<String> = if options.header {
+/// The column names, from the header (made unique and non-empty) or
+/// numbered, and the number of columns; none for an empty file.
+fn column_names(path: &Path, name: &str, options: &ReadOptions) -> Result<Vec<String>> {
+    let (tx, _) = mpsc::channel();
+    let mut reader = reader_builder(options).from_reader(guarded(path, name, options, tx)?);
+    if options.header {
         if first_line_is_empty(path)? {
             // The CSV reader skips blank lines: the first row of data
             // would silently become the header.
@@ -74,23 +110,35 @@ fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<Schema
             ));
         }
         let headers = reader.byte_headers().map_err(|e| csv_error(name, e))?;
-        unique_names(
+        return Ok(unique_names(
             headers
                 .iter()
                 .map(|h| String::from_utf8_lossy(h).trim().to_string()),
-        )
+        ));
+    }
+    let mut record = csv::ByteRecord::new();
+    let n = if reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(name, e))?
+    {
+        record.len()
     } else {
-        let mut peek = reader_builder(options).from_reader(open(path)?);
-        let n = if peek
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(name, e))?
-        {
-            record.len()
-        } else {
-            0
-        };
-        (1..=n).map(|i| format!("column_{i}")).collect()
+        0
     };
+    Ok((1..=n).map(|i| format!("column_{i}")).collect())
+}
+
+/// Each column's type: declared in the config, or the narrowest that holds
+/// the first `infer_rows` rows' values (null markers left out).
+fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<Vec<TextTarget>> {
+    let names = column_names(path, name, options)?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nulls: Vec<&[String]> = names.iter().map(|n| options.null_values_of(n)).collect();
+    let (tx, _) = mpsc::channel();
+    let mut reader = reader_builder(options).from_reader(guarded(path, name, options, tx)?);
+    let mut record = csv::ByteRecord::new();
     let mut inference = SchemaInference::new(names.clone());
     let mut sampled = 0;
     while sampled < options.infer_rows {
@@ -100,10 +148,10 @@ fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<Schema
                 if record.len() != names.len() {
                     continue;
                 }
-                inference.observe(record.iter().map(|field| {
+                inference.observe(record.iter().zip(&nulls).map(|(field, nulls)| {
                     std::str::from_utf8(field)
                         .ok()
-                        .filter(|v| !options.null_values.iter().any(|n| n == v))
+                        .filter(|v| !nulls.iter().any(|n| n == v))
                 }));
                 sampled += 1;
             }
@@ -112,15 +160,22 @@ fn infer_schema(path: &Path, name: &str, options: &ReadOptions) -> Result<Schema
         }
     }
     let inferred = inference.schema();
-    let fields: Vec<Field> = inferred
+    Ok(inferred
         .fields()
         .iter()
         .map(|f| match options.overrides.get(f.name()) {
-            Some(dt) => Field::new(f.name(), dt.clone(), true),
-            None => f.as_ref().clone(),
+            Some(dt) => TextTarget {
+                name: f.name().clone(),
+                data_type: dt.clone(),
+                declared: true,
+            },
+            None => TextTarget {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                declared: false,
+            },
         })
-        .collect();
-    Ok(Arc::new(Schema::new(fields)))
+        .collect())
 }
 
 /// Header names with blanks replaced by `column_N` and repeats suffixed `_2`, `_3`.
@@ -143,9 +198,35 @@ fn unique_names(raw: impl Iterator<Item = String>) -> Vec<String> {
     names
 }
 
+/// The values of one column read as NULL.
+struct NullMarkers {
+    markers: Vec<String>,
+    /// The longest marker's length: longer values need no comparing.
+    longest: usize,
+}
+
+impl NullMarkers {
+    fn new(markers: &[String]) -> Self {
+        NullMarkers {
+            markers: markers.to_vec(),
+            longest: markers.iter().map(String::len).max().unwrap_or(0),
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        value.len() <= self.longest && self.markers.iter().any(|m| m == value)
+    }
+}
+
 struct CsvChunks {
-    reader: csv::Reader<Box<dyn Read + Send>>,
-    schema: SchemaRef,
+    reader: csv::Reader<Guarded>,
+    /// Lines dropped for unterminated quotes.
+    letters: mpsc::Receiver<DeadLetter>,
+    /// Each column's type; an inferred one widens for the rest of the file
+    /// when a batch needs it.
+    targets: Vec<TextTarget>,
+    /// Each column's null markers.
+    nulls: Vec<NullMarkers>,
     options: ReadOptions,
     name: String,
     record: csv::ByteRecord,
@@ -163,7 +244,7 @@ impl CsvChunks {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
-        let width = self.schema.fields().len();
+        let width = self.targets.len();
         let batch_size = self.options.batch_size;
         let mut builders: Vec<StringBuilder> = (0..width)
             .map(|_| {
@@ -199,8 +280,10 @@ impl CsvChunks {
                         });
                         continue;
                     };
-                    for (builder, value) in builders.iter_mut().zip(fields) {
-                        if self.options.null_values.iter().any(|n| n == value) {
+                    for ((builder, value), nulls) in
+                        builders.iter_mut().zip(fields).zip(&self.nulls)
+                    {
+                        if nulls.matches(value) {
                             builder.append_null();
                         } else {
                             builder.append_value(value);
@@ -219,13 +302,17 @@ impl CsvChunks {
                 }
             }
         }
+        dead_letters.extend(self.letters.try_iter());
         if lines.is_empty() && dead_letters.is_empty() {
             return Ok(None);
         }
         let columns: Vec<StringArray> = builders.iter_mut().map(|b| b.finish()).collect();
-        let (batch, bad) = text_to_batch(&self.schema, columns.clone())?;
+        let typed = text_to_typed(&self.targets, columns.clone())?;
+        for (index, wider) in typed.widened {
+            self.widen(index, wider);
+        }
         let sep = (self.options.delimiter as char).to_string();
-        for row in bad {
+        for row in typed.bad {
             let raw: Vec<&str> = columns
                 .iter()
                 .map(|c| {
@@ -243,10 +330,23 @@ impl CsvChunks {
             });
         }
         Ok(Some(Chunk {
-            batch,
+            batch: typed.batch,
             bytes: self.reader.position().byte() - start,
             dead_letters,
         }))
+    }
+
+    /// Gives column `index` the wider type `wider` for the rest of the file.
+    fn widen(&mut self, index: usize, wider: arrow::datatypes::DataType) {
+        let target = &mut self.targets[index];
+        tracing::info!(
+            file = %self.name,
+            "column \"{}\" holds values {} cannot hold: read as {} from here on",
+            target.name,
+            duckdb_type(&target.data_type),
+            duckdb_type(&wider)
+        );
+        target.data_type = wider;
     }
 }
 
@@ -353,6 +453,7 @@ mod tests {
             quote: b'"',
             header: true,
             null_values: vec![String::new()],
+            column_null_values: Default::default(),
             records: None,
         }
     }
@@ -419,6 +520,214 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Reads `text` as the CSV file `t.csv` with `options`.
+    fn read_text(text: &str, options: &ReadOptions) -> Vec<Chunk> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).expect("write");
+        read(&path, "t.csv", options)
+            .expect("opens")
+            .collect::<Result<_>>()
+            .expect("reads")
+    }
+
+    fn rows(chunks: &[Chunk]) -> usize {
+        chunks.iter().map(|c| c.batch.num_rows()).sum()
+    }
+
+    fn letters(chunks: &[Chunk]) -> Vec<&DeadLetter> {
+        chunks.iter().flat_map(|c| &c.dead_letters).collect()
+    }
+
+    /// Column `name` of every chunk, as text (null as `None`).
+    fn values(chunks: &[Chunk], name: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let batch = &chunk.batch;
+            let Ok(index) = batch.schema().index_of(name) else {
+                continue;
+            };
+            let column = arrow::compute::cast(batch.column(index), &DataType::Utf8).expect("text");
+            let column = column.as_any().downcast_ref::<StringArray>().expect("text");
+            out.extend(column.iter().map(|v| v.map(String::from)));
+        }
+        out
+    }
+
+    fn types(chunk: &Chunk) -> Vec<DataType> {
+        let schema = chunk.batch.schema();
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_unterminated_quote_costs_one_line_of_a_thousand() {
+        let mut text = String::from("id,name,amount\n");
+        for id in 1..=1000 {
+            if id == 500 {
+                text.push_str("500,\"unterminated,5000\n");
+            } else {
+                text.push_str(&format!("{id},\"n {id}\",{}\n", id * 10));
+            }
+        }
+        let chunks = read_text(
+            &text,
+            &ReadOptions {
+                batch_size: 64,
+                ..options()
+            },
+        );
+        assert_eq!(rows(&chunks), 999);
+        let letters = letters(&chunks);
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert_eq!(letters[0].origin, "t.csv:501");
+        assert!(
+            letters[0].reason.contains("unterminated quote"),
+            "{}",
+            letters[0].reason
+        );
+        assert_eq!(letters[0].raw, "500,\"unterminated,5000");
+        let ids = values(&chunks, "id");
+        assert_eq!(ids[498].as_deref(), Some("499"));
+        assert_eq!(ids[499].as_deref(), Some("501"));
+    }
+
+    #[test]
+    fn quoted_values_may_span_lines() {
+        let chunks = read_text("id,note\n1,\"two\nlines\"\n2,x\n", &options());
+        assert!(letters(&chunks).is_empty());
+        assert_eq!(
+            values(&chunks, "note"),
+            [Some("two\nlines".to_string()), Some("x".to_string())]
+        );
+    }
+
+    fn default_nulls() -> ReadOptions {
+        ReadOptions {
+            null_values: ["", "NA", "N/A", "NULL", "null", "NaN", "#N/A", "\\N"]
+                .map(String::from)
+                .to_vec(),
+            ..options()
+        }
+    }
+
+    #[test]
+    fn null_markers_are_nulls_and_inference_skips_them() {
+        let chunks = read_text(
+            "a,b,c,d\n1,NA,x,\\N\nNULL,2.5,#N/A,2024-01-02\nN/A,NaN,null,\n",
+            &default_nulls(),
+        );
+        assert!(letters(&chunks).is_empty());
+        assert_eq!(
+            types(&chunks[0]),
+            [
+                DataType::Int64,
+                DataType::Float64,
+                DataType::Utf8,
+                DataType::Date32
+            ]
+        );
+        assert_eq!(values(&chunks, "a"), [Some("1".into()), None, None]);
+        assert_eq!(values(&chunks, "c"), [Some("x".into()), None, None]);
+    }
+
+    #[test]
+    fn column_null_values_replace_the_default_in_their_column() {
+        let options = ReadOptions {
+            column_null_values: [
+                ("score".to_string(), vec!["-1".to_string()]),
+                ("code".to_string(), vec![]),
+            ]
+            .into_iter()
+            .collect(),
+            ..default_nulls()
+        };
+        let chunks = read_text("code,score,n\nNA,-1,NA\nUS,7,1\n", &options);
+        assert_eq!(
+            values(&chunks, "code"),
+            [Some("NA".into()), Some("US".into())]
+        );
+        assert_eq!(values(&chunks, "score"), [None, Some("7".into())]);
+        assert_eq!(values(&chunks, "n"), [None, Some("1".into())]);
+    }
+
+    #[test]
+    fn values_that_contradict_an_inferred_type_widen_the_column() {
+        let options = ReadOptions {
+            infer_rows: 1,
+            batch_size: 2,
+            ..default_nulls()
+        };
+        let chunks = read_text(
+            "i,big,b,d\n1,1,true,2024-01-02\n2,2,false,2024-01-03\n2.5,9007199254740993,1,soon\n4,4,true,2024-01-04\n",
+            &options,
+        );
+        assert!(letters(&chunks).is_empty());
+        assert_eq!(rows(&chunks), 4);
+        assert_eq!(
+            types(&chunks[0]),
+            [
+                DataType::Int64,
+                DataType::Int64,
+                DataType::Boolean,
+                DataType::Date32
+            ]
+        );
+        assert_eq!(
+            types(&chunks[1]),
+            [
+                DataType::Float64,
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Utf8
+            ],
+            "each column as wide as this batch needs"
+        );
+        assert_eq!(values(&chunks, "i")[2].as_deref(), Some("2.5"));
+        assert_eq!(
+            values(&chunks, "big")[2].as_deref(),
+            Some("9007199254740993"),
+            "exact, never rounded"
+        );
+        assert_eq!(values(&chunks, "b")[2].as_deref(), Some("1"));
+        assert_eq!(values(&chunks, "d")[2].as_deref(), Some("soon"));
+    }
+
+    #[test]
+    fn a_double_column_keeps_a_value_no_double_holds_as_text() {
+        let chunks = read_text("f\n1.5\n9007199254740993\n", &options());
+        assert!(letters(&chunks).is_empty());
+        assert_eq!(types(&chunks[0]), [DataType::Utf8]);
+        assert_eq!(values(&chunks, "f")[1].as_deref(), Some("9007199254740993"));
+    }
+
+    #[test]
+    fn a_declared_type_rejects_the_rows_it_cannot_hold() {
+        let options = ReadOptions {
+            overrides: [("n".to_string(), DataType::Int64)].into_iter().collect(),
+            ..default_nulls()
+        };
+        let chunks = read_text("n,s\n1,a\n2.5,b\nNA,c\n", &options);
+        assert_eq!(values(&chunks, "n"), [Some("1".into()), None]);
+        let letters = letters(&chunks);
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].origin, "t.csv:3");
+        assert!(
+            letters[0]
+                .reason
+                .contains("cannot convert \"2.5\" to BIGINT")
+        );
+    }
+
+    #[test]
+    fn an_empty_file_gives_no_batches() {
+        assert!(read_text("", &options()).is_empty());
+        assert!(read_text("id,name\n", &options()).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod csv;
 mod json;
 mod parquet;
+mod quotes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -53,16 +54,28 @@ pub struct FileSourceConfig {
     /// become `column_N`, and repeated ones get `_2`, `_3`.
     #[serde(default = "default_true")]
     pub header: bool,
-    /// CSV: the values read as NULL. `[]` keeps empty strings.
+    /// CSV: the values read as NULL, in every column (matched exactly, case
+    /// included). A list replaces the default; `[]` keeps every value,
+    /// empty strings included. Inference leaves them out.
     #[serde(default = "default_null_values")]
     pub null_values: Vec<String>,
+    /// CSV: the values read as NULL in one column, replacing `null_values`
+    /// there: `{ score = ["-1"], code = [] }` (`[]` keeps every value of
+    /// that column).
+    #[serde(default)]
+    pub column_null_values: BTreeMap<String, Vec<String>>,
     /// CSV: how many rows of each file are sampled to infer column types. A
-    /// later row whose value does not fit goes to the dead-letter table.
-    /// JSON types are inferred from the records as they are read.
+    /// later value that does not fit an inferred type widens the column for
+    /// the rest of the file (integer to double when the double is exact,
+    /// else to text; booleans, dates and timestamps to text), so no value
+    /// changes and no row is lost. Only a type declared in `columns` sends
+    /// the row to the dead-letter table instead. JSON types are inferred
+    /// from the records as they are read.
     #[serde(default = "default_infer_rows")]
     pub infer_schema_rows: usize,
     /// Column types that override inference, for every format:
-    /// `{ amount = "decimal(10,2)", at = "timestamp" }`.
+    /// `{ amount = "decimal(10,2)", at = "timestamp" }`. A value the type
+    /// cannot hold exactly sends its row to the dead-letter table.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
     /// Rows per Arrow batch (at least 1). Memory use depends on this, not on
@@ -73,6 +86,18 @@ pub struct FileSourceConfig {
     /// `false` reads every matching file on every run.
     #[serde(default = "default_true")]
     pub incremental: bool,
+    /// How many files a run may skip because they cannot be read as a
+    /// whole (a corrupt Parquet file, a JSON document that does not parse,
+    /// a CSV with no header). Each is recorded in the dead-letter table
+    /// (origin = its path, reason = the error). A skipped file counts as
+    /// loaded and is not read again until it changes. With more bad files
+    /// than this, the run loads the other files and then fails naming the
+    /// bad ones, which are read again by the next run; with the default,
+    /// 0, any bad file fails the run. A file that fails after some of its
+    /// rows were read (a Parquet file corrupt in a later row group) cannot
+    /// be skipped: the run fails at once, loading nothing of it.
+    #[serde(default)]
+    pub max_bad_files: usize,
 }
 
 fn default_quote() -> String {
@@ -81,8 +106,12 @@ fn default_quote() -> String {
 fn default_true() -> bool {
     true
 }
+/// The null markers of pandas, R and Polars users, and of database exports.
 fn default_null_values() -> Vec<String> {
-    vec![String::new()]
+    ["", "NA", "N/A", "NULL", "null", "NaN", "#N/A", "\\N"]
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 fn default_infer_rows() -> usize {
     1000
@@ -136,7 +165,17 @@ pub(crate) struct ReadOptions {
     pub quote: u8,
     pub header: bool,
     pub null_values: Vec<String>,
+    pub column_null_values: HashMap<String, Vec<String>>,
     pub records: Option<String>,
+}
+
+impl ReadOptions {
+    /// The values read as NULL in `column`.
+    pub fn null_values_of(&self, column: &str) -> &[String] {
+        self.column_null_values
+            .get(column)
+            .unwrap_or(&self.null_values)
+    }
 }
 
 /// A batch decoded from a file, before it gets a checkpoint.
@@ -197,6 +236,11 @@ impl FileSource {
             quote: single_byte("quote", &c.quote)?,
             header: c.header,
             null_values: c.null_values.clone(),
+            column_null_values: c
+                .column_null_values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             records: c.records.clone(),
         })
     }
@@ -280,37 +324,178 @@ impl FileSource {
         if files.is_empty() {
             tracing::warn!(pipeline = %ctx.pipeline, "no files match {:?}", self.config.path);
         }
+        let mut bad_files: Vec<(String, Error)> = Vec::new();
         for file in files {
             if state.files.get(&file.name) == Some(&file.fingerprint) {
                 tracing::debug!(pipeline = %ctx.pipeline, file = %file.name, "unchanged, skipped");
                 continue;
             }
-            let mut held: Option<SourceBatch> = None;
-            for chunk in self.chunks(&file, &options)? {
-                let chunk = chunk?;
-                let batch = SourceBatch {
-                    batch: chunk.batch,
-                    bytes: chunk.bytes,
-                    dead_letters: chunk.dead_letters,
-                    checkpoint: None,
-                    table: None,
-                };
-                if let Some(previous) = held.replace(batch)
-                    && out.blocking_send(previous).is_err()
-                {
-                    return Ok(());
+            let last = match self.send_file(&file, &options, &out) {
+                Ok(Sent::Stopped) => return Ok(()),
+                Ok(Sent::Nothing) => {
+                    // Recorded with the next file that loads something: a
+                    // checkpoint of its own would save state for a table
+                    // that was never created.
+                    state.files.insert(file.name.clone(), file.fingerprint);
+                    continue;
                 }
-            }
+                Ok(Sent::AllBut(last)) => last,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Unreadable(e)) => {
+                    let skip = bad_files.len() < self.config.max_bad_files;
+                    let mut batch = SourceBatch::empty();
+                    batch.dead_letters.push(DeadLetter {
+                        origin: file.name.clone(),
+                        reason: reason_of(&file.name, &e),
+                        raw: String::new(),
+                    });
+                    if skip {
+                        tracing::warn!(pipeline = %ctx.pipeline, "skipped under max_bad_files: {e}");
+                        state.files.insert(file.name.clone(), file.fingerprint);
+                        batch.checkpoint = Some(checkpoint(&state)?);
+                    }
+                    bad_files.push((file.name.clone(), e));
+                    if out.blocking_send(batch).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
             state.files.insert(file.name.clone(), file.fingerprint);
-            let checkpoint = serde_json::to_value(&state)
-                .map_err(|e| Error::Other(format!("saving file state: {e}")))?;
-            let mut last = held.unwrap_or_else(SourceBatch::empty);
-            last.checkpoint = Some(checkpoint);
+            let mut last = last;
+            last.checkpoint = Some(checkpoint(&state)?);
             if out.blocking_send(last).is_err() {
                 return Ok(());
             }
         }
+        if bad_files.len() > self.config.max_bad_files {
+            return Err(self.too_many_bad_files(&bad_files));
+        }
         Ok(())
+    }
+
+    /// The error that fails a run with more unreadable files than
+    /// `max_bad_files`.
+    fn too_many_bad_files(&self, bad: &[(String, Error)]) -> Error {
+        let listed: Vec<String> = bad
+            .iter()
+            .take(5)
+            .map(|(name, e)| format!("{name} ({})", reason_of(name, e)))
+            .collect();
+        let more = match bad.len() {
+            n if n > 5 => format!(" and {} more", n - 5),
+            _ => String::new(),
+        };
+        let (count, them) = match bad.len() {
+            1 => ("1 file".to_string(), "it"),
+            n => (format!("{n} files"), "them"),
+        };
+        Error::source_data(
+            &self.config.path,
+            format!(
+                "{count} cannot be read, more than max_bad_files = {max}: {}{more}. The other \
+                 files were loaded, and the run fails so that nothing is lost silently: the \
+                 unreadable files are in the _flowline_dead_letter table and are read again \
+                 by the next run. Fix or remove {them}, or raise max_bad_files in [source] \
+                 to skip {them}",
+                listed.join("; "),
+                max = self.config.max_bad_files,
+            ),
+        )
+    }
+
+    /// Reads `file` and sends its batches but the last, which the caller
+    /// sends with the checkpoint. A file that fails before any of its rows
+    /// were sent is [`Failure::Unreadable`]: nothing of it reached the
+    /// loader.
+    fn send_file(
+        &self,
+        file: &FileToRead,
+        options: &ReadOptions,
+        out: &BatchSender,
+    ) -> std::result::Result<Sent, Failure> {
+        let chunks = self.chunks(file, options).map_err(Failure::of)?;
+        let mut held: Option<SourceBatch> = None;
+        let mut rows_sent = 0;
+        for chunk in chunks {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) if rows_sent == 0 => return Err(Failure::of(e)),
+                Err(e) => return Err(Failure::after_rows(&file.name, rows_sent, e)),
+            };
+            let batch = SourceBatch {
+                batch: chunk.batch,
+                bytes: chunk.bytes,
+                dead_letters: chunk.dead_letters,
+                checkpoint: None,
+                table: None,
+            };
+            if let Some(previous) = held.replace(batch) {
+                rows_sent += previous.batch.num_rows();
+                if out.blocking_send(previous).is_err() {
+                    return Ok(Sent::Stopped);
+                }
+            }
+        }
+        Ok(match held {
+            Some(last) => Sent::AllBut(last),
+            None => Sent::Nothing,
+        })
+    }
+}
+
+/// How sending a file's batches ended.
+enum Sent {
+    /// Everything was sent but this last batch.
+    AllBut(SourceBatch),
+    /// The file held no rows and no rejected ones (0 bytes, a header only).
+    Nothing,
+    /// The loader stopped listening.
+    Stopped,
+}
+
+/// Why a file could not be sent.
+enum Failure {
+    /// The file cannot be read as a whole; nothing of it was sent.
+    Unreadable(Error),
+    /// The run cannot go on.
+    Fatal(Error),
+}
+
+impl Failure {
+    /// A configuration error stops the run; any other makes the file bad.
+    fn of(e: Error) -> Self {
+        match e {
+            Error::Config(_) => Failure::Fatal(e),
+            e => Failure::Unreadable(e),
+        }
+    }
+
+    /// A file that failed after `rows` of its rows were sent: it cannot be
+    /// skipped, as the loader holds part of it; the failed run rolls it back.
+    fn after_rows(name: &str, rows: usize, e: Error) -> Self {
+        Failure::Fatal(Error::source_data(
+            name,
+            format!(
+                "cannot be read past its first {rows} rows ({e}); the run stops and loads \
+                 nothing of the file, which cannot be skipped once read in part: fix or \
+                 remove it"
+            ),
+        ))
+    }
+}
+
+/// The checkpoint for `state`.
+fn checkpoint(state: &FileState) -> Result<serde_json::Value> {
+    serde_json::to_value(state).map_err(|e| Error::Other(format!("saving file state: {e}")))
+}
+
+/// Why the file `name` failed, without the name that starts the message.
+fn reason_of(name: &str, e: &Error) -> String {
+    let text = e.to_string();
+    match text.strip_prefix(name).and_then(|t| t.strip_prefix(": ")) {
+        Some(reason) => reason.to_string(),
+        None => text,
     }
 }
 
