@@ -99,7 +99,13 @@ fn same(source: &Value, stored: &Value) -> bool {
         (Value::Null, Value::Null) => true,
         (Value::Number(a), Value::Number(b)) => same_number(a, &b.to_string()),
         (Value::Number(a), Value::String(b)) => same_number(a, b),
-        (Value::String(a), Value::String(b)) => a == b,
+        // Text equal as text, or, in a column widened from numbers to
+        // text, the same number ("-226" held as the double -226.0).
+        (Value::String(a), Value::String(b)) => {
+            a == b
+                || a.parse::<serde_json::Number>()
+                    .is_ok_and(|a| b.parse::<f64>().is_ok() && same_number(&a, b))
+        }
         // A text source (CSV) whose column came out as numbers.
         (Value::String(a), Value::Number(b)) => a
             .parse::<serde_json::Number>()
