@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Benchmark: a 1 GB CSV file and a 1 GB NDJSON file loaded into DuckDB by
+flowline and by DuckDB's own readers (read_csv, read_json), side by side.
+
+    bench/files_to_duckdb.sh          # builds flowline (release), sets up, runs
+
+DuckDB comes from PyPI into the virtualenv of bench/sql_to_duckdb.py; the
+files (lineitem-like rows: integers, decimals, dates, text) are made once
+with DuckDB under ~/.cache/flowline/bench-files. flowline loads them with
+its defaults: exact values, dead letters and incremental fingerprints kept.
+Prints wall time and peak RSS of each, and flowline's ratio to DuckDB's.
+
+Environment: BENCH_FILE_MB (default 1024), FLOWLINE_BIN.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sql_to_duckdb import CACHE, FLOWLINE, PY, measure, python_peer, setup_venv, sh  # noqa: E402
+
+SIZE_MB = int(os.environ.get("BENCH_FILE_MB", "1024"))
+FILES = os.path.join(CACHE, "bench-files")
+GOAL_RATIO = 1.1
+GOAL_RSS_MB = 256
+
+ROWS_SQL = """
+SELECT i AS id, i % 200000 AS part_id, (i * 7) % 10000 AS supplier_id,
+       round((i % 5000) / 100.0 + 0.01, 2)::DECIMAL(12,2) AS quantity,
+       round((i * 13 % 1000000) / 100.0, 2)::DECIMAL(12,2) AS price,
+       DATE '1992-01-01' + (i % 2500)::INTEGER AS ship_date,
+       ['AIR', 'RAIL', 'SHIP', 'TRUCK', 'MAIL'][(i % 5) + 1] AS ship_mode,
+       'comment number ' || i || ' about the order' AS comment
+FROM range({rows}) t(i)
+"""
+
+
+def make_files():
+    """The CSV and NDJSON files of about SIZE_MB each, made once."""
+    os.makedirs(FILES, exist_ok=True)
+    paths = {}
+    for fmt, per_row in (("csv", 110), ("ndjson", 210)):
+        path = os.path.join(FILES, f"rows-{SIZE_MB}mb.{fmt}")
+        if not os.path.exists(path):
+            rows = SIZE_MB * 1024 * 1024 // per_row
+            options = "(HEADER, DELIMITER ',')" if fmt == "csv" else "(FORMAT json)"
+            sh(python_peer(f"""
+                import duckdb
+                duckdb.sql('''COPY ({ROWS_SQL.format(rows=rows)}) TO '{path}.tmp' {options}''')
+            """))
+            os.replace(path + ".tmp", path)
+        paths[fmt] = path
+    return paths
+
+
+def flowline_load(path, fmt, work):
+    project = os.path.join(work, f"flowline-{fmt}")
+    os.makedirs(os.path.join(project, "pipelines"))
+    with open(os.path.join(project, "flowline.toml"), "w") as f:
+        f.write('[project]\nname = "bench"\n')
+    with open(os.path.join(project, "pipelines", "rows.toml"), "w") as f:
+        f.write(f'[source]\nkind = "file"\npath = "{path}"\n\n[destination]\ntable = "raw.rows"\n')
+    return measure(f"flowline ({fmt})", [FLOWLINE, "--project", project, "run"])
+
+
+def duckdb_load(path, fmt, work):
+    reader = "read_csv" if fmt == "csv" else "read_json"
+    db = os.path.join(work, f"duckdb-{fmt}.duckdb")
+    return measure(f"duckdb {reader}", python_peer(f"""
+        import duckdb
+        con = duckdb.connect('{db}')
+        con.sql("CREATE TABLE rows AS SELECT * FROM {reader}('{path}')")
+        con.close()
+    """))
+
+
+def main():
+    if not os.path.exists(FLOWLINE):
+        raise SystemExit(f"no flowline binary at {FLOWLINE}: run bench/files_to_duckdb.sh")
+    setup_venv(("duckdb",))
+    paths = make_files()
+    results = []
+    for fmt, path in paths.items():
+        size = os.path.getsize(path) / 1024 / 1024
+        work = tempfile.mkdtemp(prefix="flowline-bench-files-")
+        try:
+            ours = flowline_load(path, fmt, work)
+            theirs = duckdb_load(path, fmt, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results.append((fmt, size, ours, theirs))
+    print()
+    print(f"{'file':<8} {'MB':>6} {'flowline s':>11} {'RSS MB':>7} {'duckdb s':>9} {'RSS MB':>7} {'ratio':>6}")
+    for fmt, size, (fs, fm), (ds, dm) in results:
+        print(f"{fmt:<8} {size:>6.0f} {fs:>11.1f} {fm:>7.0f} {ds:>9.1f} {dm:>7.0f} {fs / ds:>5.2f}x")
+    print(f"\ngoal: at most {GOAL_RATIO}x DuckDB's own reader's time, at most {GOAL_RSS_MB} MB peak RSS")
+
+
+if __name__ == "__main__":
+    main()
