@@ -820,5 +820,8 @@ fn a_large_merge_in_small_batches_runs_within_the_load_memory_limit() {
     }
     db.execute("UPDATE wide SET a = 'changed' WHERE id % 1000 = 0;");
     p.ok(&["run"]);
-    assert_eq!(p.scalar("select count(*) from raw.wide where a = 'changed'"), 600);
+    assert_eq!(
+        p.scalar("select count(*) from raw.wide where a = 'changed'"),
+        600
+    );
 }

@@ -8,54 +8,12 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties};
 
-use common::{TestProject, block_on, service, unique};
-
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-fn rabbitmq() -> bool {
-    service("RabbitMQ", "127.0.0.1:5672")
-}
-
-/// Declares `queue` (durable, empty) and publishes `payloads` to it.
-fn publish(queue: &str, payloads: &[String]) {
-    block_on(async {
-        let conn = Connection::connect(AMQP, ConnectionProperties::default())
-            .await
-            .expect("connect to RabbitMQ");
-        let channel = conn.create_channel().await.expect("channel");
-        channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare");
-        let now_ms = chrono::Utc::now().timestamp_millis() as u64;
-        for payload in payloads {
-            channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    payload.as_bytes(),
-                    BasicProperties::default().with_timestamp(now_ms),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-        }
-        conn.close(200, "done".into()).await.expect("close");
-    });
-}
+use common::rabbitmq::{AMQP, publish, purge_and_delete, rabbitmq};
+use common::{TestProject, block_on, unique};
 
 /// Messages ready in `queue` (not delivered, or delivered and not acknowledged
 /// by a consumer that is gone).
@@ -78,19 +36,6 @@ fn ready(queue: &str) -> u32 {
             .expect("declare");
         q.message_count()
     })
-}
-
-fn purge_and_delete(queue: &str) {
-    block_on(async {
-        if let Ok(conn) = Connection::connect(AMQP, ConnectionProperties::default()).await
-            && let Ok(channel) = conn.create_channel().await
-        {
-            let _ = channel
-                .queue_purge(queue.into(), QueuePurgeOptions::default())
-                .await;
-            let _ = channel.queue_delete(queue.into(), Default::default()).await;
-        }
-    });
 }
 
 fn clicks(from: u64, to: u64) -> Vec<String> {
