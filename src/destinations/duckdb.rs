@@ -611,7 +611,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod merge_fallback_tests {
+mod merge_tests {
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, StringArray};
@@ -619,79 +619,6 @@ mod merge_fallback_tests {
 
     use super::*;
     use crate::destinations::{SchemaPolicy, WriteMode};
-
-    /// DuckDB posing as a server without MERGE (PostgreSQL before 15).
-    struct WithoutMerge(DuckDbConnection);
-
-    impl Dialect for WithoutMerge {
-        fn quote(&self, name: &str) -> String {
-            self.0.quote(name)
-        }
-        fn schema(&self, table: &TableName) -> String {
-            self.0.schema(table)
-        }
-        fn batch_columns(&self, schema: &Schema) -> Columns {
-            self.0.batch_columns(schema)
-        }
-        fn type_sql(&self, canonical: &str) -> String {
-            self.0.type_sql(canonical)
-        }
-        fn create_stage(&self, definitions: &str) -> String {
-            self.0.create_stage(definitions)
-        }
-        fn widen_column(&self, qualified: &str, column: &str, from: &str, to: &str) -> String {
-            self.0.widen_column(qualified, column, from, to)
-        }
-        fn latest_per_key(&self, keys: &KeySql, list: &str) -> String {
-            self.0.latest_per_key(keys, list)
-        }
-        fn insert_new(&self, target: &str, keys: &KeySql, list: &str) -> String {
-            self.0.insert_new(target, keys, list)
-        }
-        fn appends_by_name(&self) -> bool {
-            self.0.appends_by_name()
-        }
-        fn refills_on_replace(&self) -> bool {
-            self.0.refills_on_replace()
-        }
-    }
-
-    impl SqlConnection for WithoutMerge {
-        fn execute(&self, sql: &str, context: &str) -> Result<()> {
-            assert!(!sql.starts_with("MERGE"), "no MERGE on this server: {sql}");
-            self.0.execute(sql, context)
-        }
-        fn execute_counting(&self, sql: &str, context: &str) -> Result<u64> {
-            assert!(!sql.starts_with("MERGE"), "no MERGE on this server: {sql}");
-            self.0.execute_counting(sql, context)
-        }
-        fn any_row(&self, sql: &str, context: &str) -> Result<bool> {
-            self.0.any_row(sql, context)
-        }
-        fn columns(&self, table: &TableName) -> Result<Option<Columns>> {
-            self.0.columns(table)
-        }
-        fn append(&self, target: Target<'_>, batch: RecordBatch) -> Result<()> {
-            self.0.append(target, batch)
-        }
-        fn supports_merge(&self) -> Result<bool> {
-            Ok(false)
-        }
-        fn save_state(&self, pipeline: &str, run_id: &str, state: &str) -> Result<()> {
-            self.0.save_state(pipeline, run_id, state)
-        }
-        fn insert_dead_letters(
-            &self,
-            pipeline: &str,
-            run_id: &str,
-            letters: &[DeadLetter],
-        ) -> Result<()> {
-            self.0.insert_dead_letters(pipeline, run_id, letters)
-        }
-        fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
-            self.0.normalize(batch)
-        }
-    }
 
     fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
         let schema = Schema::new(vec![
@@ -709,7 +636,7 @@ mod merge_fallback_tests {
     }
 
     #[test]
-    fn without_merge_a_merge_deletes_and_inserts_the_keys_rows() {
+    fn a_merge_deletes_and_inserts_the_keys_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let warehouse = DuckDbWarehouse::open(&dir.path().join("w.duckdb"), &Default::default())
             .expect("opens");
@@ -728,7 +655,7 @@ mod merge_fallback_tests {
             upsert: true,
             schema: SchemaPolicy::Strict,
         };
-        let mut load = Load::new(WithoutMerge(conn), spec);
+        let mut load = Load::new(conn, spec);
         load.write(batch(&[1, 2], &["a", "b"])).expect("rows");
         load.commit(None).expect("commits");
         load.write(batch(&[2, 3, 2], &["B", "c", "B2"]))
