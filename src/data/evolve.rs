@@ -31,7 +31,8 @@ fn int_digits(rank: u8) -> u8 {
     }
 }
 
-fn decimal(t: &str) -> Option<(u8, u8)> {
+/// The precision and scale of a `DECIMAL(p,s)` type name.
+pub fn decimal(t: &str) -> Option<(u8, u8)> {
     let args = t.strip_prefix("DECIMAL(")?.strip_suffix(')')?;
     let (p, s) = args.split_once(',')?;
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))

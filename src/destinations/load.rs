@@ -31,7 +31,7 @@ use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode, W
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
 use crate::data::conform::{cast_exact, nested_as_json};
-use crate::data::evolve::{Change, fits, plan, supertype, unquoted};
+use crate::data::evolve::{Change, decimal, fits, plan, supertype, unquoted};
 use crate::data::types::arrow_type;
 
 /// Splits off the rows whose match key (see [`LoadSpec::match_keys`]) has
@@ -139,12 +139,7 @@ fn doubles_hold(table_type: &str) -> Option<bool> {
     match table_type {
         "BIGINT" | "UBIGINT" | "HUGEINT" | "UHUGEINT" => None,
         // Up to 15 significant digits survive a double's round trip.
-        t => Some(
-            t.strip_prefix("DECIMAL(")
-                .and_then(|args| args.split(',').next())
-                .and_then(|p| p.trim().parse::<u8>().ok())
-                .is_none_or(|precision| precision <= 15),
-        ),
+        t => Some(decimal(t).is_none_or(|(precision, _)| precision <= 15)),
     }
 }
 
