@@ -17,9 +17,11 @@
 //!
 //! An example is a pipeline when it is written to `pipelines/...`, when its
 //! first line is the comment `# pipelines/<name>.toml`, or when it has a
-//! `[source]`; it is `flowline.toml` when it is written there, when its first
-//! line is `# flowline.toml`, or when it has `[project]`, `[warehouse]`,
-//! `[state]` or `[connections.*]`. Anything else is a fragment of a pipeline.
+//! `[source]`; a job when it is written to `jobs/...`, when its first line is
+//! `# jobs/<name>.toml`, or when it has `[[step]]`; it is `flowline.toml`
+//! when it is written there, when its first line is `# flowline.toml`, or
+//! when it has `[project]`, `[warehouse]`, `[state]`, `[connections.*]`,
+//! `[pools]` or `[server]`. Anything else is a fragment of a pipeline.
 //!
 //! An unlabeled block that holds TOML (it parses, and has a `[table]` line)
 //! fails the test: label it ```` ```toml ```` so that it is checked.
@@ -58,6 +60,10 @@
 //!    otherwise to `docs-placeholder`.
 //! 8. A `file` source whose `path` matches no file of the project gets an
 //!    empty file at that path (`*` read as `example`, `?` as `x`).
+//! 9. A job is validated with the files of its session, or with the
+//!    `flowline.toml` of its section; every pipeline (`pipeline = "x"`) and
+//!    job (`job = "x"`) its steps name that the project lacks gets a
+//!    placeholder file, and every pool they name gets a `[pools]` entry.
 //!
 //! # Examples that are wrong on purpose
 //!
@@ -101,7 +107,14 @@ const PIPELINE_KEYS: &[&str] = &[
 ];
 
 /// The tables of `flowline.toml`.
-const PROJECT_KEYS: &[&str] = &["project", "warehouse", "state", "connections"];
+const PROJECT_KEYS: &[&str] = &[
+    "project",
+    "warehouse",
+    "state",
+    "connections",
+    "pools",
+    "server",
+];
 
 /// The languages of blocks that hold shell commands.
 const SHELL_LANGS: &[&str] = &["console", "sh", "shell", "bash"];
@@ -525,7 +538,8 @@ fn examples(blocks: &[Block], name: &str, problems: &mut Vec<String>) -> Vec<Exa
 fn toml_block(block: &Block) -> Vec<Example> {
     let text = format!("{}\n", block.body.join("\n"));
     let path_hint =
-        Regex::new(r"^#\s*(flowline\.toml|pipelines/[A-Za-z0-9_.-]+\.toml)\s*$").expect("regex");
+        Regex::new(r"^#\s*(flowline\.toml|(?:pipelines|jobs)/[A-Za-z0-9_.-]+\.toml)\s*$")
+            .expect("regex");
     let path = block
         .body
         .iter()
@@ -763,10 +777,14 @@ fn project_path(path: &str) -> Option<String> {
     if path == "flowline.toml" || path.ends_with("/flowline.toml") {
         return Some("flowline.toml".into());
     }
-    match path.find("pipelines/") {
-        Some(i) if i == 0 || path[..i].ends_with('/') => Some(path[i..].to_string()),
-        _ => Some(path.to_string()),
+    for folder in ["pipelines/", "jobs/"] {
+        if let Some(i) = path.find(folder)
+            && (i == 0 || path[..i].ends_with('/'))
+        {
+            return Some(path[i..].to_string());
+        }
     }
+    Some(path.to_string())
 }
 
 /// The text `printf FORMAT` prints, for the escapes the docs use.
@@ -797,11 +815,12 @@ fn unescape_printf(format: &str) -> String {
     text
 }
 
-/// Whether an example is a pipeline file or `flowline.toml`.
+/// Whether an example is a pipeline file, a job file or `flowline.toml`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
     Project,
     Pipeline,
+    Job,
 }
 
 /// What `example` is (see the top of the file).
@@ -809,7 +828,9 @@ fn role(example: &Example) -> Role {
     match example.path.as_deref() {
         Some("flowline.toml") => Role::Project,
         Some(path) if path.starts_with("pipelines/") => Role::Pipeline,
+        Some(path) if path.starts_with("jobs/") => Role::Job,
         _ => match example.text.parse::<Table>() {
+            Ok(table) if !table.contains_key("source") && table.contains_key("step") => Role::Job,
             Ok(table)
                 if !table.contains_key("source")
                     && PROJECT_KEYS.iter().any(|key| table.contains_key(*key)) =>
@@ -920,6 +941,18 @@ fn project_for(name: &str, examples: &[Example], index: usize) -> BTreeMap<Strin
         Role::Project => {
             files.insert("flowline.toml".into(), text);
         }
+        Role::Job => {
+            if !example.shell
+                && let Some(project) = section_project(examples, index)
+            {
+                files.insert("flowline.toml".into(), project);
+            }
+            let path = example
+                .path
+                .clone()
+                .unwrap_or_else(|| format!("jobs/{}_{}.toml", page_stem(name), example.line));
+            files.insert(path, text);
+        }
         Role::Pipeline => {
             // A pipeline of a session is validated without the others.
             files.retain(|path, _| !path.starts_with("pipelines/"));
@@ -928,20 +961,25 @@ fn project_for(name: &str, examples: &[Example], index: usize) -> BTreeMap<Strin
             {
                 files.insert("flowline.toml".into(), project);
             }
-            let path = example.path.clone().unwrap_or_else(|| {
-                let stem = Path::new(name)
-                    .file_stem()
-                    .map(|s| {
-                        s.to_string_lossy()
-                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-                    })
-                    .unwrap_or_default();
-                format!("pipelines/{stem}_{}.toml", example.line)
-            });
+            let path = example
+                .path
+                .clone()
+                .unwrap_or_else(|| format!("pipelines/{}_{}.toml", page_stem(name), example.line));
             files.insert(path, complete_pipeline(&text, examples, index));
         }
     }
     files
+}
+
+/// A page's name as a file-name stem: `docs/jobs.md` -> `jobs`.
+fn page_stem(name: &str) -> String {
+    Path::new(name)
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
+        .unwrap_or_default()
 }
 
 /// The `flowline.toml` example of the section of ```toml example `index`:
@@ -1120,11 +1158,48 @@ fn toml_key(key: &str) -> String {
     }
 }
 
-/// Completes a project (rules 2, 6, 7 and 8): the files, and the
+/// Rule 9: placeholder pipelines and jobs for those the project's jobs
+/// name; returns the pools they name.
+fn complete_jobs(files: &mut BTreeMap<String, String>) -> BTreeSet<String> {
+    let jobs: Vec<Table> = files
+        .iter()
+        .filter(|(path, _)| path.starts_with("jobs/") && path.ends_with(".toml"))
+        .filter_map(|(_, text)| text.parse::<Table>().ok())
+        .collect();
+    let mut pools = BTreeSet::new();
+    for job in &jobs {
+        let steps = job.get("step").and_then(Value::as_array).cloned().unwrap_or_default();
+        for step in steps {
+            if let Some(pool) = step.get("pool").and_then(Value::as_str) {
+                pools.insert(pool.to_string());
+            }
+            if let Some(name) = step.get("pipeline").and_then(Value::as_str) {
+                files
+                    .entry(format!("pipelines/{name}.toml"))
+                    .or_insert_with(|| {
+                        format!(
+                            "[source]\nkind = \"file\"\npath = \"data/{name}.csv\"\n\n\
+                             [destination]\ntable = \"raw.{name}\"\n"
+                        )
+                    });
+                files.entry(format!("data/{name}.csv")).or_default();
+            }
+            if let Some(name) = step.get("job").and_then(Value::as_str) {
+                files
+                    .entry(format!("jobs/{name}.toml"))
+                    .or_insert_with(|| "[[step]]\nname = \"s\"\ncommand = \"true\"\n".into());
+            }
+        }
+    }
+    pools
+}
+
+/// Completes a project (rules 2, 6, 7, 8 and 9): the files, and the
 /// environment to validate them in.
 fn complete(
     mut files: BTreeMap<String, String>,
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let pools = complete_jobs(&mut files);
     let pipelines: Vec<Table> = files
         .iter()
         .filter(|(path, _)| path.starts_with("pipelines/") && path.ends_with(".toml"))
@@ -1178,6 +1253,19 @@ fn complete(
                     toml_key(name),
                     placeholder_url(user)
                 ));
+            }
+        }
+    }
+    if let Ok(parsed) = project.parse::<Table>() {
+        let known = parsed.get("pools").and_then(Value::as_table);
+        let missing: Vec<&String> = pools
+            .iter()
+            .filter(|pool| !known.is_some_and(|k| k.contains_key(pool.as_str())))
+            .collect();
+        if !missing.is_empty() && known.is_none() {
+            project.push_str("\n[pools]\n");
+            for pool in missing {
+                project.push_str(&format!("{} = 2\n", toml_key(pool)));
             }
         }
     }

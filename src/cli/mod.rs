@@ -3,6 +3,7 @@
 mod connections;
 mod discover;
 mod init;
+mod jobs;
 mod logging;
 mod output;
 mod run;
@@ -13,6 +14,7 @@ mod state;
 mod status;
 mod stream;
 mod validate;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -70,7 +72,15 @@ pub enum Command {
     /// While it runs, `flowline sql`, `status` and `run` on the same project
     /// ask this process instead of opening the warehouse file, which DuckDB
     /// lets one process open at a time.
-    Serve,
+    Serve(serve::ServeArgs),
+    /// List, run, trigger, backfill and pause jobs; read their runs and logs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Run job steps taken from the project's state store until Ctrl-C or SIGTERM.
+    ///
+    /// Several workers, on several machines, share one PostgreSQL state store
+    /// (`[state] url`); a step whose worker dies runs again on another.
+    Worker(worker::WorkerArgs),
     /// Check the connections of flowline.toml.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
@@ -107,7 +117,11 @@ impl Cli {
             }
             Command::Status => status::execute(&self.project, self.json),
             Command::State(command) => state::execute(&self.project, self.json, command),
-            Command::Serve => runtime.block_on(serve::execute(&self.project)),
+            Command::Serve(args) => runtime.block_on(serve::execute(&self.project, args)),
+            Command::Jobs(command) => {
+                runtime.block_on(jobs::execute(&self.project, self.json, command))
+            }
+            Command::Worker(args) => runtime.block_on(worker::execute(&self.project, args)),
             Command::Connections(command) => {
                 runtime.block_on(connections::execute(&self.project, self.json, command))
             }

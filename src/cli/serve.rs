@@ -15,8 +15,13 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::config::Project;
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
-use crate::server::local;
+use crate::server::{http, local};
+use crate::orchestrator::host::Host;
+use crate::orchestrator::runner::{Runner, RunnerOptions};
+use crate::orchestrator::{open_store, scheduler};
+use crate::state::db::Dialect;
 use crate::state::{StateStore, open_state_store};
+use tokio::sync::watch;
 
 /// Exit code after a second Ctrl-C cut the shutdown short (128 + SIGINT).
 const INTERRUPTED: i32 = 130;
@@ -48,24 +53,99 @@ impl StopSignals {
     }
 }
 
+/// Arguments of `flowline serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Job steps this process runs at once. Default: 16 on the embedded
+    /// SQLite state store, 0 (steps run on `flowline worker`s) on PostgreSQL.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
 /// Serves the project until a stop signal, then shuts down cleanly.
-pub async fn execute(project_dir: &Path) -> Result<ExitCode> {
+pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     let project = Arc::new(Project::load(project_dir)?);
     let mut signals = StopSignals::install()?;
     // The socket first: a second `serve` fails naming this one's pid, and
     // other commands wait for this one instead of hitting the file's lock.
     let socket = local::bind(project.clone()).await?;
     let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse()?);
-    let store: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
-    let server = socket.serve(warehouse, store);
+    let history: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
+    let server = socket.serve(warehouse.clone(), history.clone());
     server.set_activity("flowline serve");
-    println!(
-        "serving project {}'s warehouse on {} (Ctrl-C to stop)",
-        project.settings.project.name,
-        server.socket_path().display()
+    let jobs = open_store(&project).await?;
+    let settings = &project.settings.server;
+    let listen = http::check_listen(&settings.listen, settings.token.as_deref())?;
+    let host = Arc::new(Host::owning(
+        project.clone(),
+        jobs.clone(),
+        warehouse,
+        history.clone(),
+        server.claimer(),
+    ));
+    let concurrency = args.concurrency.unwrap_or(match jobs.dialect() {
+        Dialect::Sqlite => 16,
+        Dialect::Postgres => 0,
+    });
+    let runner = Runner::new(
+        host,
+        RunnerOptions {
+            concurrency,
+            ..RunnerOptions::default()
+        },
     );
-
-    signals.next().await;
+    let (stop, stopped) = watch::channel(false);
+    let retention = crate::orchestrator::schedule::parse_duration(
+        &project.settings.server.log_retention,
+    )
+    .ok();
+    let scheduler = tokio::spawn(scheduler::run(
+        project.clone(),
+        jobs.clone(),
+        runner.id().to_string(),
+        runner.waker(),
+        retention,
+        stopped.clone(),
+    ));
+    let api = http::ApiState::new(project.clone(), jobs.clone(), history, runner.waker());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Config(format!("[server] listen = \"{listen}\": {e}")))?;
+    let api = tokio::spawn(http::serve(listener, Arc::new(api), stopped.clone()));
+    println!(
+        "serving project {} on http://{listen} and {}, scheduling {} (Ctrl-C to stop)",
+        project.settings.project.name,
+        server.socket_path().display(),
+        super::output::plural(project.jobs.len() as u64, "job"),
+    );
+    let alerts = project.clone();
+    let on_end = move |ended: crate::orchestrator::store::RunEnded| {
+        let project = alerts.clone();
+        tokio::spawn(async move { crate::orchestrator::alert(&project, &ended).await });
+    };
+    // Steps run until the first stop signal, then finish within their
+    // grace period (the runner drains itself).
+    let steps = async {
+        if concurrency > 0 {
+            runner.run(stopped.clone(), None, &on_end).await
+        } else {
+            let mut stopped = stopped.clone();
+            let _ = stopped.wait_for(|stop| *stop).await;
+            Ok(())
+        }
+    };
+    let signal = async {
+        signals.next().await;
+        stop.send_replace(true);
+    };
+    let (result, ()) = tokio::join!(steps, signal);
+    result?;
+    let _ = scheduler.await;
+    match api.await {
+        Ok(Err(e)) => tracing::warn!("{e}"),
+        Err(e) => tracing::warn!("the HTTP API: {e}"),
+        Ok(Ok(())) => {}
+    }
     let running = server.running();
     if running.is_empty() {
         tracing::info!("stopping");

@@ -32,6 +32,9 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
     if let Err(e) = project.settings.warehouse.check(&workspace) {
         errors.push(format!("flowline.toml: {e}"));
     }
+    if let Err(e) = project.settings.state.check() {
+        errors.push(format!("flowline.toml: {e}"));
+    }
     for pipeline in &project.pipelines {
         let file = pipeline.file.display();
         match pipeline.config.source.validate(&workspace, &pipeline.name) {
@@ -58,6 +61,7 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
             serde_json::to_string_pretty(&json!({
                 "ok": errors.is_empty(),
                 "pipelines": project.pipelines.len(),
+                "jobs": project.jobs.len(),
                 "errors": errors,
                 "warnings": warnings,
             }))
@@ -75,11 +79,14 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         return Err(Error::Config(errors.join("\n")));
     }
     if !json {
-        println!(
-            "ok: {} is valid ({})",
-            project.settings.project.name,
-            super::output::plural(project.pipelines.len() as u64, "pipeline")
-        );
+        let mut counted = super::output::plural(project.pipelines.len() as u64, "pipeline");
+        if !project.jobs.is_empty() {
+            counted += &format!(
+                ", {}",
+                super::output::plural(project.jobs.len() as u64, "job")
+            );
+        }
+        println!("ok: {} is valid ({counted})", project.settings.project.name);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,17 @@ impl Variables {
             .ok()
             .or_else(|| self.dotenv.get(name).cloned())
     }
+
+    /// Every variable: `.env`'s, with the process environment over them.
+    pub fn all(&self) -> std::collections::BTreeMap<String, String> {
+        let mut all: std::collections::BTreeMap<String, String> = self
+            .dotenv
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.extend(std::env::vars());
+        all
+    }
 }
 
 /// One `${VAR}` replaced in the text.

@@ -8,6 +8,7 @@
 
 mod diagnostic;
 pub mod env;
+pub mod job;
 mod pipeline;
 mod project;
 pub mod reference;
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 pub use pipeline::{BatchConfig, PipelineConfig};
-pub use project::{ProjectFile, ProjectSection, StateConfig, StateKind};
+pub use job::{JOBS_DIR, JobConfig};
+pub use project::{ProjectFile, ProjectSection, ServerConfig, StateConfig, StateKind};
 
 use crate::core::diagnostic::did_you_mean;
 use crate::core::error::{Error, Result};
@@ -40,6 +42,19 @@ pub struct Project {
     pub settings: ProjectFile,
     /// Every `pipelines/*.toml`, sorted by name.
     pub pipelines: Vec<Pipeline>,
+    /// Every `jobs/*.toml`, sorted by name.
+    pub jobs: Vec<Job>,
+}
+
+/// One job file.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The file name without `.toml`; what `flowline jobs run NAME` takes.
+    pub name: String,
+    /// Path of the file, relative to the project when possible.
+    pub file: PathBuf,
+    /// The parsed configuration.
+    pub config: JobConfig,
 }
 
 /// One pipeline file.
@@ -102,14 +117,100 @@ impl Project {
                 Err(e) => errors.push(e.to_string()),
             }
         }
+        let mut jobs = Vec::new();
+        let mut job_files = Vec::new();
+        for file in toml_files(&dir, JOBS_DIR).map_err(|e| vec![e.to_string()])? {
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let shown = file.strip_prefix(&dir).unwrap_or(&file).to_path_buf();
+            match ConfigFile::read(&file, &vars).and_then(|f| {
+                let config = f.parse_job()?;
+                Ok((f, config))
+            }) {
+                Ok((f, config)) => {
+                    job_files.push(f);
+                    jobs.push(Job {
+                        name,
+                        file: shown,
+                        config,
+                    });
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
         match settings {
-            Some(settings) if errors.is_empty() => Ok(Project {
-                dir,
-                settings,
-                pipelines,
-            }),
+            Some(settings) if errors.is_empty() => {
+                let project = Project {
+                    dir,
+                    settings,
+                    pipelines,
+                    jobs,
+                };
+                // What a job names elsewhere in the project: pipelines,
+                // other jobs, pools, connections.
+                for (job, file) in project.jobs.iter().zip(&job_files) {
+                    if let Err(e) = project.check_job(job, file) {
+                        errors.push(e.to_string());
+                    }
+                }
+                if errors.is_empty() {
+                    Ok(project)
+                } else {
+                    Err(errors)
+                }
+            }
             _ => Err(errors),
         }
+    }
+
+    /// Checks what `job`'s steps name against the rest of the project.
+    fn check_job(&self, job: &Job, file: &ConfigFile) -> Result<()> {
+        for step in &job.config.steps {
+            if let Some(pool) = &step.settings.pool
+                && !self.settings.pools.contains_key(pool)
+            {
+                let known: Vec<&str> = self.settings.pools.keys().map(String::as_str).collect();
+                let hint = did_you_mean(pool, &known)
+                    .map(|n| format!("; did you mean \"{n}\"?"))
+                    .unwrap_or_default();
+                return Err(file.error_at(
+                    step.span.clone(),
+                    &format!(
+                        "step \"{}\": pool \"{pool}\" is not in [pools] of flowline.toml \
+                         (add {pool} = 2 there){hint}",
+                        step.name()
+                    ),
+                ));
+            }
+            if let Err(e) = step.action.check(self) {
+                return Err(file.error_at(
+                    step.span.clone(),
+                    &format!("step \"{}\": {e}", step.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The job called `name`, or an error listing the known ones.
+    pub fn job(&self, name: &str) -> Result<&Job> {
+        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
+            let hint = did_you_mean(name, &names)
+                .map(|n| format!("; did you mean \"{n}\"?"))
+                .unwrap_or_default();
+            Error::Config(format!(
+                "no job named \"{name}\" in {} (known: {}){hint}",
+                self.dir.join(JOBS_DIR).display(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
     }
 
     /// The pipeline called `name`, or an error listing the known ones.
@@ -203,7 +304,12 @@ fn also_expected(message: &str, extra: &[&str]) -> String {
 
 /// `pipelines/*.toml`, sorted.
 fn pipeline_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let folder = dir.join(PIPELINES_DIR);
+    toml_files(dir, PIPELINES_DIR)
+}
+
+/// `<dir>/<folder>/*.toml`, sorted.
+fn toml_files(dir: &Path, folder: &str) -> Result<Vec<PathBuf>> {
+    let folder = dir.join(folder);
     if !folder.exists() {
         return Ok(Vec::new());
     }

@@ -22,6 +22,64 @@ pub struct ProjectFile {
     /// `[connections.<name>]`: named connections that sources and destinations refer to.
     #[serde(default)]
     pub connections: Connections,
+    /// `[pools]`: `name = slots`; a job step with `pool = "name"` waits
+    /// while that many steps of the pool run.
+    #[serde(default)]
+    pub pools: std::collections::BTreeMap<String, u32>,
+    /// `[server]`: how `flowline serve` listens.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: how `flowline serve` listens and who may ask it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API and `/metrics`. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The bearer token every API request must carry
+    /// (`token = "${FLOWLINE_TOKEN}"`). Required when `listen` is not a
+    /// loopback address.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The URL users reach the server at, for links in alerts. Default:
+    /// `http://` + `listen`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How long step logs are kept (`"30d"`). Default `30d`.
+    #[serde(default = "default_log_retention")]
+    pub log_retention: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            token: None,
+            url: None,
+            log_retention: default_log_retention(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Where users reach the server.
+    pub fn public_url(&self) -> Option<String> {
+        Some(
+            self.url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.listen)),
+        )
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_log_retention() -> String {
+    "30d".into()
 }
 
 /// `[project]`: who this project is.
@@ -37,20 +95,51 @@ pub struct ProjectSection {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// Store engine. Only the embedded SQLite exists today.
+    /// Store engine: `sqlite` (the default) or `postgres`; a `url` that
+    /// starts with `postgres://` picks `postgres` by itself.
     #[serde(default)]
-    pub kind: StateKind,
+    pub kind: Option<StateKind>,
     /// The SQLite file, relative to the project folder. Default
     /// `.flowline/state.db`.
     #[serde(default = "default_state_path")]
     pub path: String,
+    /// A shared PostgreSQL store (`"${STATE_DB_URL}"`): workers on several
+    /// machines share its queue.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl StateConfig {
+    /// Checks that the settings agree (a PostgreSQL store needs its URL).
+    pub fn check(&self) -> Result<(), String> {
+        match (self.kind(), &self.url) {
+            (StateKind::Postgres, None) => Err(
+                "[state] kind = \"postgres\" needs url = \"postgres://...\"".into(),
+            ),
+            (StateKind::Sqlite, Some(url)) => Err(format!(
+                "[state] url {:?} is not a postgres:// URL; the SQLite store takes path = \"...\"",
+                crate::core::secrets::redact(url)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The engine in use.
+    pub fn kind(&self) -> StateKind {
+        match (self.kind, &self.url) {
+            (Some(kind), _) => kind,
+            (None, Some(url)) if url.starts_with("postgres") => StateKind::Postgres,
+            _ => StateKind::Sqlite,
+        }
+    }
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
-            kind: StateKind::default(),
+            kind: None,
             path: default_state_path(),
+            url: None,
         }
     }
 }
@@ -66,4 +155,6 @@ pub enum StateKind {
     /// An embedded SQLite file.
     #[default]
     Sqlite,
+    /// A PostgreSQL database (`url`), shared by workers on several machines.
+    Postgres,
 }

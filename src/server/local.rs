@@ -352,6 +352,14 @@ impl LocalServer {
         PipelineClaim::take(&self.status, pipeline)
     }
 
+    /// A handle that marks pipelines as running in this process, for work
+    /// that outlives a borrow of the server (the orchestrator's steps).
+    pub fn claimer(&self) -> Claimer {
+        Claimer {
+            status: self.status.clone(),
+        }
+    }
+
     /// Stops accepting connections, lets the requests in progress finish
     /// (a run finishes its pipelines), releases the warehouse and state
     /// store, then removes the socket file.
@@ -370,6 +378,20 @@ impl LocalServer {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+    }
+}
+
+/// Marks pipelines as running in the owning process; see
+/// [`LocalServer::claimer`].
+#[derive(Clone)]
+pub struct Claimer {
+    status: Arc<Status>,
+}
+
+impl Claimer {
+    /// Like [`LocalServer::claim`].
+    pub fn claim(&self, pipeline: &str) -> Result<PipelineClaim> {
+        PipelineClaim::take(&self.status, pipeline)
     }
 }
 

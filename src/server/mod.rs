@@ -12,6 +12,7 @@
 //! before. The bytes exchanged are described in `protocol`.
 
 pub mod client;
+pub mod http;
 pub mod local;
 mod protocol;
 

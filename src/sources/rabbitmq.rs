@@ -162,6 +162,38 @@ async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection
     Ok((connection, channel))
 }
 
+/// How many messages wait in `queue` at the broker at `url` (for the
+/// orchestrator's queue sensor). The queue must exist.
+pub async fn queue_depth(url: &str, queue: &str) -> Result<u64> {
+    let address = broker_address(url);
+    let fail = |what: &str, e: lapin::Error| {
+        let failure = ConnectionFailure::of(&e);
+        Error::connection(
+            format!("rabbitmq {address}, queue {queue:?}"),
+            failure,
+            format!("{what}: {e}"),
+            Some(Box::new(e)),
+        )
+    };
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| fail("connecting", e))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| fail("opening a channel", e))?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .map_err(|e| fail("looking up the queue", e))?;
+    let _ = connection.close(200, "bye".into()).await;
+    Ok(u64::from(declared.message_count()))
+}
+
 /// Consumes until the runner goes away, reconnecting with backoff.
 async fn consume(
     url: String,

@@ -1,6 +1,10 @@
-//! The metadata store: run history (and, later, schedules and task queues)
-//! behind one interface. SQLite is the embedded default.
+//! The metadata store: pipeline run history behind one interface, and the
+//! SQL layer ([`db`]) the orchestrator's queue is written on. SQLite is the
+//! embedded default; `[state] url = "postgres://..."` shares one store
+//! between machines.
 
+pub mod db;
+mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Project, StateKind};
 use crate::core::error::Result;
 
+pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;
 
 /// How a run ended, or that it has not.
@@ -158,9 +163,12 @@ pub trait StateStore: Send + Sync {
 /// Opens the project's state store.
 pub fn open_state_store(project: &Project) -> Result<Box<dyn StateStore>> {
     let config = &project.settings.state;
-    match config.kind {
+    match config.kind() {
         StateKind::Sqlite => Ok(Box::new(SqliteStateStore::open(
             &project.resolve(&config.path),
+        )?)),
+        StateKind::Postgres => Ok(Box::new(PostgresStateStore::open(
+            config.url.as_deref().unwrap_or_default(),
         )?)),
     }
 }

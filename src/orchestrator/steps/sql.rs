@@ -1,0 +1,44 @@
+//! `sql = "..."`: runs a statement in the project's warehouse.
+
+use serde::Deserialize;
+
+use super::{Outcome, StepAction, StepContext, StepKind, check_template};
+use crate::config::Project;
+
+/// `sql = "STATEMENT"`, a template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SqlStep {
+    /// The statement, in the warehouse's dialect.
+    pub statement: String,
+}
+
+impl StepKind for SqlStep {
+    const KEY: &'static str = "sql";
+    const SUMMARY: &'static str = "run a SQL statement in the warehouse";
+}
+
+#[async_trait::async_trait]
+impl StepAction for SqlStep {
+    fn kind(&self) -> &'static str {
+        Self::KEY
+    }
+
+    fn describe(&self) -> String {
+        let first = self.statement.lines().next().unwrap_or_default();
+        format!("sql {first}")
+    }
+
+    fn check(&self, _project: &Project) -> Result<(), String> {
+        check_template(Self::KEY, &self.statement)
+    }
+
+    async fn run(&self, ctx: &StepContext) -> Result<Outcome, String> {
+        let statement = ctx.render(&self.statement)?;
+        ctx.log.flowline(format!("sql: {statement}"));
+        let result = ctx.host.query(&statement).await.map_err(|e| e.to_string())?;
+        let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
+        ctx.log.flowline(format!("ok, {rows} rows returned"));
+        Ok(Outcome::Done)
+    }
+}
