@@ -32,6 +32,7 @@ pub mod core;
 pub mod data;
 pub mod destinations;
 pub mod engine;
+pub mod orchestrator;
 pub mod server;
 pub mod sources;
 pub mod state;

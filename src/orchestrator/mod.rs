@@ -1,0 +1,3 @@
+//! Orchestration: jobs, schedules, runs, steps and workers.
+
+pub mod schedule;
