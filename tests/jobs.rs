@@ -378,7 +378,7 @@ fn bad_job_files_are_reported_with_file_line_and_column() {
     let out = invalid("[[step]]\nname = \"a\"\ncomand = \"true\"\n");
     assert!(out.contains("a step needs one of"), "{out}");
     let out = invalid("[[step]]\nname = \"a\"\ncommand = \"true\"\nretires = 2\n");
-    assert!(out.contains("jobs/bad.toml:4:1") && out.contains("unknown field `retires`"), "{out}");
+    assert!(out.contains("jobs/bad.toml:4:1") && out.contains("did you mean \"retries\""), "{out}");
     let out = invalid("timezone = \"Europe/Amsterdan\"\n[[step]]\nname = \"a\"\ncommand = \"true\"\n");
     assert!(out.contains("unknown time zone"), "{out}");
 }

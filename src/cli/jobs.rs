@@ -398,6 +398,8 @@ async fn backfill(
     let intervals = schedule.intervals_between(anchor, from, to);
     let mut roots = Vec::new();
     let mut report = Vec::new();
+    // A failed run kept in the range fails the backfill too.
+    let mut kept_failed = false;
     for interval in &intervals {
         let key = interval_key(interval);
         let created = store
@@ -424,6 +426,7 @@ async fn backfill(
                         (existing.run_id, "rerun")
                     }
                     state => {
+                        kept_failed |= state == RunState::Failed;
                         report.push(json!({
                             "interval_start": interval.start,
                             "run_id": existing.run_id,
@@ -455,7 +458,7 @@ async fn backfill(
         );
     }
     run_to_end(project.clone(), store.clone(), roots.clone(), args.concurrency.max(1)).await?;
-    let mut ok = true;
+    let mut ok = !kept_failed;
     let mut runs = Vec::new();
     for root in &roots {
         if let Some(run) = store.run(root).await? {
@@ -522,7 +525,8 @@ async fn runs(project: &Project, store: &Store, json: bool, args: RunsArgs) -> R
 }
 
 async fn show(store: &Store, json: bool, run_id: &str) -> Result<ExitCode> {
-    report_run(store, json, run_id).await
+    report_run(store, json, run_id).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn logs(store: &Store, json: bool, args: LogsArgs) -> Result<ExitCode> {
