@@ -296,7 +296,8 @@ async fn report_run(store: &Store, json: bool, run_id: &str) -> Result<ExitCode>
         .ok_or_else(|| Error::Other(format!("no run {run_id}")))?;
     let steps = store.steps(run_id).await?;
     if json {
-        print_json(&json!({ "run": run, "steps": steps }));
+        let attempts = store.attempts(run_id).await?;
+        print_json(&json!({ "run": run, "steps": steps, "attempts": attempts }));
     } else {
         for step in &steps {
             let took = match (step.started_at, step.ended_at) {
