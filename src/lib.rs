@@ -4,8 +4,10 @@
 //! checkpoints, [`transforms`] reshape them in flight, [`destinations`] load
 //! them and commit the checkpoint atomically with the data. The [`engine`]
 //! drives that flow for one pipeline; [`config`] turns project files into
-//! typed structs; [`state`] keeps run history; [`server`] lets other
-//! commands reach a running process; [`cli`] is the command line.
+//! typed structs; [`state`] keeps run history; [`jobs`] says what a job's
+//! steps do and when they run, and the [`orchestrator`] schedules, queues
+//! and runs them; [`server`] lets other commands and HTTP clients reach a
+//! running process; [`cli`] is the command line.
 //!
 //! # Module map and import direction
 //!
@@ -18,12 +20,13 @@
 //! | 0 | [`core`] | the shared vocabulary: errors, batches, dead letters, table names, write modes, load specs, connections, secrets, diagnostics |
 //! | 1 | [`data`] | Arrow helpers, type mapping, schema inference and evolution |
 //! | 2 | [`clients`] | the Postgres and MySQL clients: connect, TLS, errors by cause, COPY to Arrow |
-//! | 3 | [`sources`], [`destinations`], [`transforms`] | connectors, each listed once in its registry (`sources::connectors`, `destinations::warehouses`, `transforms::steps`) |
+//! | 3 | [`sources`], [`destinations`], [`transforms`], [`jobs`] | connectors and job step kinds, each listed once in its registry (`sources::connectors`, `destinations::warehouses`, `transforms::steps`, `jobs::steps::kinds`); schedules, templates, trigger rules |
 //! | 4 | [`config`] | project and pipeline files to typed structs, `${VAR}`, file:line:column diagnostics |
-//! | 5 | [`state`] | run history |
+//! | 5 | [`state`] | run history, and the SQL layer (SQLite or PostgreSQL) with versioned migrations |
 //! | 6 | [`engine`] | batch and stream runners, checkpoints, `run_one` |
-//! | 7 | [`server`] | the local socket that lets commands reach a running process |
-//! | 8 | [`cli`] | one file per verb |
+//! | 7 | [`orchestrator`] | job runs and the step queue (leases), the step runner, the scheduler |
+//! | 8 | [`server`] | the local socket, warehouse access for steps, the HTTP API and metrics |
+//! | 9 | [`cli`] | one file per verb |
 
 pub mod cli;
 pub mod clients;
@@ -32,6 +35,7 @@ pub mod core;
 pub mod data;
 pub mod destinations;
 pub mod engine;
+pub mod jobs;
 pub mod orchestrator;
 pub mod server;
 pub mod sources;

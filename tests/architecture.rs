@@ -10,10 +10,11 @@ const LAYERS: &[&[&str]] = &[
     &["core"],
     &["data"],
     &["clients"],
-    &["transforms", "sources", "destinations"],
+    &["transforms", "sources", "destinations", "jobs"],
     &["config"],
     &["state"],
     &["engine"],
+    &["orchestrator"],
     &["server"],
     &["cli"],
 ];

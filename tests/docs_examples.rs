@@ -1168,7 +1168,11 @@ fn complete_jobs(files: &mut BTreeMap<String, String>) -> BTreeSet<String> {
         .collect();
     let mut pools = BTreeSet::new();
     for job in &jobs {
-        let steps = job.get("step").and_then(Value::as_array).cloned().unwrap_or_default();
+        let steps = job
+            .get("step")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for step in steps {
             if let Some(pool) = step.get("pool").and_then(Value::as_str) {
                 pools.insert(pool.to_string());

@@ -126,7 +126,11 @@ command = "echo celebrate >> ran.txt"
     );
     let out = p.fails(&["jobs", "run", "flaky"]);
     assert!(out.contains("exited with code 3"), "{out}");
-    assert_eq!(lines(&p, "tries.txt").len(), 3, "one attempt and two retries");
+    assert_eq!(
+        lines(&p, "tries.txt").len(),
+        3,
+        "one attempt and two retries"
+    );
     let mut ran = lines(&p, "ran.txt");
     ran.sort();
     assert_eq!(ran, ["alert", "cleanup"]);
@@ -269,11 +273,30 @@ name = "mark"
 command = "echo {{ ds }} >> days.txt; test {{ ds }} != 2026-01-03 || test -f fixed"
 "#,
     );
-    let out = p.fails(&["jobs", "backfill", "daily", "--from", "2026-01-02", "--to", "2026-01-04"]);
+    let out = p.fails(&[
+        "jobs",
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-04",
+    ]);
     assert!(out.contains("failed"), "{out}");
-    assert_eq!(lines(&p, "days.txt"), ["2026-01-02", "2026-01-03", "2026-01-04"]);
+    assert_eq!(
+        lines(&p, "days.txt"),
+        ["2026-01-02", "2026-01-03", "2026-01-04"]
+    );
     // Again: the intervals that ran are kept, the failed one too.
-    p.fails(&["jobs", "backfill", "daily", "--from", "2026-01-02", "--to", "2026-01-04"]);
+    p.fails(&[
+        "jobs",
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-02",
+        "--to",
+        "2026-01-04",
+    ]);
     assert_eq!(lines(&p, "days.txt").len(), 3);
     // --reprocess-failed runs the failed interval again, only it.
     p.write("fixed", "");
@@ -363,12 +386,16 @@ fn bad_job_files_are_reported_with_file_line_and_column() {
          [[step]]\nname = \"b\"\ncommand = \"true\"\nafter = [\"a\"]\n\n\
          [[step]]\nname = \"c\"\ncommand = \"true\"\nafter = [\"b\"]\n",
     );
-    assert!(out.contains("the steps form a cycle: a -> b -> c -> a") || out.contains("cycle"), "{out}");
+    assert!(
+        out.contains("the steps form a cycle: a -> b -> c -> a") || out.contains("cycle"),
+        "{out}"
+    );
     let out = invalid("schedule = \"61 * * * *\"\n\n[[step]]\nname = \"a\"\ncommand = \"true\"\n");
     assert!(out.contains("jobs/bad.toml:1:12"), "{out}");
     let out = invalid("[[step]]\nname = \"a\"\ncommand = \"true\"\npool = \"export\"\n");
     assert!(
-        out.contains("pool \"export\" is not in [pools]") && out.contains("did you mean \"exports\""),
+        out.contains("pool \"export\" is not in [pools]")
+            && out.contains("did you mean \"exports\""),
         "{out}"
     );
     let out = invalid("[[step]]\nname = \"a\"\npipeline = \"order\"\n");
@@ -378,7 +405,11 @@ fn bad_job_files_are_reported_with_file_line_and_column() {
     let out = invalid("[[step]]\nname = \"a\"\ncomand = \"true\"\n");
     assert!(out.contains("a step needs one of"), "{out}");
     let out = invalid("[[step]]\nname = \"a\"\ncommand = \"true\"\nretires = 2\n");
-    assert!(out.contains("jobs/bad.toml:4:1") && out.contains("did you mean \"retries\""), "{out}");
-    let out = invalid("timezone = \"Europe/Amsterdan\"\n[[step]]\nname = \"a\"\ncommand = \"true\"\n");
+    assert!(
+        out.contains("jobs/bad.toml:4:1") && out.contains("did you mean \"retries\""),
+        "{out}"
+    );
+    let out =
+        invalid("timezone = \"Europe/Amsterdan\"\n[[step]]\nname = \"a\"\ncommand = \"true\"\n");
     assert!(out.contains("unknown time zone"), "{out}");
 }

@@ -113,14 +113,23 @@ fn serve_runs_triggered_jobs_and_answers_the_api_and_metrics() {
     let (_, logs) = get(&format!("{base}/api/runs/{run}/logs"), None);
     assert!(logs.contains("hello api"), "{logs}");
     let (_, events) = get(&format!("{base}/api/runs/{run}/logs/stream"), None);
-    assert!(events.contains("event: log") && events.contains("hello api"), "{events}");
+    assert!(
+        events.contains("event: log") && events.contains("hello api"),
+        "{events}"
+    );
     assert!(events.contains("event: end"), "{events}");
     // `jobs trigger` queues a run that this server runs.
     p.ok(&["jobs", "trigger", "hello", "--wait"]);
     let (status, metrics) = get(&format!("{base}/metrics"), None);
     assert_eq!(status, 200);
-    assert!(metrics.contains("flowline_job_runs{state=\"succeeded\"} 2"), "{metrics}");
-    assert!(metrics.contains("flowline_step_duration_seconds_count{job=\"hello\",step=\"greet\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("flowline_job_runs{state=\"succeeded\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowline_step_duration_seconds_count{job=\"hello\",step=\"greet\"} 2"),
+        "{metrics}"
+    );
     let (_, spec) = get(&format!("{base}/api/openapi.json"), None);
     assert_eq!(json_of(&spec)["openapi"], "3.0.3");
 }
@@ -151,7 +160,10 @@ fn the_api_needs_its_token_and_refuses_to_listen_beyond_loopback_without_one() {
     assert_eq!(get(&format!("{base}/api/jobs"), None).0, 401);
     assert_eq!(get(&format!("{base}/api/jobs"), Some("wrong")).0, 401);
     assert_eq!(get(&format!("{base}/metrics"), None).0, 401);
-    assert_eq!(get(&format!("{base}/api/jobs"), Some("s3cret-token")).0, 200);
+    assert_eq!(
+        get(&format!("{base}/api/jobs"), Some("s3cret-token")).0,
+        200
+    );
 }
 
 /// A project whose state store is the PostgreSQL database `db`.
@@ -191,9 +203,11 @@ fn a_killed_workers_step_runs_again_on_another_worker_and_rows_stay_exact() {
     let queued = json_of(&p.ok(&["jobs", "trigger", "load", "--json"]));
     let run = queued["run_id"].as_str().expect("run").to_string();
     let mut first = start(&p, &["worker", "--lease", "1s", "--concurrency", "1"]);
-    wait_for("the first worker to take the step", Duration::from_secs(30), || {
-        run_state(&p, &run)["steps"][0]["state"] == "running"
-    });
+    wait_for(
+        "the first worker to take the step",
+        Duration::from_secs(30),
+        || run_state(&p, &run)["steps"][0]["state"] == "running",
+    );
     first.0.kill().expect("kill -9 the worker");
     let _ = first.0.wait();
     let _second = start(&p, &["worker", "--lease", "1s", "--concurrency", "1"]);
@@ -215,7 +229,10 @@ fn a_killed_workers_step_runs_again_on_another_worker_and_rows_stay_exact() {
     assert_eq!(attempts[1]["state"], "succeeded");
     drop(_second);
     assert_eq!(p.scalar("SELECT count(*) FROM raw.orders"), 200_000);
-    assert_eq!(p.scalar("SELECT count(DISTINCT id) FROM raw.orders"), 200_000);
+    assert_eq!(
+        p.scalar("SELECT count(DISTINCT id) FROM raw.orders"),
+        200_000
+    );
 }
 
 #[test]
@@ -238,7 +255,12 @@ fn two_schedulers_on_one_postgres_store_never_schedule_an_interval_twice() {
     assert!(runs.len() >= 3, "the leader scheduled too little: {runs:?}");
     let mut intervals: Vec<String> = runs
         .iter()
-        .map(|r| r["interval"]["start"].as_str().unwrap_or_default().to_string())
+        .map(|r| {
+            r["interval"]["start"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     let total = intervals.len();
     intervals.sort();

@@ -130,7 +130,10 @@ pub async fn execute(project_dir: &Path, json: bool, command: JobsCommand) -> Re
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 async fn list(project: &Project, store: &Store, json: bool) -> Result<ExitCode> {
@@ -138,7 +141,12 @@ async fn list(project: &Project, store: &Store, json: bool) -> Result<ExitCode> 
     let mut rows = Vec::new();
     let mut report = Vec::new();
     for job in &project.jobs {
-        let schedule = job.config.settings.schedule.as_ref().map(|s| s.get_ref().clone());
+        let schedule = job
+            .config
+            .settings
+            .schedule
+            .as_ref()
+            .map(|s| s.get_ref().clone());
         let next = job.config.schedule().and_then(|s| {
             let anchor = job.config.start().unwrap_or_else(Utc::now);
             s.next_after(Utc::now(), anchor)
@@ -154,7 +162,13 @@ async fn list(project: &Project, store: &Store, json: bool) -> Result<ExitCode> 
                 next.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
             },
             last.as_ref()
-                .map(|r| format!("{} {}", r.state.as_str(), r.created_at.format("%Y-%m-%d %H:%M")))
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r.state.as_str(),
+                        r.created_at.format("%Y-%m-%d %H:%M")
+                    )
+                })
                 .unwrap_or_else(|| "-".into()),
             job.config.steps.len().to_string(),
         ]);
@@ -178,7 +192,10 @@ async fn list(project: &Project, store: &Store, json: bool) -> Result<ExitCode> 
     if json {
         print_json(&json!({ "jobs": report }));
     } else if rows.is_empty() {
-        println!("no jobs in {}", project.dir.join(crate::config::JOBS_DIR).display());
+        println!(
+            "no jobs in {}",
+            project.dir.join(crate::config::JOBS_DIR).display()
+        );
     } else {
         println!(
             "{}",
@@ -192,9 +209,9 @@ async fn list(project: &Project, store: &Store, json: bool) -> Result<ExitCode> 
 fn params(job: &Job, overrides: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut params = job.config.params_json();
     for item in overrides {
-        let (key, value) = item.split_once('=').ok_or_else(|| {
-            Error::Config(format!("--param {item}: write --param key=value"))
-        })?;
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--param {item}: write --param key=value")))?;
         // A value that reads as JSON (a number, true) keeps its type.
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
@@ -210,7 +227,10 @@ fn manual_interval(job: &Job) -> Interval {
     job.config
         .schedule()
         .and_then(|s| s.interval_before(now, job.config.start().unwrap_or(now)))
-        .unwrap_or(Interval { start: now, end: now })
+        .unwrap_or(Interval {
+            start: now,
+            end: now,
+        })
 }
 
 async fn create_manual_run(store: &Store, job: &Job, overrides: &[String]) -> Result<String> {
@@ -236,7 +256,11 @@ async fn run_to_end(
     roots: Vec<String>,
     concurrency: usize,
 ) -> Result<()> {
-    let host = Arc::new(Host::local(project.clone(), store.clone()));
+    let host = Arc::new(Host::new(
+        project.clone(),
+        store.clone(),
+        Arc::new(crate::server::access::FoundWarehouse::new()),
+    ));
     let mut runners = Vec::new();
     for root in &roots {
         runners.push(Runner::new(
@@ -283,8 +307,13 @@ async fn run_here(
     if !json {
         println!("run {run_id} of job {}", job.name);
     }
-    run_to_end(project.clone(), store.clone(), vec![run_id.clone()], args.concurrency.max(1))
-        .await?;
+    run_to_end(
+        project.clone(),
+        store.clone(),
+        vec![run_id.clone()],
+        args.concurrency.max(1),
+    )
+    .await?;
     report_run(&store, json, &run_id).await
 }
 
@@ -302,7 +331,10 @@ async fn report_run(store: &Store, json: bool, run_id: &str) -> Result<ExitCode>
         for step in &steps {
             let took = match (step.started_at, step.ended_at) {
                 (Some(start), Some(end)) => {
-                    format!(" in {}", human_duration((end - start).to_std().unwrap_or_default()))
+                    format!(
+                        " in {}",
+                        human_duration((end - start).to_std().unwrap_or_default())
+                    )
                 }
                 _ => String::new(),
             };
@@ -317,7 +349,11 @@ async fn report_run(store: &Store, json: bool, run_id: &str) -> Result<ExitCode>
                 .filter(|_| step.state.is_failure())
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
-            println!("{:<16}{}{took}{tries}{error}", step.state.as_str(), step.step);
+            println!(
+                "{:<16}{}{took}{tries}{error}",
+                step.state.as_str(),
+                step.step
+            );
         }
         println!("run {} {}", run.run_id, run.state.as_str());
     }
@@ -332,7 +368,12 @@ fn exit(state: RunState) -> ExitCode {
     }
 }
 
-async fn trigger(project: &Project, store: &Arc<Store>, json: bool, args: RunArgs) -> Result<ExitCode> {
+async fn trigger(
+    project: &Project,
+    store: &Arc<Store>,
+    json: bool,
+    args: RunArgs,
+) -> Result<ExitCode> {
     let job = project.job(&args.job)?;
     let run_id = create_manual_run(store, job, &args.params).await?;
     let served = {
@@ -385,7 +426,7 @@ async fn backfill(
     })?;
     let tz = job.config.timezone();
     let date = |text: &str, flag: &str| {
-        crate::orchestrator::schedule::parse_start(text, tz)
+        crate::jobs::schedule::parse_start(text, tz)
             .map_err(|e| Error::Config(format!("--{flag} {text}: {e}")))
     };
     let (from, to) = (date(&args.from, "from")?, date(&args.to, "to")?);
@@ -458,7 +499,13 @@ async fn backfill(
             job.name
         );
     }
-    run_to_end(project.clone(), store.clone(), roots.clone(), args.concurrency.max(1)).await?;
+    run_to_end(
+        project.clone(),
+        store.clone(),
+        roots.clone(),
+        args.concurrency.max(1),
+    )
+    .await?;
     let mut ok = !kept_failed;
     let mut runs = Vec::new();
     for root in &roots {
@@ -467,10 +514,16 @@ async fn backfill(
             if !json {
                 println!(
                     "{}: run {} {}{}",
-                    run.interval.start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                    run.interval
+                        .start
+                        .with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M"),
                     run.run_id,
                     run.state.as_str(),
-                    run.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    run.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 );
             }
             runs.push(run);
@@ -479,16 +532,30 @@ async fn backfill(
     if json {
         print_json(&json!({ "job": job.name, "ok": ok, "intervals": report, "runs": runs }));
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn pause(project: &Project, store: &Store, json: bool, name: &str, paused: bool) -> Result<ExitCode> {
+async fn pause(
+    project: &Project,
+    store: &Store,
+    json: bool,
+    name: &str,
+    paused: bool,
+) -> Result<ExitCode> {
     let job = project.job(name)?;
     store.set_paused(&job.name, paused).await?;
     if json {
         print_json(&json!({ "job": job.name, "paused": paused }));
     } else {
-        println!("{} {}", job.name, if paused { "paused" } else { "unpaused" });
+        println!(
+            "{} {}",
+            job.name,
+            if paused { "paused" } else { "unpaused" }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -496,7 +563,13 @@ async fn pause(project: &Project, store: &Store, json: bool, name: &str, paused:
 fn run_row(run: &JobRun) -> Vec<String> {
     let took = run
         .started_at
-        .map(|start| human_duration((run.ended_at.unwrap_or_else(Utc::now) - start).to_std().unwrap_or_default()))
+        .map(|start| {
+            human_duration(
+                (run.ended_at.unwrap_or_else(Utc::now) - start)
+                    .to_std()
+                    .unwrap_or_default(),
+            )
+        })
         .unwrap_or_else(|| "-".into());
     vec![
         run.run_id.clone(),
@@ -519,7 +592,10 @@ async fn runs(project: &Project, store: &Store, json: bool, args: RunsArgs) -> R
         let rows: Vec<Vec<String>> = runs.iter().map(run_row).collect();
         println!(
             "{}",
-            text_table(&["run", "state", "trigger", "interval start", "took", "error"], &rows)
+            text_table(
+                &["run", "state", "trigger", "interval start", "took", "error"],
+                &rows
+            )
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -531,16 +607,20 @@ async fn show(store: &Store, json: bool, run_id: &str) -> Result<ExitCode> {
 }
 
 async fn logs(store: &Store, json: bool, args: LogsArgs) -> Result<ExitCode> {
-    let run = store
-        .run(&args.run)
-        .await?
-        .ok_or_else(|| Error::Config(format!("no run {} (see `flowline jobs runs JOB`)", args.run)))?;
+    let run = store.run(&args.run).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "no run {} (see `flowline jobs runs JOB`)",
+            args.run
+        ))
+    })?;
     // Lines are read by time; those of the same millisecond as the last
     // one read are read again and skipped by their key.
     let mut after = 0;
     let mut seen = std::collections::HashSet::new();
     loop {
-        let lines = store.logs(&run.run_id, args.step.as_deref(), after - 1).await?;
+        let lines = store
+            .logs(&run.run_id, args.step.as_deref(), after - 1)
+            .await?;
         let mut new = 0;
         for (step, attempt, line) in &lines {
             if !seen.insert((step.clone(), *attempt, line.seq)) {
@@ -561,7 +641,10 @@ async fn logs(store: &Store, json: bool, args: LogsArgs) -> Result<ExitCode> {
         if !args.follow {
             return Ok(ExitCode::SUCCESS);
         }
-        let done = store.run(&run.run_id).await?.is_none_or(|r| r.state.is_done());
+        let done = store
+            .run(&run.run_id)
+            .await?
+            .is_none_or(|r| r.state.is_done());
         if done && new == 0 {
             return Ok(ExitCode::SUCCESS);
         }

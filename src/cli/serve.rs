@@ -15,10 +15,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::config::Project;
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
-use crate::server::{http, local};
 use crate::orchestrator::host::Host;
 use crate::orchestrator::runner::{Runner, RunnerOptions};
 use crate::orchestrator::{open_store, scheduler};
+use crate::server::access::OwnedWarehouse;
+use crate::server::{http, local};
 use crate::state::db::Dialect;
 use crate::state::{StateStore, open_state_store};
 use tokio::sync::watch;
@@ -76,12 +77,14 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     let jobs = open_store(&project).await?;
     let settings = &project.settings.server;
     let listen = http::check_listen(&settings.listen, settings.token.as_deref())?;
-    let host = Arc::new(Host::owning(
+    let host = Arc::new(Host::new(
         project.clone(),
         jobs.clone(),
-        warehouse,
-        history.clone(),
-        server.claimer(),
+        Arc::new(OwnedWarehouse::new(
+            warehouse,
+            history.clone(),
+            server.claimer(),
+        )),
     ));
     let concurrency = args.concurrency.unwrap_or(match jobs.dialect() {
         Dialect::Sqlite => 16,
@@ -95,10 +98,8 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
         },
     );
     let (stop, stopped) = watch::channel(false);
-    let retention = crate::orchestrator::schedule::parse_duration(
-        &project.settings.server.log_retention,
-    )
-    .ok();
+    let retention =
+        crate::jobs::schedule::parse_duration(&project.settings.server.log_retention).ok();
     let scheduler = tokio::spawn(scheduler::run(
         project.clone(),
         jobs.clone(),

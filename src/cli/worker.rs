@@ -13,9 +13,9 @@ use super::serve::StopSignals;
 use crate::config::Project;
 use crate::core::error::Result;
 use crate::orchestrator::host::Host;
+use crate::orchestrator::open_store;
 use crate::orchestrator::runner::{Runner, RunnerOptions};
 use crate::orchestrator::store::Scope;
-use crate::orchestrator::open_store;
 
 /// Arguments of `flowline worker`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,11 @@ pub struct WorkerArgs {
 pub async fn execute(project_dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
     let project = Arc::new(Project::load(project_dir)?);
     let store = open_store(&project).await?;
-    let host = Arc::new(Host::local(project.clone(), store));
+    let host = Arc::new(Host::new(
+        project.clone(),
+        store,
+        Arc::new(crate::server::access::FoundWarehouse::new()),
+    ));
     let runner = Runner::new(
         host,
         RunnerOptions {

@@ -3,7 +3,7 @@
 //! Each `[[step]]` has a name, its dependencies (`after`), run settings
 //! (retries, timeout, pool, trigger rule) and exactly one kind key
 //! (`pipeline = "orders"`, `command = [...]`, `sensor = {...}`, ...). The
-//! kinds are listed once, in [`crate::orchestrator::steps::kinds`]; this
+//! kinds are listed once, in [`crate::jobs::steps::kinds`]; this
 //! file reads the common part and hands the kind's value to its module.
 
 use std::collections::BTreeMap;
@@ -19,8 +19,9 @@ use toml::de::DeValue;
 use super::ConfigFile;
 use crate::core::diagnostic::did_you_mean;
 use crate::core::error::Result;
-use crate::orchestrator::schedule::{Schedule, parse_duration, parse_start};
-use crate::orchestrator::steps::{self, StepAction};
+pub use crate::jobs::TriggerRule;
+use crate::jobs::schedule::{Schedule, parse_duration, parse_start};
+use crate::jobs::steps::{self, StepAction};
 
 /// Folder of job files.
 pub const JOBS_DIR: &str = "jobs";
@@ -106,45 +107,6 @@ pub struct OnFailure {
     pub webhook: String,
 }
 
-/// When a step runs, given how the steps it comes after ended.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerRule {
-    /// Every upstream step succeeded (the default).
-    #[default]
-    AllSuccess,
-    /// Every upstream step ended, however.
-    AllDone,
-    /// At least one upstream step failed (runs as soon as one does).
-    OneFailed,
-    /// At least one upstream step succeeded (runs as soon as one does).
-    OneSuccess,
-}
-
-impl TriggerRule {
-    /// The name as written in job files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerRule::AllSuccess => "all_success",
-            TriggerRule::AllDone => "all_done",
-            TriggerRule::OneFailed => "one_failed",
-            TriggerRule::OneSuccess => "one_success",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(text: &str) -> TriggerRule {
-        match text {
-            "all_done" => TriggerRule::AllDone,
-            "one_failed" => TriggerRule::OneFailed,
-            "one_success" => TriggerRule::OneSuccess,
-            _ => TriggerRule::AllSuccess,
-        }
-    }
-}
-
 /// The settings every `[[step]]` has besides its kind.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +182,10 @@ impl JobConfig {
 
     /// The `timezone` as written.
     pub fn timezone_name(&self) -> Option<&str> {
-        self.settings.timezone.as_ref().map(|t| t.get_ref().as_str())
+        self.settings
+            .timezone
+            .as_ref()
+            .map(|t| t.get_ref().as_str())
     }
 
     /// The time zone (UTC when none is set).
@@ -260,9 +225,9 @@ impl ConfigFile {
         let span = root.span();
         let mut table = root.into_inner();
         let steps = table.remove("step");
-        let settings = JobSettings::deserialize(toml::de::Deserializer::from(
-            toml::Spanned::new(span, table),
-        ))
+        let settings = JobSettings::deserialize(toml::de::Deserializer::from(toml::Spanned::new(
+            span, table,
+        )))
         .map_err(|e| self.located(&super::also_expected(e.message(), &["step"]), e.span()))?;
         let steps = match steps {
             None => Vec::new(),
@@ -333,13 +298,15 @@ impl ConfigFile {
             .remove(kind.key)
             .ok_or_else(|| self.error_at(span.clone(), "step kind vanished"))?;
         let action = (kind.parse)(value).map_err(|e| self.located(&e.message, e.span))?;
-        let settings = StepSettings::deserialize(toml::de::Deserializer::from(
-            toml::Spanned::new(span.clone(), table),
-        ))
+        let settings = StepSettings::deserialize(toml::de::Deserializer::from(toml::Spanned::new(
+            span.clone(),
+            table,
+        )))
         .map_err(|e| self.located(&super::also_expected(e.message(), &keys), e.span()))?;
         let duration = |text: &str, key: &str| {
-            parse_duration(text)
-                .map_err(|e| self.error_at(span.clone(), &format!("step {}: {key}: {e}", settings.name)))
+            parse_duration(text).map_err(|e| {
+                self.error_at(span.clone(), &format!("step {}: {key}: {e}", settings.name))
+            })
         };
         Ok(StepConfig {
             retry_backoff: duration(&settings.retry_backoff, "retry_backoff")?,
@@ -387,7 +354,10 @@ impl ConfigFile {
             if names[..i].contains(&step.name()) {
                 return Err(self.error_at(
                     step.span.clone(),
-                    &format!("two steps are named \"{}\": names must be unique", step.name()),
+                    &format!(
+                        "two steps are named \"{}\": names must be unique",
+                        step.name()
+                    ),
                 ));
             }
             for upstream in &step.settings.after {
@@ -411,7 +381,11 @@ impl ConfigFile {
                 }
             }
         }
-        if let Some(cycle) = crate::orchestrator::dag::find_cycle(job) {
+        let edges = job
+            .steps
+            .iter()
+            .map(|s| (s.name(), s.settings.after.as_slice()));
+        if let Some(cycle) = crate::jobs::dag::find_cycle(edges) {
             let first = job.step(&cycle[0]).map_or(0..0, |s| s.span.clone());
             return Err(self.error_at(
                 first,

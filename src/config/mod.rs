@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-pub use pipeline::{BatchConfig, PipelineConfig};
 pub use job::{JOBS_DIR, JobConfig};
+pub use pipeline::{BatchConfig, PipelineConfig};
 pub use project::{ProjectFile, ProjectSection, ServerConfig, StateConfig, StateKind};
 
 use crate::core::diagnostic::did_you_mean;
@@ -184,14 +184,32 @@ impl Project {
                     ),
                 ));
             }
-            if let Err(e) = step.action.check(self) {
-                return Err(file.error_at(
-                    step.span.clone(),
-                    &format!("step \"{}\": {e}", step.name()),
-                ));
+            if let Err(e) = step.action.check(&self.refs()) {
+                return Err(
+                    file.error_at(step.span.clone(), &format!("step \"{}\": {e}", step.name()))
+                );
             }
         }
         Ok(())
+    }
+
+    /// The names a job's steps may refer to.
+    pub fn refs(&self) -> crate::jobs::ProjectRefs {
+        crate::jobs::ProjectRefs {
+            dir: self.dir.clone(),
+            pipelines: self
+                .pipelines
+                .iter()
+                .map(|p| (p.name.clone(), p.config.mode == crate::core::Mode::Stream))
+                .collect(),
+            jobs: self.jobs.iter().map(|j| j.name.clone()).collect(),
+            connections: self
+                .settings
+                .connections
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+        }
     }
 
     /// The job called `name`, or an error listing the known ones.

@@ -113,9 +113,9 @@ impl StateConfig {
     /// Checks that the settings agree (a PostgreSQL store needs its URL).
     pub fn check(&self) -> Result<(), String> {
         match (self.kind(), &self.url) {
-            (StateKind::Postgres, None) => Err(
-                "[state] kind = \"postgres\" needs url = \"postgres://...\"".into(),
-            ),
+            (StateKind::Postgres, None) => {
+                Err("[state] kind = \"postgres\" needs url = \"postgres://...\"".into())
+            }
             (StateKind::Sqlite, Some(url)) => Err(format!(
                 "[state] url {:?} is not a postgres:// URL; the SQLite store takes path = \"...\"",
                 crate::core::secrets::redact(url)

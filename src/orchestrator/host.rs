@@ -1,212 +1,141 @@
-//! What steps reach of the process that runs them: the project's
-//! warehouse, its pipelines and the job store.
-//!
-//! `flowline serve` hands its own warehouse over ([`Host::owning`]). A
-//! `flowline jobs run` or `flowline worker` ([`Host::local`]) asks the
-//! process that owns the warehouse when one runs on this machine; when
-//! none does and a step first needs the warehouse, it becomes the owner
-//! itself for as long as it runs: it opens the warehouse once and answers
-//! on the project's control socket, so `flowline sql` in another terminal,
-//! or in a command step, works meanwhile.
+//! The [`StepHost`] steps run against: the project, its job store, and its
+//! warehouse as this process reaches it ([`WarehouseAccess`], provided by
+//! the server layer: `flowline serve`'s own warehouse, or the owner's
+//! through its socket).
 
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
-
-use super::store::{NewRun, Store, Trigger};
-use super::template::Vars;
-use super::{JobRun, Interval};
 use crate::config::Project;
 use crate::core::error::{Error, Result};
-use crate::destinations::{QueryResult, Warehouse};
-use crate::engine::RunOptions;
-use crate::engine::progress::Progress;
-use crate::server::local::{Claimer, LocalServer};
-use crate::state::{RunRecord, StateStore, open_state_store};
+use crate::destinations::QueryResult;
+use crate::jobs::template::Vars;
+use crate::jobs::{ChildRun, ChildState, PipelineRun, StepHost};
+use crate::state::{RunRecord, RunStatus};
 
-/// How this process reaches the warehouse.
-enum Access {
-    /// Another flowline process owns it: ask that one.
-    Remote,
-    /// This process holds it.
-    Owned {
-        warehouse: Arc<dyn Warehouse>,
-        history: Arc<dyn StateStore>,
-        claimer: Claimer,
-        /// The control socket this process serves while it owns the
-        /// warehouse (none when `serve` owns it and serves it already).
-        _server: Option<LocalServer>,
-    },
+use super::Interval;
+use super::store::{NewRun, RunState, Store, Trigger};
+
+/// How a process reaches the project's warehouse and runs its pipelines.
+#[async_trait::async_trait]
+pub trait WarehouseAccess: Send + Sync {
+    /// Runs the batch pipeline `name` of `project` once.
+    async fn run_pipeline(&self, project: &Arc<Project>, name: &str) -> Result<RunRecord>;
+
+    /// Runs `sql` in the warehouse.
+    async fn query(&self, project: &Arc<Project>, sql: &str) -> Result<QueryResult>;
 }
 
-/// The process a step runs in, as steps see it.
+/// The process a step runs in.
 pub struct Host {
     /// The project.
     pub project: Arc<Project>,
     /// The job store.
     pub store: Arc<Store>,
-    access: OnceCell<Access>,
+    warehouse: Arc<dyn WarehouseAccess>,
 }
 
 impl Host {
-    /// A host that holds the warehouse already (`flowline serve`).
-    pub fn owning(
+    /// A host over `store` that reaches the warehouse through `warehouse`.
+    pub fn new(
         project: Arc<Project>,
         store: Arc<Store>,
-        warehouse: Arc<dyn Warehouse>,
-        history: Arc<dyn StateStore>,
-        claimer: Claimer,
+        warehouse: Arc<dyn WarehouseAccess>,
     ) -> Host {
         Host {
             project,
             store,
-            access: OnceCell::new_with(Some(Access::Owned {
-                warehouse,
-                history,
-                claimer,
-                _server: None,
-            })),
+            warehouse,
         }
     }
 
-    /// A host that finds the warehouse when a step first needs it.
-    pub fn local(project: Arc<Project>, store: Arc<Store>) -> Host {
-        Host {
-            project,
-            store,
-            access: OnceCell::new(),
-        }
+    async fn child_run(&self, name: &str, key: &str, vars: &Vars) -> Result<ChildRun> {
+        let run = match self.store.run_by_key(name, key).await? {
+            Some(run) => run,
+            None => {
+                let job = self.project.job(name)?;
+                let parse = |t: &str| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map(|d| d.with_timezone(&chrono::Utc))
+                        .map_err(|e| Error::Other(format!("interval {t}: {e}")))
+                };
+                let mut params = job.config.params_json();
+                params.extend(vars.params.clone());
+                self.store
+                    .create_run(NewRun {
+                        job: name,
+                        config: &job.config,
+                        key: key.to_string(),
+                        trigger: Trigger::Step,
+                        interval: Interval {
+                            start: parse(&vars.data_interval_start)?,
+                            end: parse(&vars.data_interval_end)?,
+                        },
+                        params,
+                        parent: Some(vars.run_id.clone()),
+                    })
+                    .await?;
+                self.store.run_by_key(name, key).await?.ok_or_else(|| {
+                    Error::Other(format!("job {name}: the run just started vanished"))
+                })?
+            }
+        };
+        Ok(ChildRun {
+            run_id: run.run_id,
+            state: match run.state {
+                RunState::Succeeded => ChildState::Succeeded,
+                RunState::Failed => ChildState::Failed,
+                RunState::Queued | RunState::Running => ChildState::Running,
+            },
+        })
     }
+}
 
-    async fn access(&self) -> Result<&Access> {
-        self.access
-            .get_or_try_init(|| async {
-                let project = self.project.clone();
-                let answered = tokio::task::spawn_blocking(move || {
-                    crate::server::client::LocalClient::connect(&project).map(|c| c.is_some())
-                })
-                .await
-                .map_err(|e| Error::Other(format!("looking for the warehouse's owner: {e}")))??;
-                if answered {
-                    return Ok(Access::Remote);
-                }
-                let socket = crate::server::local::bind(self.project.clone()).await?;
-                let warehouse: Arc<dyn Warehouse> = Arc::from(self.project.open_warehouse()?);
-                let history: Arc<dyn StateStore> = Arc::from(open_state_store(&self.project)?);
-                let server = socket.serve(warehouse.clone(), history.clone());
-                server.set_activity("flowline jobs");
-                Ok(Access::Owned {
-                    warehouse,
-                    history,
-                    claimer: server.claimer(),
-                    _server: Some(server),
-                })
-            })
+#[async_trait::async_trait]
+impl StepHost for Host {
+    async fn run_pipeline(&self, name: &str) -> std::result::Result<PipelineRun, String> {
+        let record = self
+            .warehouse
+            .run_pipeline(&self.project, name)
             .await
+            .map_err(|e| e.to_string())?;
+        Ok(PipelineRun {
+            run_id: record.run_id,
+            succeeded: record.status == RunStatus::Succeeded,
+            rows: record.rows,
+            bad_rows: record.bad_rows,
+            error: record.error,
+        })
     }
 
-    /// Runs the batch pipeline `name` once and returns its record.
-    pub async fn run_pipeline(&self, name: &str) -> Result<RunRecord> {
-        let pipeline = self.project.pipeline(name)?;
-        let progress = Progress::new(false);
-        match self.access().await? {
-            Access::Owned {
-                warehouse,
-                history,
-                claimer,
-                ..
-            } => {
-                let _claim = claimer.claim(name)?;
-                Ok(crate::engine::run_one(
-                    &self.project,
-                    pipeline,
-                    warehouse.as_ref(),
-                    history.as_ref(),
-                    RunOptions::default(),
-                    &progress,
-                )
-                .await)
-            }
-            Access::Remote => {
-                let project = self.project.clone();
-                let name = name.to_string();
-                tokio::task::spawn_blocking(move || {
-                    let pipeline = project.pipeline(&name)?;
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| Error::Other(format!("starting a runtime: {e}")))?;
-                    let records = runtime.block_on(crate::server::client::run(
-                        &project,
-                        &[pipeline],
-                        RunOptions::default(),
-                        &Progress::new(false),
-                        |_, _| {},
-                    ))?;
-                    records
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| Error::Other(format!("pipeline {name}: no run record")))
-                })
-                .await
-                .map_err(|e| Error::Other(format!("running pipeline: {e}")))?
-            }
-        }
+    async fn query(&self, sql: &str) -> std::result::Result<usize, String> {
+        let result = self
+            .warehouse
+            .query(&self.project, sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(result.batches.iter().map(|b| b.num_rows()).sum())
     }
 
-    /// Runs `sql` in the warehouse and returns its result.
-    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        let sql = sql.to_string();
-        match self.access().await? {
-            Access::Owned { warehouse, .. } => {
-                let warehouse = warehouse.clone();
-                tokio::task::spawn_blocking(move || warehouse.query(&sql))
-                    .await
-                    .map_err(|e| Error::Other(format!("running a query: {e}")))?
-            }
-            Access::Remote => {
-                let project = self.project.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::server::client::open_warehouse(&project)?.query(&sql)
-                })
-                .await
-                .map_err(|e| Error::Other(format!("running a query: {e}")))?
-            }
-        }
+    async fn queue_depth(&self, connection: &str, queue: &str) -> std::result::Result<u64, String> {
+        let url = self
+            .project
+            .settings
+            .connections
+            .url(connection)
+            .map_err(|e| e.to_string())?;
+        crate::sources::rabbitmq::queue_depth(&url, queue)
+            .await
+            .map_err(|e| e.to_string())
     }
 
-    /// The run of job `name` that the step keyed `key` started, starting it
-    /// when there is none yet (over the same interval and params).
-    pub async fn start_child_run(&self, name: &str, key: &str, vars: &Vars) -> Result<JobRun> {
-        if let Some(run) = self.store.run_by_key(name, key).await? {
-            return Ok(run);
-        }
-        let job = self.project.job(name)?;
-        let parse = |t: &str| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| d.with_timezone(&chrono::Utc))
-                .map_err(|e| Error::Other(format!("interval {t}: {e}")))
-        };
-        let interval = Interval {
-            start: parse(&vars.data_interval_start)?,
-            end: parse(&vars.data_interval_end)?,
-        };
-        let mut params = job.config.params_json();
-        params.extend(vars.params.clone());
-        self.store
-            .create_run(NewRun {
-                job: name,
-                config: &job.config,
-                key: key.to_string(),
-                trigger: Trigger::Step,
-                interval,
-                params,
-                parent: Some(vars.run_id.clone()),
-            })
-            .await?;
-        self.store
-            .run_by_key(name, key)
-            .await?
-            .ok_or_else(|| Error::Other(format!("job {name}: the run just started vanished")))
+    async fn start_child_run(
+        &self,
+        job: &str,
+        key: &str,
+        vars: &Vars,
+    ) -> std::result::Result<ChildRun, String> {
+        self.child_run(job, key, vars)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -13,19 +13,14 @@
 //! (a runner) and `flowline jobs run` (a runner for one run) work the same
 //! against SQLite on one machine or PostgreSQL across several.
 
-pub mod dag;
 pub mod host;
-pub mod log;
 pub mod runner;
-pub mod schedule;
 pub mod scheduler;
-pub mod steps;
 pub mod store;
-pub mod template;
 
 use std::sync::Arc;
 
-pub use schedule::Interval;
+pub use crate::jobs::schedule::Interval;
 pub use store::{JobRun, RunState, Store};
 
 use crate::config::{Project, StateKind};
@@ -36,7 +31,9 @@ use crate::state::db::{Db, PostgresDb, SqliteDb};
 pub async fn open_store(project: &Project) -> Result<Arc<Store>> {
     let state = &project.settings.state;
     let db: Box<dyn Db> = match state.kind() {
-        StateKind::Postgres => Box::new(PostgresDb::connect(state.url.as_deref().unwrap_or_default()).await?),
+        StateKind::Postgres => {
+            Box::new(PostgresDb::connect(state.url.as_deref().unwrap_or_default()).await?)
+        }
         StateKind::Sqlite => Box::new(SqliteDb::open(&project.resolve(&state.path))?),
     };
     Ok(Arc::new(Store::open(db, &project.settings.pools).await?))

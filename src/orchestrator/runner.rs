@@ -13,11 +13,11 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::host::Host;
-use super::log::Log;
-use super::steps::{Outcome, StepContext};
 use super::store::{Claimed, Finish, RunEnded, Scope};
-use super::template::Vars;
 use crate::core::error::Result;
+use crate::jobs::log::Log;
+use crate::jobs::steps::{Outcome, StepContext};
+use crate::jobs::template::Vars;
 
 /// How a runner takes steps.
 #[derive(Debug, Clone)]
@@ -66,11 +66,7 @@ impl Runner {
         let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
-        let id = format!(
-            "{machine}:{}:{:04x}",
-            std::process::id(),
-            fastrand::u16(..)
-        );
+        let id = format!("{machine}:{}:{:04x}", std::process::id(), fastrand::u16(..));
         Runner {
             host,
             options,
@@ -253,7 +249,7 @@ async fn execute(host: &Arc<Host>, claimed: &Claimed, log: &Log) -> Finish {
         env,
     );
     let context = StepContext {
-        project: host.project.clone(),
+        dir: host.project.dir.clone(),
         host: host.clone(),
         vars,
         log: log.clone(),
@@ -311,7 +307,9 @@ async fn execute(host: &Arc<Host>, claimed: &Claimed, log: &Log) -> Finish {
 /// `base` doubled per earlier retry, capped at `max`, with up to a quarter
 /// more of jitter so retries of many steps spread out.
 pub fn backoff(base: Duration, max: Duration, attempt: i64) -> Duration {
-    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
     let wait = base.saturating_mul(1u32 << doublings).min(max);
     let jitter = wait.mul_f64(fastrand::f64() * 0.25);
     (wait + jitter).min(max.max(base))
@@ -348,7 +346,10 @@ mod tests {
         let first = backoff(base, max, 1);
         assert!(first >= base && first <= base.mul_f64(1.25), "{first:?}");
         let third = backoff(base, max, 3);
-        assert!(third >= Duration::from_secs(40) && third <= Duration::from_secs(50), "{third:?}");
+        assert!(
+            third >= Duration::from_secs(40) && third <= Duration::from_secs(50),
+            "{third:?}"
+        );
         assert_eq!(backoff(base, max, 10), max);
     }
 }

@@ -37,7 +37,11 @@ pub async fn run(
                 if now_leading != leading {
                     tracing::info!(
                         "scheduler {holder}: {}",
-                        if now_leading { "leading" } else { "standing by" }
+                        if now_leading {
+                            "leading"
+                        } else {
+                            "standing by"
+                        }
                     );
                 }
                 leading = now_leading;

@@ -17,12 +17,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use super::dag::{self, Node, StepState};
-use super::log::LogLine;
-use super::schedule::Interval;
 use crate::config::JobConfig;
-use crate::config::job::TriggerRule;
 use crate::core::error::{Error, Result};
+use crate::jobs::TriggerRule;
+use crate::jobs::dag::{self, Node, StepState};
+use crate::jobs::log::LogLine;
+use crate::jobs::schedule::Interval;
 use crate::state::db::{Db, Dialect, Migration, Row, Tx, Value, migrate, now_ms};
 
 /// The schema, in order. Never edit a released migration: add one.
@@ -449,7 +449,10 @@ impl Store {
         let mut tx = self.db.begin().await?;
         let root = match &new.parent {
             Some(parent) => tx
-                .query("SELECT root_run_id FROM job_runs WHERE run_id = $1", &[parent.into()])
+                .query(
+                    "SELECT root_run_id FROM job_runs WHERE run_id = $1",
+                    &[parent.into()],
+                )
                 .await?
                 .first()
                 .map_or_else(|| parent.clone(), |r| r.text(0)),
@@ -969,11 +972,18 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
              expires_at = excluded.expires_at \
              WHERE job_leader.holder = excluded.holder OR job_leader.expires_at < $3",
-            &[holder.into(), (now + ttl.as_millis() as i64).into(), now.into()],
+            &[
+                holder.into(),
+                (now + ttl.as_millis() as i64).into(),
+                now.into(),
+            ],
         )
         .await?;
         let rows = tx
-            .query("SELECT holder FROM job_leader WHERE name = 'scheduler'", &[])
+            .query(
+                "SELECT holder FROM job_leader WHERE name = 'scheduler'",
+                &[],
+            )
             .await?;
         tx.commit().await?;
         Ok(rows.first().is_some_and(|r| r.text(0) == holder))
@@ -1042,7 +1052,10 @@ impl Store {
             .first()
             .map_or(0, |r| r.int(0));
         counts.lease_expiries = tx
-            .query("SELECT count(*) FROM job_attempts WHERE state = 'lost'", &[])
+            .query(
+                "SELECT count(*) FROM job_attempts WHERE state = 'lost'",
+                &[],
+            )
             .await?
             .first()
             .map_or(0, |r| r.int(0));
@@ -1113,7 +1126,12 @@ async fn requeue_expired(tx: &mut dyn Tx, now: i64) -> Result<()> {
             "UPDATE job_attempts SET state = 'lost', ended_at = $4, \
              error = 'its worker stopped (lease expired)' \
              WHERE run_id = $1 AND step = $2 AND attempt = $3",
-            &[run_id.clone().into(), step.clone().into(), tries.into(), now.into()],
+            &[
+                run_id.clone().into(),
+                step.clone().into(),
+                tries.into(),
+                now.into(),
+            ],
         )
         .await?;
         let gives_up = row.int(4) + 1 >= MAX_LOST;
@@ -1201,7 +1219,11 @@ async fn advance(tx: &mut dyn Tx, run_id: &str, now: i64) -> Result<Option<RunEn
         (nodes.get(&step).map(|n| n.state) == Some(StepState::Failed))
             .then(|| (step, error.unwrap_or_default()))
     });
-    let state = if ok { RunState::Succeeded } else { RunState::Failed };
+    let state = if ok {
+        RunState::Succeeded
+    } else {
+        RunState::Failed
+    };
     let error = failed_step
         .as_ref()
         .map(|(step, error)| format!("step {step}: {error}"));
@@ -1221,7 +1243,10 @@ async fn advance(tx: &mut dyn Tx, run_id: &str, now: i64) -> Result<Option<RunEn
         return Ok(None);
     }
     let job = tx
-        .query("SELECT job FROM job_runs WHERE run_id = $1", &[run_id.into()])
+        .query(
+            "SELECT job FROM job_runs WHERE run_id = $1",
+            &[run_id.into()],
+        )
         .await?
         .first()
         .map(|r| r.text(0))

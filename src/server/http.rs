@@ -145,7 +145,13 @@ pub async fn serve(
 }
 
 async fn authorize(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let Some(token) = state.project.settings.server.token.as_deref().filter(|t| !t.is_empty())
+    let Some(token) = state
+        .project
+        .settings
+        .server
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
     else {
         return next.run(request).await;
     };
@@ -160,7 +166,10 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
         next.run(request).await
     } else {
         let mut headers = HeaderMap::new();
-        headers.insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            "Bearer".parse().expect("static header"),
+        );
         (
             StatusCode::UNAUTHORIZED,
             headers,
@@ -259,7 +268,10 @@ async fn trigger(
         .config
         .schedule()
         .and_then(|s| s.interval_before(now, job.config.start().unwrap_or(now)))
-        .unwrap_or(Interval { start: now, end: now });
+        .unwrap_or(Interval {
+            start: now,
+            end: now,
+        });
     let run_id = state
         .jobs
         .create_run(NewRun {
@@ -312,8 +324,8 @@ async fn backfill(
         .schedule()
         .ok_or_else(|| bad(format!("job {} has no schedule to backfill", job.name)))?;
     let tz = job.config.timezone();
-    let from = crate::orchestrator::schedule::parse_start(&body.from, tz).map_err(bad)?;
-    let to = crate::orchestrator::schedule::parse_start(&body.to, tz).map_err(bad)?;
+    let from = crate::jobs::schedule::parse_start(&body.from, tz).map_err(bad)?;
+    let to = crate::jobs::schedule::parse_start(&body.to, tz).map_err(bad)?;
     let anchor = job.config.start().unwrap_or(from);
     let mut runs = Vec::new();
     for interval in schedule.intervals_between(anchor, from, to) {
@@ -331,7 +343,9 @@ async fn backfill(
             })
             .await?;
         match created {
-            Some(run_id) => runs.push(json!({ "interval_start": interval.start, "run_id": run_id, "action": "run" })),
+            Some(run_id) => runs.push(
+                json!({ "interval_start": interval.start, "run_id": run_id, "action": "run" }),
+            ),
             None => {
                 if let Some(run) = state.jobs.run_by_key(&job.name, &key).await? {
                     let rerun = body.reprocess_failed && run.state == RunState::Failed;
@@ -348,7 +362,10 @@ async fn backfill(
         }
     }
     state.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job.name, "intervals": runs }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": job.name, "intervals": runs })),
+    ))
 }
 
 async fn get_run(State(state): State<Shared>, Path(run): Path<String>) -> ApiResult<Json<Value>> {
@@ -359,7 +376,9 @@ async fn get_run(State(state): State<Shared>, Path(run): Path<String>) -> ApiRes
         .ok_or_else(|| not_found(format!("no run {run}")))?;
     let steps = state.jobs.steps(&run).await?;
     let attempts = state.jobs.attempts(&run).await?;
-    Ok(Json(json!({ "run": found, "steps": steps, "attempts": attempts })))
+    Ok(Json(
+        json!({ "run": found, "steps": steps, "attempts": attempts }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -369,7 +388,7 @@ struct LogQuery {
     after: Option<i64>,
 }
 
-fn log_json(step: &str, attempt: i64, line: &crate::orchestrator::log::LogLine) -> Value {
+fn log_json(step: &str, attempt: i64, line: &crate::jobs::log::LogLine) -> Value {
     json!({ "step": step, "attempt": attempt, "seq": line.seq, "at": line.at,
             "stream": line.stream, "line": line.text })
 }
@@ -405,29 +424,34 @@ async fn stream_logs(
         .await?
         .ok_or_else(|| not_found(format!("no run {run}")))?;
     let start = (state, run, query.step, query.after.unwrap_or(0), false);
-    let events = futures_util::stream::unfold(start, |(state, run, step, after, ended)| async move {
-        if ended {
-            return None;
-        }
-        loop {
-            let lines = state.jobs.logs(&run, step.as_deref(), after).await.unwrap_or_default();
-            if let Some(last) = lines.iter().map(|(_, _, l)| l.at).max() {
-                let data: Vec<String> = lines
-                    .iter()
-                    .map(|(s, a, l)| log_json(s, *a, l).to_string())
-                    .collect();
-                let event = Event::default().event("log").data(data.join("\n"));
-                return Some((Ok(event), (state, run, step, last, false)));
+    let events =
+        futures_util::stream::unfold(start, |(state, run, step, after, ended)| async move {
+            if ended {
+                return None;
             }
-            let done = matches!(state.jobs.run(&run).await, Ok(Some(r)) if r.state.is_done())
-                || matches!(state.jobs.run(&run).await, Ok(None));
-            if done {
-                let event = Event::default().event("end").data(run.clone());
-                return Some((Ok(event), (state, run, step, after, true)));
+            loop {
+                let lines = state
+                    .jobs
+                    .logs(&run, step.as_deref(), after)
+                    .await
+                    .unwrap_or_default();
+                if let Some(last) = lines.iter().map(|(_, _, l)| l.at).max() {
+                    let data: Vec<String> = lines
+                        .iter()
+                        .map(|(s, a, l)| log_json(s, *a, l).to_string())
+                        .collect();
+                    let event = Event::default().event("log").data(data.join("\n"));
+                    return Some((Ok(event), (state, run, step, last, false)));
+                }
+                let done = matches!(state.jobs.run(&run).await, Ok(Some(r)) if r.state.is_done())
+                    || matches!(state.jobs.run(&run).await, Ok(None));
+                if done {
+                    let event = Event::default().event("end").data(run.clone());
+                    return Some((Ok(event), (state, run, step, after, true)));
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -518,13 +542,19 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         "# HELP flowline_job_runs Job runs by state.\n# TYPE flowline_job_runs gauge\n",
     );
     for (s, n) in &counts.runs {
-        out.push_str(&format!("flowline_job_runs{{state=\"{}\"}} {n}\n", label(s)));
+        out.push_str(&format!(
+            "flowline_job_runs{{state=\"{}\"}} {n}\n",
+            label(s)
+        ));
     }
     out.push_str(
         "# HELP flowline_job_steps Steps of job runs by state.\n# TYPE flowline_job_steps gauge\n",
     );
     for (s, n) in &counts.steps {
-        out.push_str(&format!("flowline_job_steps{{state=\"{}\"}} {n}\n", label(s)));
+        out.push_str(&format!(
+            "flowline_job_steps{{state=\"{}\"}} {n}\n",
+            label(s)
+        ));
     }
     out.push_str(&format!(
         "# HELP flowline_queue_depth Steps ready to run and waiting for a worker.\n\
@@ -537,7 +567,11 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         let mut durations = state.metrics.lock().unwrap_or_else(|p| p.into_inner());
         durations.seen_until = crate::state::db::now_ms();
         for (job, step, seconds) in ended {
-            durations.by_step.entry((job, step)).or_default().observe(seconds);
+            durations
+                .by_step
+                .entry((job, step))
+                .or_default()
+                .observe(seconds);
         }
         out.push_str(
             "# HELP flowline_step_duration_seconds Duration of step attempts.\n\
@@ -561,7 +595,10 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
     }
     out.push_str(&pipeline_metrics(state.history.as_ref())?);
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
         .into_response())
@@ -572,19 +609,54 @@ fn pipeline_metrics(history: &dyn StateStore) -> Result<String> {
     let runs = history.last_runs()?;
     let mut out = String::new();
     let gauges: [(&str, &str, fn(&crate::state::RunRecord) -> Option<f64>); 7] = [
-        ("flowline_pipeline_last_run_rows", "Rows the pipeline's last run committed.", |r| Some(r.rows as f64)),
-        ("flowline_pipeline_last_run_bytes", "Bytes the pipeline's last run read.", |r| Some(r.bytes as f64)),
-        ("flowline_pipeline_last_run_dead_letters", "Rows the pipeline's last run sent to the dead-letter table.", |r| Some(r.bad_rows as f64)),
-        ("flowline_pipeline_last_run_succeeded", "1 when the pipeline's last run succeeded.", |r| Some(f64::from(u8::from(r.status == crate::state::RunStatus::Succeeded)))),
-        ("flowline_stream_messages", "Messages the stream session committed.", |r| r.stream.map(|s| s.messages as f64)),
-        ("flowline_stream_lag", "Messages waiting in the broker, as it last reported.", |r| r.stream.and_then(|s| s.lag).map(|l| l as f64)),
-        ("flowline_stream_batch_p99_seconds", "99th percentile from a batch's first message to its commit.", |r| r.stream.map(|s| s.batch_p99_ms as f64 / 1000.0)),
+        (
+            "flowline_pipeline_last_run_rows",
+            "Rows the pipeline's last run committed.",
+            |r| Some(r.rows as f64),
+        ),
+        (
+            "flowline_pipeline_last_run_bytes",
+            "Bytes the pipeline's last run read.",
+            |r| Some(r.bytes as f64),
+        ),
+        (
+            "flowline_pipeline_last_run_dead_letters",
+            "Rows the pipeline's last run sent to the dead-letter table.",
+            |r| Some(r.bad_rows as f64),
+        ),
+        (
+            "flowline_pipeline_last_run_succeeded",
+            "1 when the pipeline's last run succeeded.",
+            |r| {
+                Some(f64::from(u8::from(
+                    r.status == crate::state::RunStatus::Succeeded,
+                )))
+            },
+        ),
+        (
+            "flowline_stream_messages",
+            "Messages the stream session committed.",
+            |r| r.stream.map(|s| s.messages as f64),
+        ),
+        (
+            "flowline_stream_lag",
+            "Messages waiting in the broker, as it last reported.",
+            |r| r.stream.and_then(|s| s.lag).map(|l| l as f64),
+        ),
+        (
+            "flowline_stream_batch_p99_seconds",
+            "99th percentile from a batch's first message to its commit.",
+            |r| r.stream.map(|s| s.batch_p99_ms as f64 / 1000.0),
+        ),
     ];
     for (name, help, value) in gauges {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for run in &runs {
             if let Some(v) = value(run) {
-                out.push_str(&format!("{name}{{pipeline=\"{}\"}} {v}\n", label(&run.pipeline)));
+                out.push_str(&format!(
+                    "{name}{{pipeline=\"{}\"}} {v}\n",
+                    label(&run.pipeline)
+                ));
             }
         }
     }

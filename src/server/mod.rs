@@ -11,6 +11,7 @@
 //! ([`client`]); when none answers they open the warehouse themselves, as
 //! before. The bytes exchanged are described in `protocol`.
 
+pub mod access;
 pub mod client;
 pub mod http;
 pub mod local;

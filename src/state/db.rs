@@ -199,9 +199,7 @@ impl Db for SqliteDb {
         let conn = self.conn.clone().lock_owned().await;
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| Error::state("starting a transaction", e))?;
-        Ok(Box::new(SqliteTx {
-            conn: Some(conn),
-        }))
+        Ok(Box::new(SqliteTx { conn: Some(conn) }))
     }
 
     fn dialect(&self) -> Dialect {
@@ -226,9 +224,7 @@ impl Tx for SqliteTx {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let conn = self.conn()?;
         let sql = sqlite_sql(sql);
-        let mut stmt = conn
-            .prepare_cached(&sql)
-            .map_err(|e| db_error(&sql, e))?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| db_error(&sql, e))?;
         let columns = stmt.column_count();
         let params: Vec<rusqlite::types::Value> = params.iter().map(to_sqlite).collect();
         let mut rows = stmt
@@ -358,9 +354,21 @@ fn from_postgres(row: &tokio_postgres::Row, i: usize) -> Value {
     let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
     match ty {
         Type::INT8 => int(row.try_get::<_, Option<i64>>(i).ok().flatten()),
-        Type::INT4 => int(row.try_get::<_, Option<i32>>(i).ok().flatten().map(i64::from)),
-        Type::INT2 => int(row.try_get::<_, Option<i16>>(i).ok().flatten().map(i64::from)),
-        Type::BOOL => int(row.try_get::<_, Option<bool>>(i).ok().flatten().map(i64::from)),
+        Type::INT4 => int(row
+            .try_get::<_, Option<i32>>(i)
+            .ok()
+            .flatten()
+            .map(i64::from)),
+        Type::INT2 => int(row
+            .try_get::<_, Option<i16>>(i)
+            .ok()
+            .flatten()
+            .map(i64::from)),
+        Type::BOOL => int(row
+            .try_get::<_, Option<bool>>(i)
+            .ok()
+            .flatten()
+            .map(i64::from)),
         _ => row
             .try_get::<_, Option<String>>(i)
             .ok()
@@ -441,7 +449,8 @@ pub struct Migration {
 pub async fn migrate(db: &dyn Db, migrations: &[Migration]) -> Result<()> {
     let mut tx = db.begin().await?;
     if db.dialect() == Dialect::Postgres {
-        tx.execute("SELECT pg_advisory_xact_lock(727274)", &[]).await?;
+        tx.execute("SELECT pg_advisory_xact_lock(727274)", &[])
+            .await?;
     }
     tx.execute(
         "CREATE TABLE IF NOT EXISTS flowline_migrations (version BIGINT PRIMARY KEY, \
@@ -510,9 +519,12 @@ mod tests {
         migrate(&db, &migrations).await.expect("second is a no-op");
         {
             let mut tx = db.begin().await.expect("begin");
-            tx.execute("INSERT INTO things VALUES ($1, $2)", &[1.into(), "a".into()])
-                .await
-                .expect("insert");
+            tx.execute(
+                "INSERT INTO things VALUES ($1, $2)",
+                &[1.into(), "a".into()],
+            )
+            .await
+            .expect("insert");
         }
         let mut tx = db.begin().await.expect("begin");
         let rows = tx

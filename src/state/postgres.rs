@@ -122,7 +122,12 @@ impl StateStore for PostgresStateStore {
                         "INSERT INTO flowline_pipeline_runs ({COLUMNS}) \
                          VALUES ($1, $2, $3, NULL, $4, 0, 0, 0, NULL, NULL, 0)"
                     ),
-                    &[&run.run_id, &run.pipeline, &run.started_at, &run.status.as_str()],
+                    &[
+                        &run.run_id,
+                        &run.pipeline,
+                        &run.started_at,
+                        &run.status.as_str(),
+                    ],
                 )
                 .await
                 .map_err(pg("recording run start"))?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{Outcome, StepAction, StepContext, StepKind, check_template};
-use crate::config::Project;
+use crate::jobs::ProjectRefs;
 
 /// `http = { url = "...", method = "POST", headers = {...}, body = "..." }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,8 +85,8 @@ impl StepAction for HttpStep {
         format!("http {} {}", self.method, self.url)
     }
 
-    fn check(&self, _project: &Project) -> Result<(), String> {
-        crate::orchestrator::schedule::parse_duration(&self.timeout)
+    fn check(&self, _project: &ProjectRefs) -> Result<(), String> {
+        crate::jobs::schedule::parse_duration(&self.timeout)
             .map_err(|e| format!("http timeout: {e}"))?;
         check_template(Self::KEY, &self.url)?;
         self.headers
@@ -96,7 +96,7 @@ impl StepAction for HttpStep {
     }
 
     async fn run(&self, ctx: &StepContext) -> Result<Outcome, String> {
-        let timeout = crate::orchestrator::schedule::parse_duration(&self.timeout)?;
+        let timeout = crate::jobs::schedule::parse_duration(&self.timeout)?;
         let (status, body) = send(
             ctx,
             &self.method,

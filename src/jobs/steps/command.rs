@@ -10,8 +10,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Outcome, StepAction, StepContext, StepKind, check_template};
-use crate::config::Project;
-use crate::orchestrator::log::Log;
+use crate::jobs::ProjectRefs;
+use crate::jobs::log::Log;
 
 /// `command = ["program", "arg", ...]`, each a template, or one string run
 /// by `sh -c`.
@@ -74,12 +74,16 @@ impl StepAction for CommandStep {
         format!("command {}", self.argv().join(" "))
     }
 
-    fn check(&self, _project: &Project) -> Result<(), String> {
+    fn check(&self, _project: &ProjectRefs) -> Result<(), String> {
         let argv = self.argv();
         if argv.first().is_none_or(|p| p.trim().is_empty()) {
-            return Err("command: name the program to run, e.g. command = [\"python\", \"export.py\"]".into());
+            return Err(
+                "command: name the program to run, e.g. command = [\"python\", \"export.py\"]"
+                    .into(),
+            );
         }
-        argv.iter().try_for_each(|arg| check_template(Self::KEY, arg))
+        argv.iter()
+            .try_for_each(|arg| check_template(Self::KEY, arg))
     }
 
     async fn run(&self, ctx: &StepContext) -> Result<Outcome, String> {
@@ -103,13 +107,16 @@ impl StepAction for CommandStep {
         }
         let mut child = command
             .args(args)
-            .current_dir(&ctx.project.dir)
+            .current_dir(&ctx.dir)
             .envs(&ctx.vars.env)
             .env("FLOWLINE_JOB", &ctx.vars.job)
             .env("FLOWLINE_RUN_ID", &ctx.vars.run_id)
             .env("FLOWLINE_STEP", &ctx.step)
             .env("FLOWLINE_DS", &ctx.vars.ds)
-            .env("FLOWLINE_DATA_INTERVAL_START", &ctx.vars.data_interval_start)
+            .env(
+                "FLOWLINE_DATA_INTERVAL_START",
+                &ctx.vars.data_interval_start,
+            )
             .env("FLOWLINE_DATA_INTERVAL_END", &ctx.vars.data_interval_end)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -3,10 +3,45 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::JobConfig;
-use crate::config::job::TriggerRule;
+/// When a step runs, given how the steps it comes after ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerRule {
+    /// Every upstream step succeeded (the default).
+    #[default]
+    AllSuccess,
+    /// Every upstream step ended, however.
+    AllDone,
+    /// At least one upstream step failed (runs as soon as one does).
+    OneFailed,
+    /// At least one upstream step succeeded (runs as soon as one does).
+    OneSuccess,
+}
+
+impl TriggerRule {
+    /// The name as written in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerRule::AllSuccess => "all_success",
+            TriggerRule::AllDone => "all_done",
+            TriggerRule::OneFailed => "one_failed",
+            TriggerRule::OneSuccess => "one_success",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> TriggerRule {
+        match text {
+            "all_done" => TriggerRule::AllDone,
+            "one_failed" => TriggerRule::OneFailed,
+            "one_success" => TriggerRule::OneSuccess,
+            _ => TriggerRule::AllSuccess,
+        }
+    }
+}
 
 /// Where a step of a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +103,10 @@ impl StepState {
     pub fn is_done(self) -> bool {
         matches!(
             self,
-            StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::UpstreamFailed
+            StepState::Succeeded
+                | StepState::Failed
+                | StepState::Skipped
+                | StepState::UpstreamFailed
         )
     }
 
@@ -114,13 +152,13 @@ fn decide(rule: TriggerRule, upstream: &[StepState]) -> Option<StepState> {
     let any_succeeded = upstream.contains(&StepState::Succeeded);
     match rule {
         TriggerRule::AllSuccess if any_failed => Some(StepState::UpstreamFailed),
-        TriggerRule::AllSuccess if all_done => Some(
-            if upstream.iter().all(|s| *s == StepState::Succeeded) {
+        TriggerRule::AllSuccess if all_done => {
+            Some(if upstream.iter().all(|s| *s == StepState::Succeeded) {
                 StepState::Queued
             } else {
                 StepState::Skipped
-            },
-        ),
+            })
+        }
         TriggerRule::AllDone if all_done => Some(StepState::Queued),
         TriggerRule::OneFailed if any_failed => Some(StepState::Queued),
         TriggerRule::OneFailed if all_done => Some(StepState::Skipped),
@@ -142,18 +180,15 @@ pub fn run_outcome(nodes: &BTreeMap<String, Node>) -> Option<bool> {
     Some(!nodes.values().any(|n| n.state.is_failure()))
 }
 
-/// A cycle among the job's steps, as the names along it with the first
-/// repeated at the end (`a -> b -> a`), if there is one.
-pub fn find_cycle(job: &JobConfig) -> Option<Vec<String>> {
-    let edges: BTreeMap<&str, Vec<&str>> = job
-        .steps
-        .iter()
-        .map(|s| {
-            (
-                s.name(),
-                s.settings.after.iter().map(String::as_str).collect(),
-            )
-        })
+/// A cycle among steps given as (name, the steps it comes after), as the
+/// names along it with the first repeated at the end (`a -> b -> a`), if
+/// there is one.
+pub fn find_cycle<'a>(
+    steps: impl IntoIterator<Item = (&'a str, &'a [String])>,
+) -> Option<Vec<String>> {
+    let edges: BTreeMap<&str, Vec<&str>> = steps
+        .into_iter()
+        .map(|(name, after)| (name, after.iter().map(String::as_str).collect()))
         .collect();
     // Depth-first search with the path kept: 0 unseen, 1 on the path, 2 done.
     let mut mark: BTreeMap<&str, u8> = BTreeMap::new();
@@ -225,12 +260,27 @@ mod tests {
 
     #[test]
     fn the_other_rules_run_on_what_they_name() {
-        assert_eq!(decide(TriggerRule::AllDone, &[Failed, Skipped]), Some(Queued));
+        assert_eq!(
+            decide(TriggerRule::AllDone, &[Failed, Skipped]),
+            Some(Queued)
+        );
         assert_eq!(decide(TriggerRule::AllDone, &[Failed, Running]), None);
-        assert_eq!(decide(TriggerRule::OneFailed, &[Failed, Running]), Some(Queued));
-        assert_eq!(decide(TriggerRule::OneFailed, &[Succeeded, Succeeded]), Some(Skipped));
-        assert_eq!(decide(TriggerRule::OneSuccess, &[Succeeded, Running]), Some(Queued));
-        assert_eq!(decide(TriggerRule::OneSuccess, &[Failed, Failed]), Some(UpstreamFailed));
+        assert_eq!(
+            decide(TriggerRule::OneFailed, &[Failed, Running]),
+            Some(Queued)
+        );
+        assert_eq!(
+            decide(TriggerRule::OneFailed, &[Succeeded, Succeeded]),
+            Some(Skipped)
+        );
+        assert_eq!(
+            decide(TriggerRule::OneSuccess, &[Succeeded, Running]),
+            Some(Queued)
+        );
+        assert_eq!(
+            decide(TriggerRule::OneSuccess, &[Failed, Failed]),
+            Some(UpstreamFailed)
+        );
     }
 
     #[test]

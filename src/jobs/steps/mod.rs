@@ -23,10 +23,9 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
-use super::host::Host;
 use super::log::Log;
 use super::template::Vars;
-use crate::config::Project;
+use super::{ProjectRefs, StepHost};
 use crate::core::diagnostic::SpannedError;
 
 /// Every step kind, in the order listings show them. Adding a kind is one
@@ -62,10 +61,10 @@ pub struct Poke {
 
 /// Everything an attempt can use.
 pub struct StepContext {
-    /// The project the job belongs to.
-    pub project: Arc<Project>,
+    /// The project folder: commands run there, file sensors look there.
+    pub dir: std::path::PathBuf,
     /// The warehouse, pipelines and other jobs, as this process reaches them.
-    pub host: Arc<Host>,
+    pub host: Arc<dyn StepHost>,
     /// The template variables of the run.
     pub vars: Vars,
     /// Where the step's output goes.
@@ -95,7 +94,7 @@ pub trait StepAction: fmt::Debug + Send + Sync {
 
     /// Checks what the config names against the project (a pipeline or job
     /// that exists, well-formed templates), without running anything.
-    fn check(&self, project: &Project) -> Result<(), String> {
+    fn check(&self, project: &ProjectRefs) -> Result<(), String> {
         let _ = project;
         Ok(())
     }

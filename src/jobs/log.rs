@@ -40,7 +40,7 @@ impl Log {
         let seq = buffer.next_seq;
         buffer.pending.push(LogLine {
             seq,
-            at: crate::state::db::now_ms(),
+            at: chrono::Utc::now().timestamp_millis(),
             stream: stream.to_string(),
             text,
         });

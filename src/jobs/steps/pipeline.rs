@@ -3,9 +3,7 @@
 use serde::Deserialize;
 
 use super::{Outcome, StepAction, StepContext, StepKind};
-use crate::config::Project;
-use crate::core::Mode;
-use crate::state::RunStatus;
+use crate::jobs::ProjectRefs;
 
 /// `pipeline = "NAME"`: a pipeline of `pipelines/NAME.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,9 +28,9 @@ impl StepAction for PipelineStep {
         format!("pipeline {}", self.name)
     }
 
-    fn check(&self, project: &Project) -> Result<(), String> {
-        let pipeline = project.pipeline(&self.name).map_err(|e| e.to_string())?;
-        if pipeline.config.mode == Mode::Stream {
+    fn check(&self, project: &ProjectRefs) -> Result<(), String> {
+        project.expect("pipeline", &self.name)?;
+        if project.pipelines.get(&self.name) == Some(&true) {
             return Err(format!(
                 "pipeline {} is a stream pipeline: it runs continuously under `flowline stream` \
                  or `flowline serve`, not as a step",
@@ -44,20 +42,16 @@ impl StepAction for PipelineStep {
 
     async fn run(&self, ctx: &StepContext) -> Result<Outcome, String> {
         ctx.log.flowline(format!("running pipeline {}", self.name));
-        let record = ctx
-            .host
-            .run_pipeline(&self.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        match record.status {
-            RunStatus::Succeeded => {
+        let record = ctx.host.run_pipeline(&self.name).await?;
+        match record.succeeded {
+            true => {
                 ctx.log.flowline(format!(
                     "pipeline {}: {} rows loaded, {} rows to the dead-letter table, run {}",
                     self.name, record.rows, record.bad_rows, record.run_id
                 ));
                 Ok(Outcome::Done)
             }
-            _ => Err(format!(
+            false => Err(format!(
                 "pipeline {} failed (run {}): {}",
                 self.name,
                 record.run_id,

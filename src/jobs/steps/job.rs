@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Outcome, Poke, StepAction, StepContext, StepKind};
-use crate::config::Project;
-use crate::orchestrator::RunState;
+use crate::jobs::ChildState;
+use crate::jobs::ProjectRefs;
 
 /// `job = "NAME"`: a job of `jobs/NAME.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,8 +32,8 @@ impl StepAction for JobStep {
         format!("job {}", self.name)
     }
 
-    fn check(&self, project: &Project) -> Result<(), String> {
-        project.job(&self.name).map(|_| ()).map_err(|e| e.to_string())
+    fn check(&self, project: &ProjectRefs) -> Result<(), String> {
+        project.expect("job", &self.name)
     }
 
     fn poke(&self) -> Option<Poke> {
@@ -49,15 +49,14 @@ impl StepAction for JobStep {
         let child = ctx
             .host
             .start_child_run(&self.name, &key, &ctx.vars)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match child.state {
-            RunState::Succeeded => {
+            ChildState::Succeeded => {
                 ctx.log
                     .flowline(format!("job {} run {} succeeded", self.name, child.run_id));
                 Ok(Outcome::Done)
             }
-            RunState::Failed => Err(format!("job {} run {} failed", self.name, child.run_id)),
+            ChildState::Failed => Err(format!("job {} run {} failed", self.name, child.run_id)),
             _ => Ok(Outcome::NotYet),
         }
     }

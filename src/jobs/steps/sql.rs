@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{Outcome, StepAction, StepContext, StepKind, check_template};
-use crate::config::Project;
+use crate::jobs::ProjectRefs;
 
 /// `sql = "STATEMENT"`, a template.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,15 +29,14 @@ impl StepAction for SqlStep {
         format!("sql {first}")
     }
 
-    fn check(&self, _project: &Project) -> Result<(), String> {
+    fn check(&self, _project: &ProjectRefs) -> Result<(), String> {
         check_template(Self::KEY, &self.statement)
     }
 
     async fn run(&self, ctx: &StepContext) -> Result<Outcome, String> {
         let statement = ctx.render(&self.statement)?;
         ctx.log.flowline(format!("sql: {statement}"));
-        let result = ctx.host.query(&statement).await.map_err(|e| e.to_string())?;
-        let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
+        let rows = ctx.host.query(&statement).await?;
         ctx.log.flowline(format!("ok, {rows} rows returned"));
         Ok(Outcome::Done)
     }

@@ -92,16 +92,32 @@ mod tests {
         let end = Utc.with_ymd_and_hms(2026, 3, 29, 22, 0, 0).unwrap();
         let mut params = serde_json::Map::new();
         params.insert("country".into(), "NL".into());
-        Vars::new("daily", "r1", (start, end), chrono_tz::Europe::Amsterdam, params, Default::default())
+        Vars::new(
+            "daily",
+            "r1",
+            (start, end),
+            chrono_tz::Europe::Amsterdam,
+            params,
+            Default::default(),
+        )
     }
 
     #[test]
     fn dates_are_shown_in_the_jobs_time_zone() {
         let v = vars();
         assert_eq!(render("{{ ds }}", &v).unwrap(), "2026-03-29");
-        assert_eq!(render("{{ data_interval_start }}", &v).unwrap(), "2026-03-29T00:00:00+01:00");
-        assert_eq!(render("{{ data_interval_end }}", &v).unwrap(), "2026-03-30T00:00:00+02:00");
-        assert_eq!(render("landing/{{ ds_nodash }}/{{ params.country }}", &v).unwrap(), "landing/20260329/NL");
+        assert_eq!(
+            render("{{ data_interval_start }}", &v).unwrap(),
+            "2026-03-29T00:00:00+01:00"
+        );
+        assert_eq!(
+            render("{{ data_interval_end }}", &v).unwrap(),
+            "2026-03-30T00:00:00+02:00"
+        );
+        assert_eq!(
+            render("landing/{{ ds_nodash }}/{{ params.country }}", &v).unwrap(),
+            "landing/20260329/NL"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Outcome, Poke, StepAction, StepContext, StepKind, check_template};
-use crate::config::Project;
-use crate::orchestrator::schedule::parse_duration;
+use crate::jobs::ProjectRefs;
+use crate::jobs::schedule::parse_duration;
 
 /// `sensor = { file = "...", poke = "30s", timeout = "6h" }`: one
 /// condition and how to wait for it.
@@ -88,9 +88,11 @@ impl SensorStep {
         match set.len() {
             1 => set.into_iter().next().ok_or_else(String::new),
             0 => Err("sensor: set one of `file`, `sql`, `http`, `queue`, `table_fresh`".into()),
-            _ => Err("sensor: set only one of `file`, `sql`, `http`, `queue`, `table_fresh`; \
+            _ => Err(
+                "sensor: set only one of `file`, `sql`, `http`, `queue`, `table_fresh`; \
                       use one step per condition"
-                .into()),
+                    .into(),
+            ),
         }
     }
 
@@ -102,7 +104,7 @@ impl SensorStep {
 
     async fn file_exists(ctx: &StepContext, pattern: &str) -> Result<bool, String> {
         let pattern = ctx.render(pattern)?;
-        let full = ctx.project.resolve(&pattern);
+        let full = ctx.dir.join(&pattern);
         let found = glob::glob(&full.to_string_lossy())
             .map_err(|e| format!("sensor file \"{pattern}\": {e}"))?
             .flatten()
@@ -115,8 +117,7 @@ impl SensorStep {
 
     async fn query_returns_a_row(ctx: &StepContext, sql: &str) -> Result<bool, String> {
         let sql = ctx.render(sql)?;
-        let result = ctx.host.query(&sql).await.map_err(|e| e.to_string())?;
-        Ok(result.batches.iter().any(|b| b.num_rows() > 0))
+        Ok(ctx.host.query(&sql).await? > 0)
     }
 
     async fn url_answers(ctx: &StepContext, url: &str) -> Result<bool, String> {
@@ -138,17 +139,9 @@ impl SensorStep {
             .connection
             .as_deref()
             .ok_or("sensor queue: set connection = \"NAME\" of a [connections.NAME] amqp:// URL")?;
-        let url = ctx
-            .project
-            .connection(name)
-            .map_err(|e| e.to_string())?
-            .url
-            .clone()
-            .ok_or_else(|| format!("sensor queue: [connections.{name}] has no url"))?;
-        let waiting = crate::sources::rabbitmq::queue_depth(&url, &ctx.render(queue)?)
-            .await
-            .map_err(|e| e.to_string())?;
-        ctx.log.flowline(format!("{waiting} messages waiting in {queue}"));
+        let waiting = ctx.host.queue_depth(name, &ctx.render(queue)?).await?;
+        ctx.log
+            .flowline(format!("{waiting} messages waiting in {queue}"));
         Ok(waiting > 0)
     }
 
@@ -175,8 +168,9 @@ impl SensorStep {
         );
         let fresh = Self::query_returns_a_row(ctx, &sql).await?;
         if !fresh {
-            ctx.log
-                .flowline(format!("{table}: no rows with {column} at or after {threshold} yet"));
+            ctx.log.flowline(format!(
+                "{table}: no rows with {column} at or after {threshold} yet"
+            ));
         }
         Ok(fresh)
     }
@@ -199,7 +193,7 @@ impl StepAction for SensorStep {
         }
     }
 
-    fn check(&self, project: &Project) -> Result<(), String> {
+    fn check(&self, project: &ProjectRefs) -> Result<(), String> {
         self.durations()?;
         match self.condition()? {
             Condition::File(t) | Condition::Sql(t) | Condition::Http(t) => {
@@ -209,12 +203,14 @@ impl StepAction for SensorStep {
                 let name = self.connection.as_deref().ok_or(
                     "sensor queue: set connection = \"NAME\" of a [connections.NAME] amqp:// URL",
                 )?;
-                project.connection(name).map(|_| ()).map_err(|e| e.to_string())
+                project.expect("connection", name)
             }
             Condition::TableFresh(table) => {
                 crate::core::TableName::parse(table).map_err(|e| e.to_string())?;
                 if self.column.is_none() {
-                    return Err("sensor table_fresh: set column = \"...\", the table's time column".into());
+                    return Err(
+                        "sensor table_fresh: set column = \"...\", the table's time column".into(),
+                    );
                 }
                 Ok(())
             }
