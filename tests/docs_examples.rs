@@ -56,7 +56,7 @@
 //!    `mysql://`, `sqlite://`, `amqp://`, `kafka://`, `nats://`, `mqtt://`;
 //!    PostgreSQL for a destination or the warehouse).
 //! 7. Every `${VAR}` is set in the environment: when it is the whole `url` of
-//!    a connection, a source or the warehouse, to that placeholder URL;
+//!    a connection, a source, the warehouse or the state store, to that placeholder URL;
 //!    otherwise to `docs-placeholder`.
 //! 8. A `file` source whose `path` matches no file of the project gets an
 //!    empty file at that path (`*` read as `example`, `?` as `x`).
@@ -1314,6 +1314,7 @@ fn complete(
         }
     }
     url_var(string_at(&project_table, &["warehouse", "url"]), "postgres");
+    url_var(string_at(&project_table, &["state", "url"]), "postgres");
     for pipeline in &pipelines {
         if let Some(kind) = source_kind(pipeline) {
             url_var(string_at(pipeline, &["source", "url"]), kind);

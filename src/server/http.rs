@@ -604,11 +604,14 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .into_response())
 }
 
+/// Reads one number off a run record.
+type Reading = fn(&crate::state::RunRecord) -> Option<f64>;
+
 /// The pipelines' last runs and streams' numbers, as gauges.
 fn pipeline_metrics(history: &dyn StateStore) -> Result<String> {
     let runs = history.last_runs()?;
     let mut out = String::new();
-    let gauges: [(&str, &str, fn(&crate::state::RunRecord) -> Option<f64>); 7] = [
+    let gauges: [(&str, &str, Reading); 7] = [
         (
             "flowline_pipeline_last_run_rows",
             "Rows the pipeline's last run committed.",
