@@ -413,3 +413,76 @@ fn bad_job_files_are_reported_with_file_line_and_column() {
         invalid("timezone = \"Europe/Amsterdan\"\n[[step]]\nname = \"a\"\ncommand = \"true\"\n");
     assert!(out.contains("unknown time zone"), "{out}");
 }
+
+#[test]
+fn http_and_sql_steps_and_a_failure_alert_reach_real_servers() {
+    use std::sync::{Arc, Mutex};
+    let alerts: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let received = alerts.clone();
+    let router = axum::Router::new()
+        .route("/ok", axum::routing::post(|| async { "pong" }))
+        .route(
+            "/broken",
+            axum::routing::get(|| async { (axum::http::StatusCode::BAD_GATEWAY, "upstream down") }),
+        )
+        .route(
+            "/alert",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let received = received.clone();
+                async move {
+                    received.lock().expect("lock").push(body);
+                    "ok"
+                }
+            }),
+        );
+    let base = common::serve_http(router);
+    let p = TestProject::new();
+    p.write(
+        "jobs/calls.toml",
+        format!(
+            r#"
+on_failure = {{ webhook = "{base}/alert" }}
+
+[[step]]
+name = "ping"
+http = {{ url = "{base}/ok", method = "POST", body = "{{{{ ds }}}}" }}
+
+[[step]]
+name = "table"
+after = ["ping"]
+sql = "CREATE TABLE marks AS SELECT 1 AS n"
+
+[[step]]
+name = "ready"
+after = ["table"]
+sensor = {{ sql = "SELECT n FROM marks WHERE n = 1", poke = "100ms", timeout = "10s" }}
+
+[[step]]
+name = "broken"
+after = ["ready"]
+http = {{ url = "{base}/broken" }}
+"#
+        ),
+    );
+    let out = p.fails(&["jobs", "run", "calls"]);
+    assert!(
+        out.contains("answered 502 Bad Gateway: upstream down"),
+        "{out}"
+    );
+    let states = step_states(&p, &last_run(&p, "calls"));
+    assert_eq!(
+        states.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+        ["succeeded", "succeeded", "succeeded", "failed"]
+    );
+    let alerts = alerts.lock().expect("lock");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["job"], "calls");
+    assert_eq!(alerts[0]["step"], "broken");
+    assert!(
+        alerts[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("502"),
+        "{alerts:?}"
+    );
+}

@@ -276,10 +276,12 @@ async fn run_to_end(
         ));
     }
     let (_stop, stopped) = watch::channel(false);
-    let alerts = project.clone();
-    let on_end = move |ended: crate::orchestrator::store::RunEnded| {
-        let project = alerts.clone();
-        tokio::spawn(async move { crate::orchestrator::alert(&project, &ended).await });
+    // Alerts are sent before this process exits.
+    let alerts = std::sync::Mutex::new(Vec::new());
+    let on_end = |ended: crate::orchestrator::store::RunEnded| {
+        let project = project.clone();
+        let sent = tokio::spawn(async move { crate::orchestrator::alert(&project, &ended).await });
+        alerts.lock().unwrap_or_else(|p| p.into_inner()).push(sent);
     };
     // One runner per root run, one after another: each ends with its run.
     for (runner, root) in runners.iter().zip(roots) {
@@ -292,6 +294,10 @@ async fn run_to_end(
             }) as futures_util::future::BoxFuture<'static, bool>
         };
         runner.run(stopped.clone(), Some(&until), &on_end).await?;
+    }
+    let sent = std::mem::take(&mut *alerts.lock().unwrap_or_else(|p| p.into_inner()));
+    for alert in sent {
+        let _ = alert.await;
     }
     Ok(())
 }
