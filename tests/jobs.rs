@@ -486,3 +486,39 @@ http = {{ url = "{base}/broken" }}
         "{alerts:?}"
     );
 }
+
+#[test]
+fn a_queue_sensor_waits_for_messages_in_rabbitmq() {
+    if !common::rabbitmq::rabbitmq() {
+        return;
+    }
+    let queue = common::unique("flowline_sensor");
+    common::rabbitmq::publish(&queue, &[]);
+    let p = TestProject::new();
+    p.write(
+        "flowline.toml",
+        format!(
+            "[project]\nname = \"test\"\n\n[connections.rabbit]\nurl = \"{}\"\n",
+            common::rabbitmq::AMQP
+        ),
+    );
+    p.write(
+        "jobs/queued.toml",
+        format!(
+            "[[step]]\nname = \"wait\"\nsensor = {{ queue = \"{queue}\", connection = \"rabbit\", poke = \"100ms\", timeout = \"30s\" }}\n"
+        ),
+    );
+    let mut run = p
+        .command(&["jobs", "run", "queued"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(run.try_wait().expect("wait").is_none(), "the sensor did not wait");
+    common::rabbitmq::publish(&queue, &["{\"id\":1}".to_string()]);
+    let status = run.wait().expect("wait");
+    common::rabbitmq::purge_and_delete(&queue);
+    assert!(status.success());
+    let logs = p.ok(&["jobs", "logs", &last_run(&p, "queued")]);
+    assert!(logs.contains("1 messages waiting"), "{logs}");
+}

@@ -128,24 +128,31 @@ fn broker_address(url: &str) -> String {
         .unwrap_or_else(|| "the broker".into())
 }
 
-async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection, Channel)> {
-    let address = broker_address(url);
-    let fail = |what: &str, e: lapin::Error| {
-        let failure = ConnectionFailure::of(&e);
-        Error::connection(
-            format!("rabbitmq {address}, queue {:?}", config.queue),
-            failure,
-            format!("{what}: {e}"),
-            Some(Box::new(e)),
-        )
-    };
+/// A broker error on `queue` while doing `what`, with its cause.
+fn broker_error(url: &str, queue: &str, what: &str, e: lapin::Error) -> Error {
+    Error::connection(
+        format!("rabbitmq {}, queue {queue:?}", broker_address(url)),
+        ConnectionFailure::of(&e),
+        format!("{what}: {e}"),
+        Some(Box::new(e)),
+    )
+}
+
+/// A connection to the broker at `url` and a channel on it, for `queue`.
+async fn open_channel(url: &str, queue: &str) -> Result<(Connection, Channel)> {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
-        .map_err(|e| fail("connecting", e))?;
+        .map_err(|e| broker_error(url, queue, "connecting", e))?;
     let channel = connection
         .create_channel()
         .await
-        .map_err(|e| fail("opening a channel", e))?;
+        .map_err(|e| broker_error(url, queue, "opening a channel", e))?;
+    Ok((connection, channel))
+}
+
+async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection, Channel)> {
+    let fail = |what: &str, e: lapin::Error| broker_error(url, &config.queue, what, e);
+    let (connection, channel) = open_channel(url, &config.queue).await?;
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await
@@ -165,23 +172,7 @@ async fn connect(url: &str, config: &RabbitMqSourceConfig) -> Result<(Connection
 /// How many messages wait in `queue` at the broker at `url` (for the
 /// orchestrator's queue sensor). The queue must exist.
 pub async fn queue_depth(url: &str, queue: &str) -> Result<u64> {
-    let address = broker_address(url);
-    let fail = |what: &str, e: lapin::Error| {
-        let failure = ConnectionFailure::of(&e);
-        Error::connection(
-            format!("rabbitmq {address}, queue {queue:?}"),
-            failure,
-            format!("{what}: {e}"),
-            Some(Box::new(e)),
-        )
-    };
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(|e| fail("connecting", e))?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|e| fail("opening a channel", e))?;
+    let (connection, channel) = open_channel(url, queue).await?;
     let options = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()
@@ -189,7 +180,7 @@ pub async fn queue_depth(url: &str, queue: &str) -> Result<u64> {
     let declared = channel
         .queue_declare(queue.into(), options, FieldTable::default())
         .await
-        .map_err(|e| fail("looking up the queue", e))?;
+        .map_err(|e| broker_error(url, queue, "looking up the queue", e))?;
     let _ = connection.close(200, "bye".into()).await;
     Ok(u64::from(declared.message_count()))
 }
