@@ -263,3 +263,89 @@ impl Iterator for JsonChunks {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, StringArray};
+
+    fn options() -> ReadOptions {
+        ReadOptions {
+            batch_size: 2,
+            infer_rows: 1000,
+            overrides: Default::default(),
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            null_values: Vec::new(),
+            column_null_values: Default::default(),
+            records: None,
+        }
+    }
+
+    /// Reads `bytes` as the NDJSON file `t.ndjson`.
+    fn read_bytes(bytes: &[u8]) -> Vec<Chunk> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.ndjson");
+        std::fs::write(&path, bytes).expect("write");
+        read_lines(&path, "t.ndjson", &options())
+            .expect("opens")
+            .collect::<Result<_>>()
+            .expect("reads")
+    }
+
+    fn text_column(chunks: &[Chunk], name: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let Ok(index) = chunk.batch.schema().index_of(name) else {
+                continue;
+            };
+            let column = chunk.batch.column(index);
+            let text = column.as_any().downcast_ref::<StringArray>().expect("text");
+            out.extend(text.iter().map(|v| v.map(String::from)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_a_dead_letter_not_a_lossy_value() {
+        let chunks = read_bytes(b"{\"s\":\"a\"}\n{\"s\":\"b\"}\n{\"s\":\"\xff\"}\n{\"s\":\"d\"}\n");
+        let letters: Vec<&DeadLetter> = chunks.iter().flat_map(|c| &c.dead_letters).collect();
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert_eq!(letters[0].origin, "t.ndjson:3");
+        assert_eq!(
+            text_column(&chunks, "s"),
+            [Some("a".into()), Some("b".into()), Some("d".into())]
+        );
+    }
+
+    #[test]
+    fn a_number_in_a_text_column_keeps_its_digits() {
+        let chunks = read_bytes(b"{\"s\":\"a\"}\n{\"s\":\"b\"}\n{\"s\":1.50}\n");
+        assert!(chunks.iter().all(|c| c.dead_letters.is_empty()));
+        assert_eq!(text_column(&chunks, "s")[2].as_deref(), Some("1.50"));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_other_values_are_dead_letters() {
+        let chunks = read_bytes(b"  {\"s\":\"a\"}  \r\n\n   \n[1]\nnope\n{\"s\":\"b\"}");
+        let letters: Vec<(&str, &str)> = chunks
+            .iter()
+            .flat_map(|c| &c.dead_letters)
+            .map(|l| (l.origin.as_str(), l.reason.as_str()))
+            .collect();
+        assert_eq!(letters.len(), 2, "{letters:?}");
+        assert_eq!(letters[0], ("t.ndjson:4", "expected a JSON object"));
+        assert_eq!(letters[1].0, "t.ndjson:5");
+        assert!(letters[1].1.starts_with("invalid JSON"), "{letters:?}");
+        assert_eq!(
+            text_column(&chunks, "s"),
+            [Some("a".into()), Some("b".into())]
+        );
+        let bytes: u64 = chunks.iter().map(|c| c.bytes).sum();
+        assert_eq!(
+            bytes, 39,
+            "every byte of the file, a newline for the last line"
+        );
+    }
+}
