@@ -122,11 +122,14 @@ impl JsonDecoder {
             && let Ok(Some(batch)) = decode_text(&as_text(&schema), text, rows)
             && batch.num_rows() == rows
         {
-            let lines: Vec<&[u8]> = text
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
+            // The lines are split only if a row is rejected.
+            let lines: std::cell::OnceCell<Vec<&[u8]>> = std::cell::OnceCell::new();
             return self.finish(batch, &|i| {
+                let lines = lines.get_or_init(|| {
+                    text.split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .collect()
+                });
                 (
                     origin_of(i),
                     lines

@@ -141,11 +141,52 @@ fn convert(text: &StringArray, target: &DataType, misfits: &mut Vec<usize>) -> O
 
 /// An integer written as one (`-12`, not `1e3` or `12.0`).
 fn integer(text: &str) -> Option<i128> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text),
+    };
+    if digits.is_empty() {
         return None;
     }
-    text.parse().ok()
+    if digits.len() > 38 {
+        // Near i128's limits: let the standard parser check the range.
+        return digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse().ok())
+            .flatten();
+    }
+    let value = if digits.len() <= 19 {
+        // 19 digits always fit 64 bits: no overflow to check.
+        let mut value: u64 = 0;
+        for b in digits.bytes() {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(b - b'0');
+        }
+        i128::from(value)
+    } else {
+        // 38 digits always fit: no overflow to check.
+        let mut value: u128 = 0;
+        for b in digits.bytes() {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u128::from(b - b'0');
+        }
+        i128::try_from(value).ok()?
+    };
+    Some(if negative { -value } else { value })
+}
+
+/// How many digits the mantissa of a decimal number's text holds, leading
+/// zeros included: at least as many as its significant digits.
+fn mantissa_digits(text: &str) -> usize {
+    text.bytes()
+        .take_while(|b| !matches!(b, b'e' | b'E'))
+        .filter(u8::is_ascii_digit)
+        .count()
 }
 
 /// The significant digits of a decimal number's text, without sign, point,
@@ -172,8 +213,11 @@ pub fn exact_f64(text: &str) -> Option<f64> {
     if !value.is_finite() || !text.bytes().any(|b| b.is_ascii_digit()) {
         return None;
     }
-    let written = significant(text);
     // Up to 15 significant digits always survive a double's round trip.
+    if mantissa_digits(text) <= 15 {
+        return Some(value);
+    }
+    let written = significant(text);
     if written.len() <= 15 {
         return Some(value);
     }
@@ -228,6 +272,26 @@ mod tests {
         assert_eq!(exact_f64("1e400"), None);
         assert_eq!(exact_f64("NaN"), None);
         assert_eq!(exact_f64("abc"), None);
+        assert_eq!(exact_f64("0.000000000000000000001"), Some(1e-21));
+        assert_eq!(exact_f64("-0.5"), Some(-0.5));
+    }
+
+    #[test]
+    fn integers_parse_to_the_value_written() {
+        assert_eq!(integer("-12"), Some(-12));
+        assert_eq!(integer("007"), Some(7));
+        assert_eq!(
+            integer("170141183460469231731687303715884105727"),
+            Some(i128::MAX)
+        );
+        assert_eq!(integer("170141183460469231731687303715884105728"), None);
+        assert_eq!(
+            integer("-99999999999999999999999999999999999999"),
+            Some(-99_999_999_999_999_999_999_999_999_999_999_999_999)
+        );
+        assert_eq!(integer("1e3"), None);
+        assert_eq!(integer("+1"), None);
+        assert_eq!(integer("-"), None);
     }
 
     #[test]

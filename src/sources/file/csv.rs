@@ -53,7 +53,8 @@ fn reader_builder(options: &ReadOptions) -> csv::ReaderBuilder {
         .delimiter(options.delimiter)
         .quote(options.quote)
         .has_headers(options.header)
-        .flexible(true);
+        .flexible(true)
+        .buffer_capacity(1 << 16);
     builder
 }
 
@@ -218,6 +219,42 @@ impl NullMarkers {
     }
 }
 
+/// Appends the fields of `record` to the column `builders`, null markers
+/// as nulls. The record's text is checked as UTF-8 once, as a whole, and
+/// each field must then start and end on a character's boundary; `false`
+/// (and nothing appended) when it is not text.
+fn append_record(
+    record: &csv::ByteRecord,
+    builders: &mut [StringBuilder],
+    nulls: &[NullMarkers],
+) -> bool {
+    let Ok(text) = std::str::from_utf8(record.as_slice()) else {
+        return false;
+    };
+    let mut fields = Vec::with_capacity(0);
+    let ascii = text.is_ascii();
+    if !ascii {
+        // Checked before anything is appended, so a bad record leaves the
+        // columns as they were.
+        fields.extend((0..record.len()).map(|i| record.range(i).and_then(|r| text.get(r))));
+        if fields.iter().any(Option::is_none) {
+            return false;
+        }
+    }
+    for (i, (builder, nulls)) in builders.iter_mut().zip(nulls).enumerate() {
+        let value = if ascii {
+            record.range(i).and_then(|r| text.get(r))
+        } else {
+            fields[i]
+        };
+        match value {
+            Some(value) if !nulls.matches(value) => builder.append_value(value),
+            _ => builder.append_null(),
+        }
+    }
+    true
+}
+
 struct CsvChunks {
     reader: csv::Reader<Guarded>,
     /// Lines dropped for unterminated quotes.
@@ -270,24 +307,13 @@ impl CsvChunks {
                         });
                         continue;
                     }
-                    let fields: std::result::Result<Vec<&str>, _> =
-                        self.record.iter().map(std::str::from_utf8).collect();
-                    let Ok(fields) = fields else {
+                    if !append_record(&self.record, &mut builders, &self.nulls) {
                         dead_letters.push(DeadLetter {
                             origin: format!("{}:{line}", self.name),
                             reason: "invalid UTF-8".into(),
                             raw: self.raw_line(&self.record),
                         });
                         continue;
-                    };
-                    for ((builder, value), nulls) in
-                        builders.iter_mut().zip(fields).zip(&self.nulls)
-                    {
-                        if nulls.matches(value) {
-                            builder.append_null();
-                        } else {
-                            builder.append_value(value);
-                        }
                     }
                     lines.push(line);
                 }

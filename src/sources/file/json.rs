@@ -1,6 +1,12 @@
 //! JSON: newline-delimited records, or a document with a path to its array
 //! of records. Types are inferred batch by batch and widened as new fields
 //! and values appear; a line that is not a JSON object is a dead letter.
+//!
+//! Newline-delimited files go to the decoder as text, a batch of lines at a
+//! time ([`JsonDecoder::decode_ndjson`]): lines that fit the schema so far
+//! become Arrow without building a JSON value per record, and each value
+//! lands as the file wrote it (a number in a text column keeps its digits;
+//! a line that is not UTF-8 is a dead letter, never a lossy load).
 
 use serde_json::Value;
 use std::io::BufRead;
@@ -11,7 +17,7 @@ use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
 use crate::data::json::{JsonDecoder, kind_of, select};
 
-/// One record read from a file, or why it could not be read.
+/// One record read from a document, or why it could not be read.
 enum Record {
     Ok {
         origin: String,
@@ -26,46 +32,128 @@ enum Record {
 
 /// Reads newline-delimited JSON.
 pub(crate) fn read_lines(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {
-    let reader = std::io::BufReader::new(open(path)?);
-    let err_name = name.to_string();
-    let records = reader
-        .split(b'\n')
-        .enumerate()
-        .map(move |(i, line)| -> Result<Option<Record>> {
-            let line = line.map_err(|e| Error::io(err_name.to_string(), e))?;
-            let bytes = line.len() as u64 + 1;
-            let text = String::from_utf8_lossy(&line);
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                return Ok(None);
+    Ok(Box::new(NdjsonChunks {
+        input: std::io::BufReader::with_capacity(1 << 20, open(path)?),
+        name: name.to_string(),
+        decoder: JsonDecoder::new(options.overrides.clone()),
+        batch_size: options.batch_size,
+        line_number: 0,
+        done: false,
+    }))
+}
+
+/// Newline-delimited JSON read as batches of lines.
+struct NdjsonChunks {
+    input: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+    name: String,
+    decoder: JsonDecoder,
+    batch_size: usize,
+    /// The number of the last line read (1 = the first).
+    line_number: u64,
+    done: bool,
+}
+
+/// The lines of one batch: their text, one per line, and where each came from.
+#[derive(Default)]
+struct Lines {
+    text: Vec<u8>,
+    numbers: Vec<u64>,
+    bytes: u64,
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl NdjsonChunks {
+    /// Reads up to `batch_size` records' lines. Blank lines are skipped; a
+    /// line that does not start an object is a dead letter at once. Each
+    /// line is read straight into the batch's text, then trimmed there.
+    fn read_lines(&mut self) -> Result<Lines> {
+        let mut lines = Lines::default();
+        while lines.numbers.len() < self.batch_size {
+            let start = lines.text.len();
+            let read = self
+                .input
+                .read_until(b'\n', &mut lines.text)
+                .map_err(|e| Error::io(self.name.clone(), e))?;
+            if read == 0 {
+                self.done = true;
+                break;
             }
-            let origin = format!("{err_name}:{}", i + 1);
-            Ok(Some(match serde_json::from_str::<Value>(trimmed) {
-                Ok(value @ Value::Object(_)) => Record::Ok {
-                    origin,
-                    value,
-                    bytes,
-                },
-                Ok(_) => Record::Bad {
-                    letter: DeadLetter {
-                        origin,
-                        reason: "expected a JSON object".into(),
-                        raw: trimmed.to_string(),
-                    },
-                    bytes,
-                },
-                Err(e) => Record::Bad {
-                    letter: DeadLetter {
-                        origin,
-                        reason: format!("invalid JSON: {e}"),
-                        raw: trimmed.to_string(),
-                    },
-                    bytes,
-                },
-            }))
-        })
-        .filter_map(|r| r.transpose());
-    Ok(Box::new(JsonChunks::new(Box::new(records), options)))
+            self.line_number += 1;
+            lines.bytes += read as u64 + u64::from(!lines.text.ends_with(b"\n"));
+            let line = &lines.text[start..];
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                lines.text.truncate(start);
+                continue;
+            }
+            if !trimmed.starts_with(b"{") {
+                let origin = format!("{}:{}", self.name, self.line_number);
+                lines.dead_letters.push(not_an_object(origin, trimmed));
+                lines.text.truncate(start);
+                continue;
+            }
+            if trimmed.len() + 1 != line.len() || !line.ends_with(b"\n") {
+                // Leading or trailing blanks, or the file's last line: keep
+                // the object alone on its line.
+                let offset = line.len() - line.trim_ascii_start().len();
+                let length = trimmed.len();
+                lines
+                    .text
+                    .copy_within(start + offset..start + offset + length, start);
+                lines.text.truncate(start + length);
+                lines.text.push(b'\n');
+            }
+            lines.numbers.push(self.line_number);
+        }
+        Ok(lines)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let Lines {
+            text,
+            numbers,
+            bytes,
+            mut dead_letters,
+        } = self.read_lines()?;
+        if numbers.is_empty() && dead_letters.is_empty() {
+            return Ok(None);
+        }
+        let name = &self.name;
+        let (batch, bad) = self.decoder.decode_ndjson(&text, numbers.len(), &|i| {
+            format!("{name}:{}", numbers.get(i).copied().unwrap_or_default())
+        })?;
+        dead_letters.extend(bad);
+        Ok(Some(Chunk {
+            batch,
+            bytes,
+            dead_letters,
+        }))
+    }
+}
+
+/// The dead letter for a line that is no JSON object: invalid JSON, or
+/// another kind of value.
+fn not_an_object(origin: String, line: &[u8]) -> DeadLetter {
+    let reason = match serde_json::from_slice::<Value>(line) {
+        Ok(_) => "expected a JSON object".to_string(),
+        Err(e) => format!("invalid JSON: {e}"),
+    };
+    DeadLetter {
+        origin,
+        reason,
+        raw: String::from_utf8_lossy(line).into_owned(),
+    }
+}
+
+impl Iterator for NdjsonChunks {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.next_chunk().transpose()
+    }
 }
 
 /// Reads a JSON document and the records at `options.records`.
@@ -173,5 +261,91 @@ impl Iterator for JsonChunks {
                 dead_letters,
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, StringArray};
+
+    fn options() -> ReadOptions {
+        ReadOptions {
+            batch_size: 2,
+            infer_rows: 1000,
+            overrides: Default::default(),
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            null_values: Vec::new(),
+            column_null_values: Default::default(),
+            records: None,
+        }
+    }
+
+    /// Reads `bytes` as the NDJSON file `t.ndjson`.
+    fn read_bytes(bytes: &[u8]) -> Vec<Chunk> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.ndjson");
+        std::fs::write(&path, bytes).expect("write");
+        read_lines(&path, "t.ndjson", &options())
+            .expect("opens")
+            .collect::<Result<_>>()
+            .expect("reads")
+    }
+
+    fn text_column(chunks: &[Chunk], name: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let Ok(index) = chunk.batch.schema().index_of(name) else {
+                continue;
+            };
+            let column = chunk.batch.column(index);
+            let text = column.as_any().downcast_ref::<StringArray>().expect("text");
+            out.extend(text.iter().map(|v| v.map(String::from)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_a_dead_letter_not_a_lossy_value() {
+        let chunks = read_bytes(b"{\"s\":\"a\"}\n{\"s\":\"b\"}\n{\"s\":\"\xff\"}\n{\"s\":\"d\"}\n");
+        let letters: Vec<&DeadLetter> = chunks.iter().flat_map(|c| &c.dead_letters).collect();
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert_eq!(letters[0].origin, "t.ndjson:3");
+        assert_eq!(
+            text_column(&chunks, "s"),
+            [Some("a".into()), Some("b".into()), Some("d".into())]
+        );
+    }
+
+    #[test]
+    fn a_number_in_a_text_column_keeps_its_digits() {
+        let chunks = read_bytes(b"{\"s\":\"a\"}\n{\"s\":\"b\"}\n{\"s\":1.50}\n");
+        assert!(chunks.iter().all(|c| c.dead_letters.is_empty()));
+        assert_eq!(text_column(&chunks, "s")[2].as_deref(), Some("1.50"));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_other_values_are_dead_letters() {
+        let chunks = read_bytes(b"  {\"s\":\"a\"}  \r\n\n   \n[1]\nnope\n{\"s\":\"b\"}");
+        let letters: Vec<(&str, &str)> = chunks
+            .iter()
+            .flat_map(|c| &c.dead_letters)
+            .map(|l| (l.origin.as_str(), l.reason.as_str()))
+            .collect();
+        assert_eq!(letters.len(), 2, "{letters:?}");
+        assert_eq!(letters[0], ("t.ndjson:4", "expected a JSON object"));
+        assert_eq!(letters[1].0, "t.ndjson:5");
+        assert!(letters[1].1.starts_with("invalid JSON"), "{letters:?}");
+        assert_eq!(
+            text_column(&chunks, "s"),
+            [Some("a".into()), Some("b".into())]
+        );
+        let bytes: u64 = chunks.iter().map(|c| c.bytes).sum();
+        assert_eq!(
+            bytes, 39,
+            "every byte of the file, a newline for the last line"
+        );
     }
 }

@@ -190,6 +190,9 @@ impl<R: BufRead> QuoteGuard<R> {
             if self.at_eof {
                 break;
             }
+            if self.pass_quoteless_lines()? {
+                continue;
+            }
             self.scratch.clear();
             if self.input.read_until(b'\n', &mut self.scratch)? == 0 {
                 self.at_eof = true;
@@ -211,6 +214,28 @@ impl<R: BufRead> QuoteGuard<R> {
             }
         }
         Ok(())
+    }
+
+    /// Passes on, in one piece, the whole lines of the input's buffer when
+    /// no record is open and they hold no quote: each is a record of its
+    /// own. Whether any were passed.
+    fn pass_quoteless_lines(&mut self) -> io::Result<bool> {
+        if !self.record.is_empty() || self.width.is_none() {
+            return Ok(false);
+        }
+        let buffer = self.input.fill_buf()?;
+        let Some(last) = memchr::memrchr(b'\n', buffer) else {
+            return Ok(false);
+        };
+        let lines = &buffer[..=last];
+        if memchr::memchr(self.quote, lines).is_some() {
+            return Ok(false);
+        }
+        let passed = lines.len();
+        self.out.extend_from_slice(lines);
+        self.next_number += memchr::memchr_iter(b'\n', lines).count() as u64;
+        self.input.consume(passed);
+        Ok(true)
     }
 
     /// Whether the line just read (in `scratch`) is a record of its own,
