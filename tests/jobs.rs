@@ -514,7 +514,10 @@ fn a_queue_sensor_waits_for_messages_in_rabbitmq() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(800));
-    assert!(run.try_wait().expect("wait").is_none(), "the sensor did not wait");
+    assert!(
+        run.try_wait().expect("wait").is_none(),
+        "the sensor did not wait"
+    );
     common::rabbitmq::publish(&queue, &["{\"id\":1}".to_string()]);
     let status = run.wait().expect("wait");
     common::rabbitmq::purge_and_delete(&queue);
