@@ -108,17 +108,35 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
         retention,
         stopped.clone(),
     ));
-    let api = http::ApiState::new(project.clone(), jobs.clone(), history, runner.waker());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Error::Config(format!("[server] listen = \"{listen}\": {e}")))?;
-    let api = tokio::spawn(http::serve(listener, Arc::new(api), stopped.clone()));
+    // The HTTP API; a port already taken leaves the rest of serve working.
+    let api = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            let state = Arc::new(http::ApiState::new(
+                project.clone(),
+                jobs.clone(),
+                history,
+                runner.waker(),
+            ));
+            Some(tokio::spawn(http::serve(listener, state, stopped.clone())))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the HTTP API is off: [server] listen = \"{listen}\": {e}; set another address there"
+            );
+            None
+        }
+    };
     println!(
-        "serving project {} on http://{listen} and {}, scheduling {} (Ctrl-C to stop)",
+        "serving project {}'s warehouse on {} (Ctrl-C to stop)",
         project.settings.project.name,
         server.socket_path().display(),
-        super::output::plural(project.jobs.len() as u64, "job"),
     );
+    if api.is_some() {
+        tracing::info!(
+            "scheduling {}; the HTTP API is on http://{listen}",
+            super::output::plural(project.jobs.len() as u64, "job")
+        );
+    }
     let alerts = project.clone();
     let on_end = move |ended: crate::orchestrator::store::RunEnded| {
         let project = alerts.clone();
@@ -142,10 +160,13 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     let (result, ()) = tokio::join!(steps, signal);
     result?;
     let _ = scheduler.await;
-    match api.await {
-        Ok(Err(e)) => tracing::warn!("{e}"),
-        Err(e) => tracing::warn!("the HTTP API: {e}"),
-        Ok(Ok(())) => {}
+    match api {
+        Some(api) => match api.await {
+            Ok(Err(e)) => tracing::warn!("{e}"),
+            Err(e) => tracing::warn!("the HTTP API: {e}"),
+            Ok(Ok(())) => {}
+        },
+        None => {}
     }
     let running = server.running();
     if running.is_empty() {
