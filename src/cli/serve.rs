@@ -160,13 +160,12 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     let (result, ()) = tokio::join!(steps, signal);
     result?;
     let _ = scheduler.await;
-    match api {
-        Some(api) => match api.await {
+    if let Some(api) = api {
+        match api.await {
             Ok(Err(e)) => tracing::warn!("{e}"),
             Err(e) => tracing::warn!("the HTTP API: {e}"),
             Ok(Ok(())) => {}
-        },
-        None => {}
+        }
     }
     let running = server.running();
     if running.is_empty() {
