@@ -368,7 +368,12 @@ pub struct Counts {
 /// The orchestrator's store.
 pub struct Store {
     db: Box<dyn Db>,
+    /// When this process last looked for expired leases (ms).
+    last_requeue: std::sync::atomic::AtomicI64,
 }
+
+/// How often a claim also looks for expired leases, at most (ms).
+const REQUEUE_EVERY_MS: i64 = 250;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -429,7 +434,10 @@ impl Store {
     /// pools' sizes.
     pub async fn open(db: Box<dyn Db>, pools: &BTreeMap<String, u32>) -> Result<Store> {
         migrate(db.as_ref(), MIGRATIONS).await?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            last_requeue: std::sync::atomic::AtomicI64::new(0),
+        };
         let mut tx = store.db.begin().await?;
         for (name, slots) in pools {
             tx.execute(
@@ -550,7 +558,14 @@ impl Store {
     ) -> Result<Vec<Claimed>> {
         let now = now_ms();
         let mut tx = self.begin_hot().await?;
-        requeue_expired(tx.as_mut(), now).await?;
+        // Expired leases are looked for at most every REQUEUE_EVERY_MS,
+        // not at every claim: a lease lasts seconds.
+        let last = self.last_requeue.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= REQUEUE_EVERY_MS {
+            self.last_requeue
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            requeue_expired(tx.as_mut(), now).await?;
+        }
         if limit == 0 {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -603,34 +618,6 @@ impl Store {
             }
             let (run_id, step) = (row.text(0), row.text(1));
             let attempt = row.int(3) + 1;
-            tx.execute(
-                "UPDATE job_steps SET state = 'running', tries = $3, lease_owner = $4, \
-                 lease_expires = $5, started_at = $6, ended_at = NULL, \
-                 first_started_at = COALESCE(first_started_at, $6) \
-                 WHERE run_id = $1 AND step = $2",
-                &[
-                    run_id.clone().into(),
-                    step.clone().into(),
-                    attempt.into(),
-                    worker.into(),
-                    expires.into(),
-                    now.into(),
-                ],
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO job_attempts (run_id, step, attempt, worker, state, started_at) \
-                 VALUES ($1, $2, $3, $4, 'running', $5) ON CONFLICT (run_id, step, attempt) \
-                 DO UPDATE SET worker = excluded.worker, state = 'running'",
-                &[
-                    run_id.clone().into(),
-                    step.clone().into(),
-                    attempt.into(),
-                    worker.into(),
-                    now.into(),
-                ],
-            )
-            .await?;
             claimed.push(Claimed {
                 run_id,
                 job: row.text(6),
@@ -646,6 +633,7 @@ impl Store {
                 log_seq: row.int(10),
             });
         }
+        mark_running(tx.as_mut(), &claimed, worker, expires, now).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -1113,6 +1101,49 @@ async fn pool_free(tx: &mut dyn Tx, pool: &str) -> Result<i64> {
         .first()
         .map_or(0, |r| r.int(0));
     Ok(slots - running)
+}
+
+/// Marks the claimed steps running for `worker` until `expires`, and
+/// records their attempts: two statements for any number of steps.
+async fn mark_running(
+    tx: &mut dyn Tx,
+    claimed: &[Claimed],
+    worker: &str,
+    expires: i64,
+    now: i64,
+) -> Result<()> {
+    for chunk in claimed.chunks(200) {
+        let mut params: Vec<Value> = vec![worker.into(), expires.into(), now.into()];
+        let mut pairs = Vec::with_capacity(chunk.len());
+        for step in chunk {
+            params.push(step.run_id.clone().into());
+            params.push(step.step.clone().into());
+            pairs.push(format!("(${}, ${})", params.len() - 1, params.len()));
+        }
+        let pairs = pairs.join(", ");
+        tx.execute(
+            &format!(
+                "UPDATE job_steps SET state = 'running', tries = tries + 1, lease_owner = $1, \
+                 lease_expires = $2, started_at = $3, ended_at = NULL, \
+                 first_started_at = COALESCE(first_started_at, $3) \
+                 WHERE (run_id, step) IN (VALUES {pairs})"
+            ),
+            &params,
+        )
+        .await?;
+        tx.execute(
+            &format!(
+                "INSERT INTO job_attempts (run_id, step, attempt, worker, state, started_at) \
+                 SELECT run_id, step, tries, $1, 'running', $3 FROM job_steps \
+                 WHERE (run_id, step) IN (VALUES {pairs}) AND lease_expires = $2 \
+                 ON CONFLICT (run_id, step, attempt) \
+                 DO UPDATE SET worker = excluded.worker, state = 'running'"
+            ),
+            &params,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A step whose worker lost it this many times fails instead of running
