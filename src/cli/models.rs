@@ -1,0 +1,209 @@
+//! `flowline models run|build|ls|compile`: dbt-style SQL models in the
+//! warehouse, with dbt's selection syntax. Works in a flowline project and
+//! in a dbt project folder (`dbt_project.yml`, no `flowline.toml`), and
+//! reaches the warehouse as `flowline sql` does: through the process that
+//! owns it when one runs.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::core::error::{Error, Result};
+use crate::models::compile::Compiler;
+use crate::models::materialize::incremental_run;
+use crate::models::{
+    ModelProject, ModelResult, RunOptions, Selection, Status, catalog, project_at, run, select,
+};
+use crate::server::client::open_warehouse;
+
+/// The `models` verbs.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Build the selected models in the warehouse, parents first.
+    Run(RunArgs),
+    /// Build the selected models (like `run`; data tests join it).
+    Build(RunArgs),
+    /// List the selected models in build order.
+    Ls(SelectArgs),
+    /// Write the selected models' compiled SQL under `.flowline/compiled/`.
+    Compile(SelectArgs),
+}
+
+/// Which models: dbt's selection syntax.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// Models to select: `orders`, `orders+`, `+orders`, `@orders`,
+    /// `tag:daily`, `path:models/marts`, `config.materialized:table`;
+    /// spaces (or several -s) for a union, commas for an intersection.
+    #[arg(long = "select", short = 's', num_args = 1..)]
+    pub select: Vec<String>,
+    /// Models to leave out, in the same syntax.
+    #[arg(long, num_args = 1..)]
+    pub exclude: Vec<String>,
+}
+
+/// Arguments of `models run` and `models build`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Which models.
+    #[command(flatten)]
+    pub selection: SelectArgs,
+    /// Rebuild incremental models from scratch (`is_incremental()` is false).
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// How many independent models are built at once.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+}
+
+/// Runs a `models` verb.
+pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result<ExitCode> {
+    let project = project_at(project_dir)?;
+    let models = ModelProject::load(&project)?;
+    match command {
+        ModelsCommand::Run(args) | ModelsCommand::Build(args) => {
+            let chosen = chosen(&models, &args.selection)?;
+            let warehouse = open_warehouse(&project)?;
+            let options = RunOptions {
+                full_refresh: args.full_refresh,
+                threads: args.threads,
+            };
+            let report = |result: &ModelResult| {
+                if !json {
+                    print_result(result);
+                }
+            };
+            let results = run::run(&models, warehouse.as_ref(), &chosen, options, &report)?;
+            summarize(&results, json)
+        }
+        ModelsCommand::Ls(args) => {
+            let chosen = chosen(&models, &args)?;
+            list(&models, &chosen, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Compile(args) => {
+            let chosen = chosen(&models, &args)?;
+            let warehouse = open_warehouse(&project)?;
+            compile(&models, warehouse.as_ref(), &chosen, json)
+        }
+    }
+}
+
+/// The models `-s` and `--exclude` pick.
+fn chosen(models: &ModelProject, args: &SelectArgs) -> Result<BTreeSet<usize>> {
+    let select = Selection::parse(&args.select).map_err(Error::Config)?;
+    let exclude = Selection::parse(&args.exclude).map_err(Error::Config)?;
+    Ok(select::choose(models, &select, &exclude))
+}
+
+fn print_result(result: &ModelResult) {
+    let label = match result.status {
+        Status::Success => "OK",
+        Status::Error => "ERROR",
+        Status::Skipped => "SKIP",
+    };
+    println!(
+        "{label:<6} {} ({}) {} [{:.2}s]",
+        result.model, result.materialized, result.message, result.seconds
+    );
+}
+
+fn summarize(results: &[ModelResult], json: bool) -> Result<ExitCode> {
+    let count = |status: Status| results.iter().filter(|r| r.status == status).count();
+    let (ok, failed, skipped) = (
+        count(Status::Success),
+        count(Status::Error),
+        count(Status::Skipped),
+    );
+    if json {
+        let report = json!({
+            "ok": failed == 0,
+            "succeeded": ok,
+            "failed": failed,
+            "skipped": skipped,
+            "results": results,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!("done: {ok} succeeded, {failed} failed, {skipped} skipped");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn list(models: &ModelProject, chosen: &BTreeSet<usize>, json: bool) {
+    let in_order: Vec<usize> = models
+        .order
+        .iter()
+        .copied()
+        .filter(|i| chosen.contains(i))
+        .collect();
+    if json {
+        let listed: Vec<serde_json::Value> = in_order
+            .iter()
+            .map(|&i| {
+                let m = &models.models[i];
+                json!({
+                    "name": m.name,
+                    "file": m.file.display().to_string(),
+                    "materialized": m.config.materialized.to_string(),
+                    "schema": m.config.schema,
+                    "alias": m.config.alias,
+                    "tags": m.config.tags,
+                    "refs": m.refs,
+                    "sources": m.sources.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).unwrap_or_default()
+        );
+        return;
+    }
+    for i in in_order {
+        let m = &models.models[i];
+        println!(
+            "{:<32} {:<12} {}",
+            m.name,
+            m.config.materialized.to_string(),
+            m.file.display()
+        );
+    }
+}
+
+fn compile(
+    models: &ModelProject,
+    warehouse: &dyn crate::destinations::Warehouse,
+    chosen: &BTreeSet<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    let schema = catalog::default_schema(warehouse)?;
+    let compiler = Compiler::new(models, &schema)?;
+    let mut written = Vec::new();
+    for &i in models.order.iter().filter(|i| chosen.contains(i)) {
+        let model = &models.models[i];
+        let existing = catalog::kind(warehouse, &model.relation(&schema))?;
+        let sql = compiler.compile(i, incremental_run(&model.config, existing, false))?;
+        let path = compiler.write(i, &sql)?;
+        if !json {
+            println!("{:<32} {}", model.name, path.display());
+        }
+        written.push(json!({ "model": model.name, "compiled": path.display().to_string() }));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&written).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
