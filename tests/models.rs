@@ -1,0 +1,690 @@
+//! SQL models end to end, through the built binary: every materialization
+//! and incremental strategy on DuckDB and on Postgres, `is_incremental()`
+//! on first and later runs, schema changes, selection, cycles, Jinja and
+//! SQL errors, the atomic swap, threads, a dbt project folder, and a job's
+//! models step.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{PgDatabase, TestProject};
+use serde_json::Value;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A project on the embedded DuckDB warehouse.
+fn duckdb_project() -> TestProject {
+    TestProject::new()
+}
+
+/// A project whose warehouse is the Postgres database `db`.
+fn postgres_project(db: &PgDatabase) -> TestProject {
+    let p = TestProject::new();
+    p.write(
+        "flowline.toml",
+        format!(
+            "[project]\nname = \"pgmodels\"\n\n[warehouse]\nkind = \"postgres\"\nconnection = \"wh\"\n\n[connections.wh]\nurl = \"{}\"\n",
+            db.url()
+        ),
+    );
+    p
+}
+
+/// `raw.orders` holding `rows` as (id, status, amount).
+fn load_orders(p: &TestProject, rows: &[(i64, &str, i64)]) {
+    // Kept and refilled: views built on it stay.
+    p.ok(&["sql", "CREATE SCHEMA IF NOT EXISTS raw"]);
+    p.ok(&[
+        "sql",
+        "CREATE TABLE IF NOT EXISTS raw.orders (id INTEGER, status VARCHAR, amount INTEGER)",
+    ]);
+    p.ok(&["sql", "DELETE FROM raw.orders"]);
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(id, status, amount)| format!("({id}, '{status}', {amount})"))
+        .collect();
+    p.ok(&[
+        "sql",
+        &format!("INSERT INTO raw.orders VALUES {}", values.join(", ")),
+    ]);
+}
+
+/// The models of [`every_materialization`]: a view over the source, an
+/// ephemeral model inlined into a table, and one incremental model per
+/// strategy, each recording whether `is_incremental()` was true when it
+/// wrote a row.
+fn write_models(p: &TestProject) {
+    p.write(
+        "models/sources.yml",
+        "version: 2\nsources:\n  - name: shop\n    schema: raw\n    tables:\n      - name: orders\n",
+    );
+    p.write(
+        "models/staging/stg_orders.sql",
+        "select id, status, amount from {{ source('shop', 'orders') }}\n",
+    );
+    p.write(
+        "models/staging/paid_orders.sql",
+        "{{ config(materialized='ephemeral') }}\nselect * from {{ ref('stg_orders') }} where status = 'paid'\n",
+    );
+    p.write(
+        "models/marts/revenue.sql",
+        "{{ config(materialized='table', schema='marts') }}\nwith totals as (select sum(amount) as total from {{ ref('paid_orders') }})\nselect total, (select count(*) from {{ ref('stg_orders') }}) as orders from totals\n",
+    );
+    for (name, strategy) in [
+        ("orders_append", "append"),
+        ("orders_merge", "merge"),
+        ("orders_delete_insert", "delete+insert"),
+    ] {
+        let key = if strategy == "append" {
+            String::new()
+        } else {
+            ", unique_key='id'".to_string()
+        };
+        p.write(
+            &format!("models/marts/{name}.sql"),
+            format!(
+                "{{{{ config(materialized='incremental', incremental_strategy='{strategy}'{key}) }}}}\n\
+                 select id, status, amount, {{% if is_incremental() %}}true{{% else %}}false{{% endif %}} as incremental_run\n\
+                 from {{{{ ref('stg_orders') }}}}\n\
+                 {{% if is_incremental() %}}where id >= (select max(id) from {{{{ this }}}}){{% endif %}}\n"
+            ),
+        );
+    }
+}
+
+fn count(p: &TestProject, sql: &str) -> i64 {
+    p.scalar(sql)
+}
+
+/// Every materialization and incremental strategy, with `is_incremental()`
+/// false on the first run and under `--full-refresh`, true in between.
+fn every_materialization(p: &TestProject, schema: &str) {
+    load_orders(p, &[(1, "paid", 10), (2, "paid", 20), (3, "open", 30)]);
+    write_models(p);
+    let out = p.ok(&["models", "run"]);
+    assert!(
+        out.contains("done: 5 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    // The view follows the source; the ephemeral model ran inside revenue.
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.stg_orders")),
+        3
+    );
+    assert_eq!(count(p, "select total from marts.revenue"), 30);
+    assert_eq!(
+        count(
+            p,
+            "select count(*) from information_schema.tables where table_name = 'paid_orders'"
+        ),
+        0,
+        "an ephemeral model is not built"
+    );
+    let compiled =
+        std::fs::read_to_string(p.path().join(".flowline/compiled/models/marts/revenue.sql"))
+            .expect("compiled SQL is written");
+    assert!(
+        compiled.starts_with("with __flowline_cte__paid_orders as ("),
+        "{compiled}"
+    );
+    for model in ["orders_append", "orders_merge", "orders_delete_insert"] {
+        assert_eq!(
+            count(
+                p,
+                &format!("select count(*) from {schema}.{model} where not incremental_run")
+            ),
+            3,
+            "{model}: the first run is not incremental"
+        );
+    }
+
+    // Order 3 changes, 4 and 5 arrive.
+    load_orders(
+        p,
+        &[
+            (1, "paid", 10),
+            (2, "paid", 20),
+            (3, "paid", 35),
+            (4, "open", 40),
+            (5, "paid", 50),
+        ],
+    );
+    p.ok(&["models", "run"]);
+    assert_eq!(count(p, "select total from marts.revenue"), 115);
+    // append: the rows from id 3 on are added again (3 comes twice).
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.orders_append")),
+        6
+    );
+    assert_eq!(
+        count(
+            p,
+            &format!("select count(*) from {schema}.orders_append where incremental_run")
+        ),
+        3
+    );
+    // merge and delete+insert: one row per id, order 3 updated.
+    for model in ["orders_merge", "orders_delete_insert"] {
+        assert_eq!(
+            count(p, &format!("select count(*) from {schema}.{model}")),
+            5,
+            "{model}"
+        );
+        assert_eq!(
+            count(
+                p,
+                &format!("select amount from {schema}.{model} where id = 3")
+            ),
+            35,
+            "{model}: the row of a key that comes again is replaced"
+        );
+        assert_eq!(
+            count(
+                p,
+                &format!("select count(*) from {schema}.{model} where incremental_run")
+            ),
+            3,
+            "{model}: ids 3 to 5 were written by an incremental run"
+        );
+    }
+
+    // --full-refresh: rebuilt from scratch, is_incremental() false.
+    p.ok(&["models", "run", "--full-refresh", "-s", "orders_append"]);
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.orders_append")),
+        5
+    );
+    assert_eq!(
+        count(
+            p,
+            &format!("select count(*) from {schema}.orders_append where incremental_run")
+        ),
+        0
+    );
+}
+
+#[test]
+fn every_materialization_and_strategy_builds_on_duckdb() {
+    let p = duckdb_project();
+    every_materialization(&p, "main");
+}
+
+#[test]
+fn every_materialization_and_strategy_builds_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let p = postgres_project(&db);
+    every_materialization(&p, "public");
+}
+
+/// `on_schema_change`: a new column is left out, added, or fails the model.
+fn schema_changes(p: &TestProject, schema: &str) {
+    load_orders(p, &[(1, "paid", 10)]);
+    for mode in ["ignore", "append_new_columns", "fail"] {
+        p.write(
+            &format!("models/inc_{mode}.sql"),
+            format!(
+                "{{{{ config(materialized='incremental', on_schema_change='{mode}') }}}}\nselect id, status from raw.orders\n"
+            ),
+        );
+    }
+    p.ok(&["models", "run"]);
+    for mode in ["ignore", "append_new_columns", "fail"] {
+        p.write(
+            &format!("models/inc_{mode}.sql"),
+            format!(
+                "{{{{ config(materialized='incremental', on_schema_change='{mode}') }}}}\nselect id, status, 'new' as extra from raw.orders\n"
+            ),
+        );
+    }
+    let out = p.fails(&["models", "run"]);
+    assert!(out.contains("on_schema_change is 'fail'"), "{out}");
+    assert!(out.contains("new: extra"), "{out}");
+    assert!(
+        out.contains("done: 2 succeeded, 1 failed, 0 skipped"),
+        "{out}"
+    );
+    let columns = |model: &str| {
+        count(
+            p,
+            &format!(
+                "select count(*) from information_schema.columns where table_schema = '{schema}' and table_name = '{model}'"
+            ),
+        )
+    };
+    assert_eq!(columns("inc_ignore"), 2, "ignore leaves the column out");
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.inc_ignore")),
+        2
+    );
+    assert_eq!(columns("inc_append_new_columns"), 3, "the column is added");
+    assert_eq!(
+        count(
+            p,
+            &format!("select count(*) from {schema}.inc_append_new_columns where extra = 'new'")
+        ),
+        1
+    );
+    assert_eq!(columns("inc_fail"), 2, "a failed model is left as it was");
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.inc_fail")),
+        1
+    );
+}
+
+#[test]
+fn schema_changes_are_ignored_appended_or_fail_on_duckdb() {
+    schema_changes(&duckdb_project(), "main");
+}
+
+#[test]
+fn schema_changes_are_ignored_appended_or_fail_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    schema_changes(&postgres_project(&db), "public");
+}
+
+/// A table model whose new version fails keeps its old one, and the models
+/// that read it are skipped with the reason.
+fn failed_swap(p: &TestProject, schema: &str) {
+    load_orders(p, &[(1, "paid", 10), (2, "open", 20)]);
+    p.write(
+        "models/orders.sql",
+        "{{ config(materialized='table') }}\nselect * from raw.orders\n",
+    );
+    p.write(
+        "models/order_count.sql",
+        "{{ config(materialized='table') }}\nselect count(*) as n from {{ ref('orders') }}\n",
+    );
+    p.write("models/independent.sql", "select 1 as one\n");
+    p.ok(&["models", "run"]);
+    p.write(
+        "models/orders.sql",
+        "{{ config(materialized='table') }}\nselect id, no_such_column from raw.orders\n",
+    );
+    let out = p.fails(&["models", "run"]);
+    assert!(out.contains("ERROR  orders"), "{out}");
+    assert!(
+        out.contains("models/orders.sql"),
+        "the error names the file: {out}"
+    );
+    assert!(
+        out.contains("no_such_column"),
+        "the warehouse's message: {out}"
+    );
+    assert!(
+        out.contains("SKIP   order_count") && out.contains("upstream model orders failed"),
+        "{out}"
+    );
+    assert!(out.contains("OK     independent"), "{out}");
+    assert_eq!(
+        count(p, &format!("select count(*) from {schema}.orders")),
+        2,
+        "the previous version stays"
+    );
+    assert_eq!(
+        count(
+            p,
+            "select count(*) from information_schema.tables where table_name like 'orders__flowline%'"
+        ),
+        0,
+        "nothing is left behind"
+    );
+    let report = json(&String::from_utf8_lossy(
+        &p.flowline(&["models", "run", "--json"]).stdout,
+    ));
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["skipped"], 1);
+}
+
+#[test]
+fn a_failed_table_keeps_its_old_version_and_skips_its_dependents_on_duckdb() {
+    failed_swap(&duckdb_project(), "main");
+}
+
+#[test]
+fn a_failed_table_keeps_its_old_version_and_skips_its_dependents_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    failed_swap(&postgres_project(&db), "public");
+}
+
+#[test]
+fn a_pipeline_table_is_a_source_and_a_view_can_become_a_table() {
+    let p = duckdb_project();
+    p.write("data/orders.csv", common::orders_csv(1, 20));
+    p.write(
+        "pipelines/orders.toml",
+        "[source]\nkind = \"file\"\npath = \"data/orders.csv\"\n\n[destination]\ntable = \"raw.orders\"\n",
+    );
+    p.ok(&["run"]);
+    p.write(
+        "models/paid.sql",
+        "select * from {{ source('raw', 'orders') }} where status = 'paid'\n",
+    );
+    p.ok(&["models", "run"]);
+    assert_eq!(count(&p, "select count(*) from paid"), 16);
+    p.write(
+        "models/paid.sql",
+        "{{ config(materialized='table') }}\nselect * from {{ source('raw', 'orders') }} where status = 'paid'\n",
+    );
+    p.ok(&["models", "run"]);
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from information_schema.tables where table_name = 'paid' and table_type = 'BASE TABLE'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn selection_picks_models_by_graph_tag_and_path() {
+    let p = duckdb_project();
+    p.write("models/staging/stg_a.sql", "select 1 as id\n");
+    p.write("models/staging/stg_b.sql", "select 2 as id\n");
+    p.write(
+        "models/marts/orders.sql",
+        "{{ config(tags=['daily']) }}\nselect * from {{ ref('stg_a') }} union all select * from {{ ref('stg_b') }}\n",
+    );
+    p.write(
+        "models/marts/report.sql",
+        "select count(*) as n from {{ ref('orders') }}\n",
+    );
+    p.write("models/other.sql", "select 3 as id\n");
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["models", "ls", "--json"];
+        all.extend_from_slice(args);
+        let listed = json(&p.ok(&all));
+        let mut names: Vec<String> = listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| m["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&["-s", "orders+"]), ["orders", "report"]);
+    assert_eq!(names(&["-s", "+orders"]), ["orders", "stg_a", "stg_b"]);
+    assert_eq!(names(&["-s", "1+report"]), ["orders", "report"]);
+    assert_eq!(names(&["-s", "tag:daily"]), ["orders"]);
+    assert_eq!(names(&["-s", "path:models/marts"]), ["orders", "report"]);
+    assert_eq!(names(&["-s", "staging"]), ["stg_a", "stg_b"]);
+    assert_eq!(
+        names(&["-s", "stg_*", "other"]),
+        ["other", "stg_a", "stg_b"]
+    );
+    assert_eq!(
+        names(&["-s", "+report", "--exclude", "stg_b"]),
+        ["orders", "report", "stg_a"]
+    );
+    assert_eq!(
+        names(&["-s", "+report,path:models/staging"]),
+        ["stg_a", "stg_b"]
+    );
+    assert_eq!(names(&[]).len(), 5);
+
+    // Only the selected models are built.
+    let out = p.ok(&["models", "run", "-s", "+orders"]);
+    assert!(out.contains("done: 3 succeeded"), "{out}");
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from information_schema.tables where table_name in ('report', 'other')"
+        ),
+        0
+    );
+    let err = p.fails(&["models", "ls", "-s", "colour:red"]);
+    assert!(err.contains("unknown method colour"), "{err}");
+}
+
+#[test]
+fn a_ref_cycle_is_reported_with_its_path() {
+    let p = duckdb_project();
+    p.write("models/base.sql", "select 1 as id\n");
+    p.write(
+        "models/a.sql",
+        "select * from {{ ref('c') }} join {{ ref('base') }} using (id)\n",
+    );
+    p.write("models/b.sql", "select * from {{ ref('a') }}\n");
+    p.write("models/c.sql", "select * from {{ ref('b') }}\n");
+    let out = p.fails(&["models", "run"]);
+    assert!(out.contains("cycle"), "{out}");
+    assert!(
+        ["a -> b -> c -> a", "b -> c -> a -> b", "c -> a -> b -> c"]
+            .iter()
+            .any(|path| out.contains(path)),
+        "{out}"
+    );
+}
+
+#[test]
+fn jinja_errors_name_the_file_and_line() {
+    let p = duckdb_project();
+    p.write("models/stg_orders.sql", "select 1 as id\n");
+    p.write(
+        "models/marts/bad.sql",
+        "-- a model\nselect *\nfrom {{ ref('stg_orders' }}\n",
+    );
+    let out = p.fails(&["models", "run"]);
+    assert!(out.contains("models/marts/bad.sql:3:"), "{out}");
+    assert!(out.contains("syntax error"), "{out}");
+    p.write(
+        "models/marts/bad.sql",
+        "select *\nfrom {{ ref('stg_order') }}\n",
+    );
+    let out = p.fails(&["models", "run"]);
+    assert!(out.contains("models/marts/bad.sql:2:"), "{out}");
+    assert!(out.contains("did you mean 'stg_orders'"), "{out}");
+}
+
+#[test]
+fn vars_env_vars_macros_and_compile() {
+    let p = duckdb_project();
+    p.write("dbt_project.yml", "name: shop\nvars:\n  min_amount: 15\n");
+    p.write(
+        "macros/money.sql",
+        "{% macro cents(column) %}({{ column }} * 100){% endmacro %}\n",
+    );
+    p.write(
+        "models/amounts.sql",
+        "select {{ cents('amount') }} as cents, '{{ env_var('FLOWLINE_TEST_REGION', 'eu') }}' as region\nfrom (values (10), (20)) as t(amount)\nwhere amount >= {{ var('min_amount') }}\n",
+    );
+    let out = p.ok(&["models", "compile"]);
+    assert!(
+        out.contains(".flowline/compiled/models/amounts.sql"),
+        "{out}"
+    );
+    let compiled = std::fs::read_to_string(p.path().join(".flowline/compiled/models/amounts.sql"))
+        .expect("compiled");
+    assert!(compiled.contains("(amount * 100) as cents"), "{compiled}");
+    assert!(compiled.contains("amount >= 15"), "{compiled}");
+    let out = p
+        .command(&["models", "run"])
+        .env("FLOWLINE_TEST_REGION", "us")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rows = p.query("select cents, region from amounts");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["cents"], 2000);
+    assert_eq!(rows[0]["region"], "us");
+}
+
+#[test]
+fn independent_models_build_in_parallel_threads() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let p = postgres_project(&db);
+    for n in 0..4 {
+        p.write(
+            &format!("models/slow_{n}.sql"),
+            "{{ config(materialized='table') }}\nselect 1 as x from pg_sleep(1)\n",
+        );
+    }
+    p.write(
+        "models/all_slow.sql",
+        "select * from {{ ref('slow_0') }} union all select * from {{ ref('slow_1') }} union all select * from {{ ref('slow_2') }} union all select * from {{ ref('slow_3') }}\n",
+    );
+    let started = Instant::now();
+    let out = p.ok(&["models", "run", "--threads", "4"]);
+    let parallel = started.elapsed();
+    assert!(out.contains("done: 5 succeeded"), "{out}");
+    assert!(
+        parallel < Duration::from_millis(3500),
+        "4 one-second models on 4 threads took {parallel:?}"
+    );
+    let started = Instant::now();
+    p.ok(&["models", "run", "--threads", "1"]);
+    assert!(started.elapsed() >= Duration::from_secs(4), "one at a time");
+    assert_eq!(count(&p, "select count(*) from all_slow"), 4);
+}
+
+#[test]
+fn many_models_on_several_threads_build_on_duckdb() {
+    let p = duckdb_project();
+    for n in 0..12 {
+        let materialized = if n % 2 == 0 { "table" } else { "view" };
+        p.write(
+            &format!("models/m_{n}.sql"),
+            format!(
+                "{{{{ config(materialized='{materialized}', schema='s{}') }}}}\nselect {n} as n\n",
+                n % 3
+            ),
+        );
+    }
+    let union: Vec<String> = (0..12)
+        .map(|n| format!("select * from {{{{ ref('m_{n}') }}}}"))
+        .collect();
+    p.write(
+        "models/total.sql",
+        format!(
+            "{{{{ config(materialized='table') }}}}\nselect sum(n) as n from ({}) t\n",
+            union.join(" union all ")
+        ),
+    );
+    let out = p.ok(&["models", "run", "--threads", "4"]);
+    assert!(out.contains("done: 13 succeeded"), "{out}");
+    assert_eq!(count(&p, "select n from total"), 66);
+}
+
+#[test]
+fn a_dbt_project_folder_without_flowline_toml_runs_on_embedded_duckdb() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |relative: &str, text: &str| {
+        let path = dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "dbt_project.yml",
+        "name: jaffle\nversion: '1.0'\nprofile: jaffle\nmodel-paths: [\"transform\"]\nmacro-paths: [\"my_macros\"]\nvars:\n  status: paid\nmodels:\n  jaffle:\n    +materialized: table\n    staging:\n      materialized: view\n      +tags: [\"staging\"]\n",
+    );
+    write(
+        "my_macros/upper.sql",
+        "{% macro shout(x) %}upper({{ x }}){% endmacro %}\n",
+    );
+    write(
+        "transform/staging/stg_payments.sql",
+        "select * from (values (1, 'paid', 10), (2, 'open', 5), (3, 'paid', 7)) as t(id, status, amount)\n",
+    );
+    write(
+        "transform/marts/paid.sql",
+        "select id, {{ shout('status') }} as status from {{ ref('stg_payments') }} where status = '{{ var('status') }}'\n",
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowline"))
+            .arg("--project")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("run flowline")
+    };
+    let out = run(&["models", "ls", "--json", "-s", "tag:staging"]);
+    let listed = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(listed[0]["name"], "stg_payments");
+    assert_eq!(listed[0]["materialized"], "view");
+    let out = run(&["models", "run"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warehouse = dir.path().join(".flowline/warehouse.duckdb");
+    let conn = duckdb::Connection::open(&warehouse).expect("the embedded warehouse is there");
+    let (n, kind): (i64, String) = conn
+        .query_row(
+            "select count(*), max(t.table_type) from paid, information_schema.tables t where t.table_name = 'paid'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("paid is there");
+    assert_eq!((n, kind.as_str()), (2, "BASE TABLE"));
+    let upper: String = conn
+        .query_row("select min(status) from paid", [], |row| row.get(0))
+        .expect("a row");
+    assert_eq!(upper, "PAID");
+}
+
+#[test]
+fn a_job_builds_models_after_its_pipeline_and_logs_each_model() {
+    let p = duckdb_project();
+    p.write("data/orders.csv", common::orders_csv(1, 30));
+    p.write(
+        "pipelines/orders.toml",
+        "[source]\nkind = \"file\"\npath = \"data/orders.csv\"\n\n[destination]\ntable = \"raw.orders\"\n",
+    );
+    p.write(
+        "models/stg_orders.sql",
+        "select * from {{ source('raw', 'orders') }}\n",
+    );
+    p.write(
+        "models/marts/order_totals.sql",
+        "{{ config(materialized='table') }}\nselect status, count(*) as n from {{ ref('stg_orders') }} group by status\n",
+    );
+    p.write("models/unrelated.sql", "select 1 as x\n");
+    p.write(
+        "jobs/nightly.toml",
+        "[[step]]\nname = \"load\"\npipeline = \"orders\"\n\n[[step]]\nname = \"transform\"\nafter = [\"load\"]\nmodels = \"+order_totals\"\n",
+    );
+    let out = p.ok(&["jobs", "run", "nightly"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(count(&p, "select sum(n) from order_totals"), 30);
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from information_schema.tables where table_name = 'unrelated'"
+        ),
+        0,
+        "only the selection is built"
+    );
+    let runs = json(&p.ok(&["jobs", "runs", "nightly", "--json"]));
+    let run_id = runs["runs"][0]["run_id"]
+        .as_str()
+        .expect("a run")
+        .to_string();
+    let logs = p.ok(&["jobs", "logs", &run_id, "transform"]);
+    assert!(logs.contains("OK     stg_orders"), "{logs}");
+    assert!(logs.contains("OK     order_totals"), "{logs}");
+
+    // A failing model fails the step.
+    p.write(
+        "models/marts/order_totals.sql",
+        "{{ config(materialized='table') }}\nselect nope from {{ ref('stg_orders') }}\n",
+    );
+    let out = p.fails(&["jobs", "run", "nightly"]);
+    assert!(out.contains("failed"), "{out}");
+}
