@@ -688,3 +688,67 @@ fn a_job_builds_models_after_its_pipeline_and_logs_each_model() {
     let out = p.fails(&["jobs", "run", "nightly"]);
     assert!(out.contains("failed"), "{out}");
 }
+
+/// A running `flowline serve`, killed when dropped.
+struct Serve(std::process::Child);
+
+impl Serve {
+    /// Starts `flowline serve` on `p` and waits for its first line.
+    fn start(p: &TestProject) -> Serve {
+        use std::io::BufRead;
+        let mut child = p
+            .command(&["serve"])
+            .env("FLOWLINE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn flowline serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        assert!(
+            line.starts_with("serving"),
+            "flowline serve did not start: {line:?}"
+        );
+        Serve(child)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn models_run_through_the_process_that_owns_the_warehouse() {
+    let p = duckdb_project();
+    load_orders(&p, &[(1, "paid", 10), (2, "open", 20)]);
+    write_models(&p);
+    let _serve = Serve::start(&p);
+    let out = p.ok(&["models", "run", "--threads", "4"]);
+    assert!(out.contains("done: 5 succeeded"), "{out}");
+    load_orders(&p, &[(1, "paid", 10), (2, "open", 20), (3, "paid", 5)]);
+    p.ok(&["models", "run"]);
+    assert_eq!(count(&p, "select total from marts.revenue"), 15);
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from orders_merge where incremental_run"
+        ),
+        2
+    );
+    // A failing table keeps its old version there too.
+    p.write(
+        "models/marts/revenue.sql",
+        "{{ config(materialized='table', schema='marts') }}\nselect missing from {{ ref('stg_orders') }}\n",
+    );
+    let out = p.fails(&["models", "run", "-s", "revenue"]);
+    assert!(out.contains("missing"), "{out}");
+    assert_eq!(count(&p, "select total from marts.revenue"), 15);
+}
