@@ -657,6 +657,10 @@ fn a_job_builds_models_after_its_pipeline_and_logs_each_model() {
     );
     p.write("models/unrelated.sql", "select 1 as x\n");
     p.write(
+        "models/schema.yml",
+        "models:\n  - name: order_totals\n    columns:\n      - name: status\n        tests: [unique, not_null]\n",
+    );
+    p.write(
         "jobs/nightly.toml",
         "[[step]]\nname = \"load\"\npipeline = \"orders\"\n\n[[step]]\nname = \"transform\"\nafter = [\"load\"]\nmodels = \"+order_totals\"\n",
     );
@@ -679,6 +683,7 @@ fn a_job_builds_models_after_its_pipeline_and_logs_each_model() {
     let logs = p.ok(&["jobs", "logs", &run_id, "transform"]);
     assert!(logs.contains("OK     stg_orders"), "{logs}");
     assert!(logs.contains("OK     order_totals"), "{logs}");
+    assert!(logs.contains("PASS   unique_order_totals_status"), "{logs}");
 
     // A failing model fails the step.
     p.write(
@@ -751,4 +756,127 @@ fn models_run_through_the_process_that_owns_the_warehouse() {
     let out = p.fails(&["models", "run", "-s", "revenue"]);
     assert!(out.contains("missing"), "{out}");
     assert_eq!(count(&p, "select total from marts.revenue"), 15);
+}
+
+/// Generic and singular data tests, passing and failing with the failing
+/// rows counted, `where` and `severity`, relationships across models.
+fn data_tests(p: &TestProject) {
+    load_orders(
+        p,
+        &[
+            (1, "paid", 10),
+            (2, "open", 20),
+            (2, "lost", 5),
+            (4, "paid", 0),
+        ],
+    );
+    p.write(
+        "models/customers.sql",
+        "{{ config(materialized='table') }}\nselect * from (values (10), (20)) as t(id)\n",
+    );
+    p.write(
+        "models/orders.sql",
+        "{{ config(materialized='table') }}\nselect id, status, amount as customer_id from raw.orders\n",
+    );
+    p.write(
+        "models/schema.yml",
+        r#"version: 2
+models:
+  - name: orders
+    columns:
+      - name: id
+        data_tests:
+          - not_null
+          - unique
+          - unique:
+              where: "status <> 'lost'"
+      - name: status
+        tests:
+          - accepted_values:
+              values: ['paid', 'open']
+          - accepted_values:
+              name: known_statuses
+              values: ['paid', 'open', 'lost']
+      - name: customer_id
+        tests:
+          - relationships:
+              to: ref('customers')
+              field: id
+              config:
+                severity: warn
+  - name: customers
+    columns:
+      - name: id
+        tests: [not_null, unique]
+"#,
+    );
+    p.write(
+        "tests/no_free_orders.sql",
+        "select * from {{ ref('orders') }} where customer_id = 0\n",
+    );
+    p.write(
+        "tests/few_orders.sql",
+        "{{ config(severity='warn') }}\nselect * from {{ ref('orders') }} where id > 100\n",
+    );
+    let out = p.fails(&["models", "build"]);
+    assert!(
+        out.contains("done: 2 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    assert!(out.contains("PASS   not_null_orders_id"), "{out}");
+    assert!(
+        out.contains("FAIL   unique_orders_id: 1 failing rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL   accepted_values_orders_status: 1 failing rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WARN   relationships_orders_customer_id: 2 failing rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL   no_free_orders: 1 failing rows"),
+        "{out}"
+    );
+    assert!(out.contains("PASS   few_orders"), "{out}");
+    assert!(out.contains("PASS   unique_customers_id"), "{out}");
+    assert!(out.contains("PASS   known_statuses"), "{out}");
+    assert!(out.contains("tests: 6 passed, 3 failed, 1 warned"), "{out}");
+    // The `where` keeps order 2 once: that unique test passes.
+    let report = json(&String::from_utf8_lossy(
+        &p.flowline(&["models", "test", "--json", "-s", "orders"])
+            .stdout,
+    ));
+    let tests = report["tests"].as_array().expect("tests");
+    let status = |name: &str| {
+        tests
+            .iter()
+            .find(|t| t["test"] == name)
+            .map(|t| (t["status"].clone(), t["failures"].clone()))
+    };
+    assert_eq!(status("unique_orders_id"), Some(("fail".into(), 1.into())));
+    assert_eq!(
+        status("unique_orders_id_2"),
+        Some(("pass".into(), 0.into()))
+    );
+    assert_eq!(report["ok"], false);
+    // The tests that read customers (the relationship too) only pass or
+    // warn: the command succeeds.
+    let out = p.ok(&["models", "test", "-s", "customers"]);
+    assert!(out.contains("tests: 2 passed, 0 failed, 1 warned"), "{out}");
+}
+
+#[test]
+fn data_tests_pass_fail_and_warn_on_duckdb() {
+    data_tests(&duckdb_project());
+}
+
+#[test]
+fn data_tests_pass_fail_and_warn_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    data_tests(&postgres_project(&db));
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::core::error::{Error, Result};
 use crate::models::compile::Compiler;
+use crate::models::datatest::{self, TestResult, TestStatus};
 use crate::models::materialize::incremental_run;
 use crate::models::{
     ModelProject, ModelResult, RunOptions, Selection, Status, catalog, project_at, run, select,
@@ -23,8 +24,10 @@ use crate::server::client::open_warehouse;
 pub enum ModelsCommand {
     /// Build the selected models in the warehouse, parents first.
     Run(RunArgs),
-    /// Build the selected models (like `run`; data tests join it).
+    /// Build the selected models, then run their data tests.
     Build(RunArgs),
+    /// Run the data tests of the selected models (`models/**/*.yml`, `tests/*.sql`).
+    Test(SelectArgs),
     /// List the selected models in build order.
     Ls(SelectArgs),
     /// Write the selected models' compiled SQL under `.flowline/compiled/`.
@@ -63,20 +66,13 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
     let project = project_at(project_dir)?;
     let models = ModelProject::load(&project)?;
     match command {
-        ModelsCommand::Run(args) | ModelsCommand::Build(args) => {
-            let chosen = chosen(&models, &args.selection)?;
+        ModelsCommand::Run(args) => build(&project, &models, &args, false, json),
+        ModelsCommand::Build(args) => build(&project, &models, &args, true, json),
+        ModelsCommand::Test(args) => {
+            let chosen = chosen(&models, &args)?;
             let warehouse = open_warehouse(&project)?;
-            let options = RunOptions {
-                full_refresh: args.full_refresh,
-                threads: args.threads,
-            };
-            let report = |result: &ModelResult| {
-                if !json {
-                    print_result(result);
-                }
-            };
-            let results = run::run(&models, warehouse.as_ref(), &chosen, options, &report)?;
-            summarize(&results, json)
+            let tests = test(&models, warehouse.as_ref(), &chosen, json)?;
+            summarize(&[], &tests, json)
         }
         ModelsCommand::Ls(args) => {
             let chosen = chosen(&models, &args)?;
@@ -89,6 +85,34 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
             compile(&models, warehouse.as_ref(), &chosen, json)
         }
     }
+}
+
+/// Builds the selected models, then (`with_tests`) runs their tests.
+fn build(
+    project: &crate::config::Project,
+    models: &ModelProject,
+    args: &RunArgs,
+    with_tests: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let chosen = chosen(models, &args.selection)?;
+    let warehouse = open_warehouse(project)?;
+    let options = RunOptions {
+        full_refresh: args.full_refresh,
+        threads: args.threads,
+    };
+    let report = |result: &ModelResult| {
+        if !json {
+            print_result(result);
+        }
+    };
+    let results = run::run(models, warehouse.as_ref(), &chosen, options, &report)?;
+    let tests = if with_tests {
+        test(models, warehouse.as_ref(), &chosen, json)?
+    } else {
+        Vec::new()
+    };
+    summarize(&results, &tests, json)
 }
 
 /// The models `-s` and `--exclude` pick.
@@ -110,28 +134,77 @@ fn print_result(result: &ModelResult) {
     );
 }
 
-fn summarize(results: &[ModelResult], json: bool) -> Result<ExitCode> {
+/// Runs the tests on the `chosen` models, printing each result.
+fn test(
+    models: &ModelProject,
+    warehouse: &dyn crate::destinations::Warehouse,
+    chosen: &BTreeSet<usize>,
+    json: bool,
+) -> Result<Vec<TestResult>> {
+    let schema = catalog::default_schema(warehouse)?;
+    let renderer = models.renderer(&schema);
+    let mut results = Vec::new();
+    for test in models.tests_of(chosen) {
+        let result = datatest::run(test, &renderer, warehouse);
+        if !json {
+            print_test(&result);
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn print_test(result: &TestResult) {
+    let (label, detail) = match result.status {
+        TestStatus::Pass => ("PASS", String::new()),
+        TestStatus::Fail => ("FAIL", format!(": {} failing rows", result.failures)),
+        TestStatus::Warn => ("WARN", format!(": {} failing rows", result.failures)),
+        TestStatus::Error => (
+            "ERROR",
+            format!(": {}", result.message.as_deref().unwrap_or_default()),
+        ),
+    };
+    println!(
+        "{label:<6} {}{detail} [{:.2}s]",
+        result.test, result.seconds
+    );
+}
+
+fn summarize(results: &[ModelResult], tests: &[TestResult], json: bool) -> Result<ExitCode> {
     let count = |status: Status| results.iter().filter(|r| r.status == status).count();
-    let (ok, failed, skipped) = (
+    let (ok, mut failed, skipped) = (
         count(Status::Success),
         count(Status::Error),
         count(Status::Skipped),
     );
+    let tested = |status: TestStatus| tests.iter().filter(|t| t.status == status).count();
+    let (passed, failing, warned) = (
+        tested(TestStatus::Pass),
+        tested(TestStatus::Fail) + tested(TestStatus::Error),
+        tested(TestStatus::Warn),
+    );
     if json {
         let report = json!({
-            "ok": failed == 0,
+            "ok": failed + failing == 0,
             "succeeded": ok,
             "failed": failed,
             "skipped": skipped,
             "results": results,
+            "tests": tests,
         });
         println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        println!("done: {ok} succeeded, {failed} failed, {skipped} skipped");
+        if !results.is_empty() || tests.is_empty() {
+            println!("done: {ok} succeeded, {failed} failed, {skipped} skipped");
+        }
+        if !tests.is_empty() {
+            println!("tests: {passed} passed, {failing} failed, {warned} warned");
+        }
     }
+    failed += failing;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

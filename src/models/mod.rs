@@ -7,7 +7,8 @@
 //! [`project`] parses every model once ([`jinja`]) into the ref
 //! [`graph`], [`select`] picks models with dbt's syntax, and [`run`]
 //! compiles ([`compile`]) and builds ([`materialize`]) them in order,
-//! asking the warehouse what is there ([`catalog`]).
+//! asking the warehouse what is there ([`catalog`]); [`datatest`] checks
+//! the results.
 //!
 //! Models reach the warehouse through the [`Warehouse`] the command found
 //! (its own, or the owning process's over the control socket), so they run
@@ -18,6 +19,7 @@
 pub mod catalog;
 pub mod compile;
 pub mod config;
+pub mod datatest;
 pub mod graph;
 pub mod jinja;
 pub mod layout;

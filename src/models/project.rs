@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::config::{ConfigValues, Materialized, ModelConfig};
+use super::datatest::{self, DataTest};
 use super::graph::Graph;
 use super::jinja::{Macros, Render, Renderer, Resolver};
 use super::layout::{DBT_PROJECT_FILE, Layout};
@@ -102,6 +103,9 @@ pub struct ModelProject {
     pub order: Vec<usize>,
     /// The warehouse kind, for `target.type`.
     pub warehouse_kind: String,
+    /// The data tests: generic ones from properties files, singular ones
+    /// from the test folders.
+    pub tests: Vec<DataTest>,
 }
 
 /// The project in `dir` as models see it: a flowline project when it has
@@ -229,6 +233,53 @@ impl ModelProject {
             }
             parents.push(list);
         }
+        let mut tests = Vec::new();
+        for (file, properties) in &properties {
+            tests.extend(datatest::generic_tests(file, properties)?);
+        }
+        for (_, file) in layout.files(&layout.test_paths, &["sql"])? {
+            let full = layout.dir.join(&file);
+            let text = std::fs::read_to_string(&full).map_err(|e| Error::io(&full, e))?;
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let rendered = renderer.render(Render {
+                file: &file,
+                text: &text,
+                this: RelationValue::Cte(name),
+                is_incremental: false,
+            })?;
+            let warn = rendered
+                .config
+                .get("severity")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.eq_ignore_ascii_case("warn"));
+            tests.push(datatest::singular(&file, &text, rendered.refs, warn));
+        }
+        // Two tests of one name (the same test with other arguments) are
+        // told apart by a number.
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for test in &mut tests {
+            let n = seen.entry(test.name.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                test.name = format!("{}_{n}", test.name);
+            }
+        }
+        for test in &tests {
+            if let Some(missing) = test
+                .depends_on
+                .iter()
+                .find(|m| !index.contains_key(m.as_str()))
+            {
+                return Err(Error::Config(format!(
+                    "{}: test {} is on model {missing}, which does not exist or is disabled",
+                    test.file.display(),
+                    test.name
+                )));
+            }
+        }
         let graph = Graph::new(models.iter().map(|m| m.name.clone()).collect(), parents);
         let order = graph.order().map_err(|cycle| {
             Error::Config(format!(
@@ -245,7 +296,20 @@ impl ModelProject {
             graph,
             order,
             warehouse_kind: project.settings.warehouse.kind().to_string(),
+            tests,
         })
+    }
+
+    /// The tests on the `chosen` models: those that read any of them.
+    pub fn tests_of(&self, chosen: &std::collections::BTreeSet<usize>) -> Vec<&DataTest> {
+        self.tests
+            .iter()
+            .filter(|t| {
+                t.depends_on
+                    .iter()
+                    .any(|m| self.index_of(m).is_some_and(|i| chosen.contains(&i)))
+            })
+            .collect()
     }
 
     /// The model called `name`.

@@ -64,6 +64,12 @@ pub struct ModelProperties {
     /// Its columns.
     #[serde(default)]
     pub columns: Vec<ColumnProperties>,
+    /// Data tests on the whole model (each naming its `column_name`).
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    /// The same, by dbt's newer name.
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
 }
 
 /// A column of a model.
@@ -74,6 +80,13 @@ pub struct ColumnProperties {
     /// What it holds.
     #[serde(default)]
     pub description: Option<String>,
+    /// Its data tests: `not_null`, `unique`, `{accepted_values: {values: [...]}}`,
+    /// `{relationships: {to: "ref('x')", field: id}}`.
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    /// The same, by dbt's newer name.
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
 }
 
 /// Every properties file of the project, with its path.
