@@ -1,11 +1,13 @@
 //! `models = "+marts"`: builds the project's SQL models that a dbt
-//! selection picks, each model's result a line of the step's log.
+//! selection picks and runs their data tests, each model's and each test's
+//! result a line of the step's log.
 //!
-//! The step runs `flowline models run` (this very binary) from the
+//! The step runs `flowline models build` (this very binary) from the
 //! project folder, as a command step would: that command reaches the
 //! warehouse the way every flowline command does, through the process that
 //! owns it when one runs (`flowline serve`, or this job's own process once
-//! a step opened the warehouse), and it fails when a model fails.
+//! a step opened the warehouse), and it fails when a model or a test
+//! (of severity error) fails.
 
 use serde::Deserialize;
 
@@ -43,7 +45,7 @@ pub struct ModelsOptions {
 
 impl StepKind for ModelsStep {
     const KEY: &'static str = "models";
-    const SUMMARY: &'static str = "build the SQL models a dbt selection picks";
+    const SUMMARY: &'static str = "build the SQL models a dbt selection picks and test them";
 }
 
 impl ModelsStep {
@@ -59,10 +61,10 @@ impl ModelsStep {
         }
     }
 
-    /// The `flowline models run` arguments for this step.
+    /// The `flowline models build` arguments for this step.
     fn arguments(&self) -> Vec<String> {
         let options = self.options();
-        let mut args = vec!["models".to_string(), "run".to_string()];
+        let mut args = vec!["models".to_string(), "build".to_string()];
         let words = |text: &Option<String>| -> Vec<String> {
             text.iter()
                 .flat_map(|t| t.split_whitespace().map(str::to_string))
@@ -124,7 +126,7 @@ impl StepAction for ModelsStep {
         argv.extend(args);
         run_program(ctx, &argv)
             .await
-            .map_err(|e| format!("models: {e}; each model's result is in the log above"))
+            .map_err(|e| format!("models: {e}; each model's and test's result is in the log above"))
     }
 }
 
@@ -133,11 +135,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_selection_becomes_the_arguments_of_models_run() {
+    fn a_selection_becomes_the_arguments_of_models_build() {
         let step = ModelsStep::Select("+marts tag:daily".into());
         assert_eq!(
             step.arguments(),
-            ["models", "run", "--select", "+marts", "tag:daily"]
+            ["models", "build", "--select", "+marts", "tag:daily"]
         );
         let step: ModelsStep = toml::from_str::<toml::Table>(
             "models = { select = \"orders+\", exclude = \"tag:slow\", full_refresh = true, threads = 2 }",
@@ -150,7 +152,7 @@ mod tests {
             step.arguments(),
             [
                 "models",
-                "run",
+                "build",
                 "--select",
                 "orders+",
                 "--exclude",
