@@ -880,3 +880,77 @@ fn data_tests_pass_fail_and_warn_on_postgres() {
     };
     data_tests(&postgres_project(&db));
 }
+
+/// Seeds load with inferred types and the types of the yml, models read
+/// them with `ref()`, and `build` loads them first.
+fn seeds(p: &TestProject, schema: &str) {
+    p.write(
+        "seeds/countries.csv",
+        "code,name,population,joined,eu\nNL,Netherlands,17.9,1958-01-01,true\nNO,Norway,5.5,,false\nFR,France,68.2,1958-01-01,true\n",
+    );
+    p.write("seeds/codes.csv", "code\n007\n042\n");
+    p.write(
+        "seeds/properties.yml",
+        "version: 2\nseeds:\n  - name: codes\n    config:\n      column_types:\n        code: varchar\n",
+    );
+    p.write(
+        "models/eu_population.sql",
+        "{{ config(materialized='table') }}\nselect sum(population) as population from {{ ref('countries') }} where eu\n",
+    );
+    let out = p.ok(&["models", "build"]);
+    assert!(out.contains("OK     countries (seed)"), "{out}");
+    assert!(out.contains("done: 3 succeeded"), "{out}");
+    assert_eq!(
+        count(p, "select cast(population as integer) from eu_population"),
+        86
+    );
+    let types = p.query(&format!(
+        "select column_name, data_type from information_schema.columns where table_schema = '{schema}' and table_name in ('countries', 'codes') order by table_name, ordinal_position"
+    ));
+    let types: Vec<String> = types
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["column_name"].as_str().unwrap_or(""),
+                r["data_type"].as_str().unwrap_or("").to_lowercase()
+            )
+        })
+        .collect();
+    // codes, then countries.
+    let text = if schema == "main" {
+        "varchar"
+    } else {
+        "character varying"
+    };
+    assert_eq!(types[0], format!("code:{text}"), "{types:?}");
+    assert!(types[3].starts_with("population:double"), "{types:?}");
+    assert!(types[4].starts_with("joined:date"), "{types:?}");
+    assert!(types[5].starts_with("eu:boolean"), "{types:?}");
+    assert_eq!(
+        count(p, "select count(*) from codes where code = '007'"),
+        1,
+        "kept as text"
+    );
+    assert_eq!(
+        count(p, "select count(*) from countries where joined is null"),
+        1
+    );
+    // Seeding again replaces the rows.
+    p.write("seeds/codes.csv", "code\n001\n");
+    p.ok(&["models", "seed", "-s", "codes"]);
+    assert_eq!(count(p, "select count(*) from codes"), 1);
+}
+
+#[test]
+fn seeds_load_with_types_and_models_read_them_on_duckdb() {
+    seeds(&duckdb_project(), "main");
+}
+
+#[test]
+fn seeds_load_with_types_and_models_read_them_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    seeds(&postgres_project(&db), "public");
+}

@@ -14,6 +14,7 @@ use crate::core::error::{Error, Result};
 use crate::models::compile::Compiler;
 use crate::models::datatest::{self, TestResult, TestStatus};
 use crate::models::materialize::incremental_run;
+use crate::models::seed::{self, Seed};
 use crate::models::{
     ModelProject, ModelResult, RunOptions, Selection, Status, catalog, project_at, run, select,
 };
@@ -24,10 +25,12 @@ use crate::server::client::open_warehouse;
 pub enum ModelsCommand {
     /// Build the selected models in the warehouse, parents first.
     Run(RunArgs),
-    /// Build the selected models, then run their data tests.
+    /// Load the seeds the selected models read, build the models, then run their data tests.
     Build(RunArgs),
     /// Run the data tests of the selected models (`models/**/*.yml`, `tests/*.sql`).
     Test(SelectArgs),
+    /// Load the CSV files of `seeds/` as tables (all, or those named with -s).
+    Seed(SelectArgs),
     /// List the selected models in build order.
     Ls(SelectArgs),
     /// Write the selected models' compiled SQL under `.flowline/compiled/`.
@@ -74,6 +77,21 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
             let tests = test(&models, warehouse.as_ref(), &chosen, json)?;
             summarize(&[], &tests, json)
         }
+        ModelsCommand::Seed(args) => {
+            let names: Vec<&str> = args
+                .select
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .collect();
+            let seeds: Vec<&Seed> = models
+                .seeds
+                .iter()
+                .filter(|s| names.is_empty() || names.contains(&s.name.as_str()))
+                .collect();
+            let warehouse = open_warehouse(&project)?;
+            let results = seed_all(&models, warehouse.as_ref(), &seeds, json)?;
+            summarize(&results, &[], json)
+        }
         ModelsCommand::Ls(args) => {
             let chosen = chosen(&models, &args)?;
             list(&models, &chosen, json);
@@ -87,7 +105,8 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
     }
 }
 
-/// Builds the selected models, then (`with_tests`) runs their tests.
+/// Builds the selected models; with `with_tests` (`build`), loads the
+/// seeds they read first and runs their tests after.
 fn build(
     project: &crate::config::Project,
     models: &ModelProject,
@@ -97,6 +116,11 @@ fn build(
 ) -> Result<ExitCode> {
     let chosen = chosen(models, &args.selection)?;
     let warehouse = open_warehouse(project)?;
+    let mut results = Vec::new();
+    if with_tests {
+        let seeds = models.seeds_of(&chosen, args.selection.select.is_empty());
+        results = seed_all(models, warehouse.as_ref(), &seeds, json)?;
+    }
     let options = RunOptions {
         full_refresh: args.full_refresh,
         threads: args.threads,
@@ -106,7 +130,13 @@ fn build(
             print_result(result);
         }
     };
-    let results = run::run(models, warehouse.as_ref(), &chosen, options, &report)?;
+    results.extend(run::run(
+        models,
+        warehouse.as_ref(),
+        &chosen,
+        options,
+        &report,
+    )?);
     let tests = if with_tests {
         test(models, warehouse.as_ref(), &chosen, json)?
     } else {
@@ -132,6 +162,25 @@ fn print_result(result: &ModelResult) {
         "{label:<6} {} ({}) {} [{:.2}s]",
         result.model, result.materialized, result.message, result.seconds
     );
+}
+
+/// Loads `seeds`, printing each result.
+fn seed_all(
+    models: &ModelProject,
+    warehouse: &dyn crate::destinations::Warehouse,
+    seeds: &[&Seed],
+    json: bool,
+) -> Result<Vec<ModelResult>> {
+    let schema = catalog::default_schema(warehouse)?;
+    let mut results = Vec::new();
+    for seed in seeds {
+        let result = seed::load(seed, &models.layout.dir, warehouse, &schema);
+        if !json {
+            print_result(&result);
+        }
+        results.push(result);
+    }
+    Ok(results)
 }
 
 /// Runs the tests on the `chosen` models, printing each result.

@@ -27,6 +27,9 @@ const CONFIG_NAMES: &[&str] = &[
     "contract",
     "pre-hook",
     "post-hook",
+    "column_types",
+    "quote_columns",
+    "delimiter",
 ];
 
 /// Whether `name` is a config (rather than a folder) in `dbt_project.yml`.

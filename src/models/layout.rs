@@ -38,6 +38,8 @@ pub struct Layout {
     pub vars: BTreeMap<String, Value>,
     /// `models:`, the configs by folder.
     pub folders: FolderConfigs,
+    /// `seeds:`, the seeds' configs by folder.
+    pub seed_folders: FolderConfigs,
 }
 
 /// `dbt_project.yml` as far as flowline reads it; other keys are ignored,
@@ -54,6 +56,8 @@ struct DbtProjectFile {
     vars: BTreeMap<String, Value>,
     #[serde(default)]
     models: serde_json::Map<String, Value>,
+    #[serde(default)]
+    seeds: serde_json::Map<String, Value>,
 }
 
 impl Layout {
@@ -71,6 +75,8 @@ impl Layout {
         let name = parsed.name.unwrap_or_else(|| fallback_name.to_string());
         let folders = FolderConfigs::parse(&name, &parsed.models)
             .map_err(|message| Error::Config(format!("{}: models: {message}", file.display())))?;
+        let seed_folders = FolderConfigs::parse(&name, &parsed.seeds)
+            .map_err(|message| Error::Config(format!("{}: seeds: {message}", file.display())))?;
         Ok(Layout {
             dir: dir.to_path_buf(),
             name,
@@ -80,6 +86,7 @@ impl Layout {
             macro_paths: parsed.macro_paths.unwrap_or_else(|| vec!["macros".into()]),
             vars: parsed.vars,
             folders,
+            seed_folders,
         })
     }
 

@@ -8,7 +8,7 @@
 //! [`graph`], [`select`] picks models with dbt's syntax, and [`run`]
 //! compiles ([`compile`]) and builds ([`materialize`]) them in order,
 //! asking the warehouse what is there ([`catalog`]); [`datatest`] checks
-//! the results.
+//! the results; [`seed`] loads CSV files as tables.
 //!
 //! Models reach the warehouse through the [`Warehouse`] the command found
 //! (its own, or the owning process's over the control socket), so they run
@@ -28,6 +28,7 @@ pub mod project;
 pub mod properties;
 pub mod relation;
 pub mod run;
+pub mod seed;
 pub mod select;
 
 pub use project::{Model, ModelProject, project_at};

@@ -14,6 +14,7 @@ use super::jinja::{Macros, Render, Renderer, Resolver};
 use super::layout::{DBT_PROJECT_FILE, Layout};
 use super::properties;
 use super::relation::{Relation, RelationValue};
+use super::seed::{self, Seed};
 use crate::config::{PROJECT_FILE, Project};
 use crate::core::error::{Error, Result};
 
@@ -106,6 +107,8 @@ pub struct ModelProject {
     /// The data tests: generic ones from properties files, singular ones
     /// from the test folders.
     pub tests: Vec<DataTest>,
+    /// The seeds, which models `ref()` like models.
+    pub seeds: Vec<Seed>,
 }
 
 /// The project in `dir` as models see it: a flowline project when it has
@@ -133,6 +136,7 @@ impl ModelProject {
         let macros = Arc::new(Macros::load(&layout)?);
         let properties = properties::load(&layout)?;
         let sources = sources(project, &properties);
+        let seeds = seed::discover(&layout, &properties)?;
         let mut yml_configs: BTreeMap<String, ConfigValues> = BTreeMap::new();
         for (_, file) in &properties {
             for model in &file.models {
@@ -187,6 +191,19 @@ impl ModelProject {
                 RelationValue::Relation(Relation::new(PARSE_SCHEMA, name.clone())),
             );
         }
+        for seed in &seeds {
+            if let Some((_, file, ..)) = found.iter().find(|(n, ..)| *n == seed.name) {
+                return Err(Error::Config(format!(
+                    "{}: a model has the name of seed {}; names must be unique",
+                    file.display(),
+                    seed.file.display()
+                )));
+            }
+            resolver.models.insert(
+                seed.name.clone(),
+                RelationValue::Relation(seed.relation(PARSE_SCHEMA)),
+            );
+        }
         resolver.sources = resolve_sources(&sources, PARSE_SCHEMA);
         let renderer = Renderer::new(resolver, macros.clone());
         let mut models = Vec::new();
@@ -222,7 +239,11 @@ impl ModelProject {
         let mut parents = Vec::with_capacity(models.len());
         for model in &models {
             let mut list = Vec::new();
-            for r in &model.refs {
+            for r in model
+                .refs
+                .iter()
+                .filter(|r| !seeds.iter().any(|s| &s.name == *r))
+            {
                 let parent = index.get(r.as_str()).ok_or_else(|| {
                     Error::Config(format!(
                         "{}: ref('{r}'): model {r} is disabled (enabled = false)",
@@ -297,7 +318,20 @@ impl ModelProject {
             order,
             warehouse_kind: project.settings.warehouse.kind().to_string(),
             tests,
+            seeds,
         })
+    }
+
+    /// The seeds the `chosen` models read; every seed when `all`.
+    pub fn seeds_of(&self, chosen: &std::collections::BTreeSet<usize>, all: bool) -> Vec<&Seed> {
+        self.seeds
+            .iter()
+            .filter(|s| {
+                all || chosen
+                    .iter()
+                    .any(|&i| self.models[i].refs.contains(&s.name))
+            })
+            .collect()
     }
 
     /// The tests on the `chosen` models: those that read any of them.
@@ -325,6 +359,12 @@ impl ModelProject {
                 .models
                 .iter()
                 .map(|m| (m.name.clone(), m.reference(default_schema)))
+                .chain(self.seeds.iter().map(|s| {
+                    (
+                        s.name.clone(),
+                        RelationValue::Relation(s.relation(default_schema)),
+                    )
+                }))
                 .collect(),
             sources: resolve_sources(&self.sources, default_schema),
             vars: self.layout.vars.clone(),

@@ -19,6 +19,19 @@ pub struct PropertiesFile {
     /// `models:`.
     #[serde(default)]
     pub models: Vec<ModelProperties>,
+    /// `seeds:`.
+    #[serde(default)]
+    pub seeds: Vec<SeedProperties>,
+}
+
+/// A `seeds:` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeedProperties {
+    /// The seed's name (its file name without `.csv`).
+    pub name: String,
+    /// Its configs: `column_types: {id: integer}`, `schema`, `alias`.
+    #[serde(default)]
+    pub config: serde_json::Map<String, Value>,
 }
 
 /// A `sources:` entry: tables loaded by something other than a model.
@@ -89,10 +102,14 @@ pub struct ColumnProperties {
     pub data_tests: Vec<Value>,
 }
 
-/// Every properties file of the project, with its path.
+/// Every properties file of the project (in the model and seed folders),
+/// with its path.
 pub fn load(layout: &Layout) -> Result<Vec<(PathBuf, PropertiesFile)>> {
     let mut files = Vec::new();
-    for (_, path) in layout.files(&layout.model_paths, &["yml", "yaml"])? {
+    let mut folders = layout.model_paths.clone();
+    folders.extend(layout.seed_paths.iter().cloned());
+    folders.dedup();
+    for (_, path) in layout.files(&folders, &["yml", "yaml"])? {
         let full = layout.dir.join(&path);
         files.push((path, read(&full)?));
     }
