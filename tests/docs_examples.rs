@@ -87,11 +87,11 @@
 //!
 //! A ```` ```sql ```` block whose first line is `-- <path>.sql`, and a
 //! ```` ```yaml ```` (`yml`) block whose first line is `# <path>.yml`, is a
-//! file of a models project (`models/...`, `macros/...`,
-//! `dbt_project.yml`). The files of one page make one project, on the
-//! embedded DuckDB warehouse: `flowline models compile` must parse and
-//! compile every model of it (configs checked, every `ref()` and
-//! `source()` found, no cycle).
+//! file of a models project (`models/...`, `macros/...`, `tests/...`,
+//! `seeds/...`, `dbt_project.yml`). The files of one page make one
+//! project, on the embedded DuckDB warehouse: `flowline models compile`
+//! must parse and compile every model of it (configs and data tests
+//! checked, every `ref()` and `source()` found, no cycle).
 
 mod common;
 
@@ -208,8 +208,9 @@ fn model_files(page: &str) -> Vec<(usize, String, String)> {
                 "yaml" | "yml" => first.strip_prefix('#')?.trim(),
                 _ => return None,
             };
-            let known = path.starts_with("models/")
-                || path.starts_with("macros/")
+            let known = ["models/", "macros/", "tests/", "seeds/"]
+                .iter()
+                .any(|folder| path.starts_with(folder))
                 || path == "dbt_project.yml";
             let kind = path.ends_with(".sql") || path.ends_with(".yml");
             (known && kind).then(|| (block.line, path.to_string(), block.body.join("\n") + "\n"))
