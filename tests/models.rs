@@ -954,3 +954,15 @@ fn seeds_load_with_types_and_models_read_them_on_postgres() {
     };
     seeds(&postgres_project(&db), "public");
 }
+
+#[test]
+fn two_models_built_as_one_relation_are_refused() {
+    let p = duckdb_project();
+    p.write("models/orders.sql", "select 1 as id\n");
+    p.write(
+        "models/orders_v2.sql",
+        "{{ config(alias='orders') }}\nselect 2 as id\n",
+    );
+    let out = p.fails(&["models", "ls"]);
+    assert!(out.contains("builds the same relation (orders)"), "{out}");
+}

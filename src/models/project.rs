@@ -231,6 +231,25 @@ impl ModelProject {
             });
         }
 
+        // Two models may not be built as one relation.
+        let mut built_as: BTreeMap<(Option<&str>, &str), &Path> = BTreeMap::new();
+        for model in &models {
+            if model.config.materialized == Materialized::Ephemeral {
+                continue;
+            }
+            let key = (
+                model.config.schema.as_deref(),
+                model.config.alias.as_deref().unwrap_or(&model.name),
+            );
+            if let Some(other) = built_as.insert(key, &model.file) {
+                return Err(Error::Config(format!(
+                    "{}: builds the same relation ({}) as {}; give one of them another alias or schema",
+                    model.file.display(),
+                    key.1,
+                    other.display()
+                )));
+            }
+        }
         let index: BTreeMap<&str, usize> = models
             .iter()
             .enumerate()
