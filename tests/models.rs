@@ -966,3 +966,17 @@ fn two_models_built_as_one_relation_are_refused() {
     let out = p.fails(&["models", "ls"]);
     assert!(out.contains("builds the same relation (orders)"), "{out}");
 }
+
+#[test]
+fn validate_checks_the_models_too() {
+    let p = duckdb_project();
+    p.write("models/a.sql", "select * from {{ ref('b') }}\n");
+    p.write("models/b.sql", "select * from {{ ref('a') }}\n");
+    let out = p.fails(&["validate"]);
+    assert!(
+        out.contains("a -> b -> a") || out.contains("b -> a -> b"),
+        "{out}"
+    );
+    p.write("models/b.sql", "select 1 as id\n");
+    p.ok(&["validate"]);
+}
