@@ -301,6 +301,10 @@ fn failed_swap(p: &TestProject, schema: &str) {
         "models/order_count.sql",
         "{{ config(materialized='table') }}\nselect count(*) as n from {{ ref('orders') }}\n",
     );
+    p.write(
+        "models/report.sql",
+        "select n from {{ ref('order_count') }}\n",
+    );
     p.write("models/independent.sql", "select 1 as one\n");
     p.ok(&["models", "run"]);
     p.write(
@@ -321,6 +325,10 @@ fn failed_swap(p: &TestProject, schema: &str) {
         out.contains("SKIP   order_count") && out.contains("upstream model orders failed"),
         "{out}"
     );
+    assert!(
+        out.contains("SKIP   report") && out.matches("upstream model orders failed").count() == 2,
+        "two levels down the reason is the same: {out}"
+    );
     assert!(out.contains("OK     independent"), "{out}");
     assert_eq!(
         count(p, &format!("select count(*) from {schema}.orders")),
@@ -339,7 +347,7 @@ fn failed_swap(p: &TestProject, schema: &str) {
         &p.flowline(&["models", "run", "--json"]).stdout,
     ));
     assert_eq!(report["ok"], false);
-    assert_eq!(report["skipped"], 1);
+    assert_eq!(report["skipped"], 2);
 }
 
 #[test]

@@ -97,7 +97,6 @@ pub fn run(
     let board = Board {
         state: Mutex::new(State {
             pending: queue,
-            running: 0,
             ended: BTreeMap::new(),
             results: Vec::new(),
         }),
@@ -126,7 +125,6 @@ struct Board {
 
 struct State {
     pending: Vec<usize>,
-    running: usize,
     ended: BTreeMap<usize, Status>,
     results: Vec<ModelResult>,
 }
@@ -149,22 +147,14 @@ impl Board {
             let mut skipped = None;
             for (at, &i) in state.pending.iter().enumerate() {
                 let upstream = waits_for.get(&i).cloned().unwrap_or_default();
-                if let Some(&failed) = upstream
-                    .iter()
-                    .find(|u| state.ended.get(u) == Some(&Status::Error))
-                {
-                    skipped = Some((at, i, failed));
-                    break;
-                }
-                if upstream
-                    .iter()
-                    .any(|u| state.ended.get(u) == Some(&Status::Skipped))
-                {
-                    let failed = upstream
+                let ended = |status: Status| {
+                    upstream
                         .iter()
                         .copied()
-                        .find(|u| state.ended.get(u) == Some(&Status::Error))
-                        .unwrap_or(i);
+                        .find(|u| state.ended.get(u) == Some(&status))
+                };
+                // The reason names a failed model upstream when there is one.
+                if let Some(failed) = ended(Status::Error).or_else(|| ended(Status::Skipped)) {
                     skipped = Some((at, i, failed));
                     break;
                 }
@@ -176,14 +166,14 @@ impl Board {
             if let Some((at, i, failed)) = skipped {
                 state.pending.remove(at);
                 let model = &project.models[i];
-                let reason = if failed == i {
-                    "skipped: a model it reads was skipped".to_string()
-                } else {
-                    format!(
-                        "skipped: upstream model {} failed",
-                        project.models[failed].name
-                    )
+                let verb = match state.ended.get(&failed) {
+                    Some(Status::Error) => "failed",
+                    _ => "was skipped",
                 };
+                let reason = format!(
+                    "skipped: upstream model {} {verb}",
+                    project.models[failed].name
+                );
                 let result = ModelResult {
                     model: model.name.clone(),
                     file: model.file.display().to_string(),
@@ -201,7 +191,6 @@ impl Board {
             }
             if let Some((at, i)) = chosen {
                 state.pending.remove(at);
-                state.running += 1;
                 return Some(i);
             }
             state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -211,7 +200,6 @@ impl Board {
     fn end(&self, i: usize, result: ModelResult, on_result: &(dyn Fn(&ModelResult) + Sync)) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         on_result(&result);
-        state.running -= 1;
         state.ended.insert(i, result.status);
         state.results.push(result);
         self.changed.notify_all();
