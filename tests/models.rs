@@ -528,6 +528,11 @@ fn vars_env_vars_macros_and_compile() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["cents"], 2000);
     assert_eq!(rows[0]["region"], "us");
+    // --vars wins over dbt_project.yml.
+    p.ok(&["models", "run", "--vars", "{min_amount: 5}"]);
+    assert_eq!(count(&p, "select count(*) from amounts"), 2);
+    let out = p.fails(&["models", "run", "--vars", "[1, 2]"]);
+    assert!(out.contains("--vars"), "{out}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! reaches the warehouse as `flowline sql` does: through the process that
 //! owns it when one runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -48,6 +48,10 @@ pub struct SelectArgs {
     /// Models to leave out, in the same syntax.
     #[arg(long, num_args = 1..)]
     pub exclude: Vec<String>,
+    /// Variables for `var()`, over those of `dbt_project.yml`, as YAML or
+    /// JSON: `--vars '{start_date: 2024-01-01}'`.
+    #[arg(long)]
+    pub vars: Option<String>,
 }
 
 /// Arguments of `models run` and `models build`.
@@ -67,7 +71,14 @@ pub struct RunArgs {
 /// Runs a `models` verb.
 pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result<ExitCode> {
     let project = project_at(project_dir)?;
-    let models = ModelProject::load(&project)?;
+    let vars = match &command {
+        ModelsCommand::Run(args) | ModelsCommand::Build(args) => args.selection.vars.as_deref(),
+        ModelsCommand::Test(args)
+        | ModelsCommand::Seed(args)
+        | ModelsCommand::Ls(args)
+        | ModelsCommand::Compile(args) => args.vars.as_deref(),
+    };
+    let models = ModelProject::load_with_vars(&project, parse_vars(vars)?)?;
     match command {
         ModelsCommand::Run(args) => build(&project, &models, &args, false, json),
         ModelsCommand::Build(args) => build(&project, &models, &args, true, json),
@@ -143,6 +154,18 @@ fn build(
         Vec::new()
     };
     summarize(&results, &tests, json)
+}
+
+/// `--vars`: a YAML (or JSON) mapping.
+fn parse_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Value>> {
+    let Some(text) = text else {
+        return Ok(BTreeMap::new());
+    };
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        Error::Config(format!(
+            "--vars {text:?}: {e}; write a mapping, e.g. --vars '{{start_date: 2024-01-01}}'"
+        ))
+    })
 }
 
 /// The models `-s` and `--exclude` pick.

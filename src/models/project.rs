@@ -132,7 +132,17 @@ pub fn project_at(dir: &Path) -> Result<Project> {
 impl ModelProject {
     /// Reads and parses the models of `project`.
     pub fn load(project: &Project) -> Result<ModelProject> {
-        let layout = Layout::load(&project.dir, &project.settings.project.name)?;
+        Self::load_with_vars(project, BTreeMap::new())
+    }
+
+    /// Like [`ModelProject::load`], with `vars` over those of
+    /// `dbt_project.yml` (`--vars`).
+    pub fn load_with_vars(
+        project: &Project,
+        vars: BTreeMap<String, serde_json::Value>,
+    ) -> Result<ModelProject> {
+        let mut layout = Layout::load(&project.dir, &project.settings.project.name)?;
+        layout.vars.extend(vars);
         let macros = Arc::new(Macros::load(&layout)?);
         let properties = properties::load(&layout)?;
         let sources = sources(project, &properties);
