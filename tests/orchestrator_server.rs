@@ -118,8 +118,25 @@ fn serve_runs_triggered_jobs_and_answers_the_api_and_metrics() {
         "{events}"
     );
     assert!(events.contains("event: end"), "{events}");
-    // `jobs trigger` queues a run that this server runs.
-    p.ok(&["jobs", "trigger", "hello", "--wait"]);
+    // `jobs trigger` asks this server, which runs it.
+    let triggered = p.ok(&["jobs", "trigger", "hello", "--wait"]);
+    assert!(
+        triggered.contains(&format!("started by the server at {base}")),
+        "{triggered}"
+    );
+    // A server of another project refuses, naming both.
+    let (status, refused) = post(
+        &format!("{base}/api/jobs/hello/trigger"),
+        None,
+        serde_json::json!({ "project": "other" }),
+    );
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("serves project test, not other"),
+        "{refused}"
+    );
     let (status, metrics) = get(&format!("{base}/metrics"), None);
     assert_eq!(status, 200);
     assert!(

@@ -25,7 +25,7 @@ pub enum JobsCommand {
     List,
     /// Run a job now in this process and wait for it; the exit code is its outcome.
     Run(RunArgs),
-    /// Queue a run for `flowline serve` (or the workers) to run.
+    /// Ask `flowline serve` to start a run (queued in the state store when no server answers).
     Trigger(RunArgs),
     /// Run a scheduled job for each past interval between two dates, here.
     Backfill(BackfillArgs),
@@ -381,29 +381,39 @@ async fn trigger(
     args: RunArgs,
 ) -> Result<ExitCode> {
     let job = project.job(&args.job)?;
-    let run_id = create_manual_run(store, job, &args.params).await?;
-    let served = {
-        let project = project.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::server::client::LocalClient::connect(&project).map(|c| c.is_some())
-        })
-        .await
-        .unwrap_or(Ok(false))
-        .unwrap_or(false)
+    let params = params(job, &args.params)?;
+    let (run_id, server) = match trigger_on_server(project, &job.name, &params).await? {
+        Some((run_id, url)) => (run_id, Some(url)),
+        None => (create_manual_run(store, job, &args.params).await?, None),
     };
     if !json {
-        println!("queued run {run_id} of job {}", job.name);
-        if !served && store.dialect() == crate::state::db::Dialect::Sqlite {
-            println!(
-                "no `flowline serve` runs for this project: the run starts when one does \
-                 (or run the job here with `flowline jobs run {}`)",
+        match &server {
+            Some(url) => println!(
+                "run {run_id} of job {} started by the server at {url}",
                 job.name
-            );
+            ),
+            None => {
+                println!("queued run {run_id} of job {}", job.name);
+                if store.dialect() == crate::state::db::Dialect::Sqlite
+                    && !serve_runs(project).await
+                {
+                    println!(
+                        "no `flowline serve` runs for this project: the run starts when one \
+                         does (or run the job here with `flowline jobs run {}`)",
+                        job.name
+                    );
+                }
+            }
         }
     }
     if !args.wait {
         if json {
-            print_json(&json!({ "run_id": run_id, "job": job.name, "state": "queued" }));
+            print_json(&json!({
+                "run_id": run_id,
+                "job": job.name,
+                "state": "queued",
+                "server": server,
+            }));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -415,6 +425,71 @@ async fn trigger(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether a flowline process serves this project on this machine (its
+/// control socket answers), with or without its HTTP API.
+async fn serve_runs(project: &Project) -> bool {
+    let project = project.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::server::client::LocalClient::connect(&project).map(|c| c.is_some())
+    })
+    .await
+    .unwrap_or(Ok(false))
+    .unwrap_or(false)
+}
+
+/// Asks the project's server (`[server] url`, else its `listen` address)
+/// to start a run of `job`: `Ok(Some((run id, server URL)))`, or
+/// `Ok(None)` when no server answers there (the caller queues the run in
+/// the state store, where a server or worker finds it). A server that
+/// answers but refuses (another project, unknown job, a wrong token) is an
+/// error.
+async fn trigger_on_server(
+    project: &Project,
+    job: &str,
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<(String, String)>> {
+    let settings = &project.settings.server;
+    let Some(base) = settings.public_url() else {
+        return Ok(None);
+    };
+    let base = base.trim_end_matches('/').to_string();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::Other(format!("an HTTP client: {e}")))?;
+    let mut request = client
+        .post(format!("{base}/api/jobs/{job}/trigger"))
+        .json(&json!({ "params": params, "project": project.settings.project.name }));
+    if let Some(token) = &settings.token {
+        request = request.bearer_auth(token);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) if e.is_connect() || e.is_timeout() => return Ok(None),
+        Err(e) => {
+            return Err(Error::Other(format!(
+                "asking the server at {base}: {}",
+                crate::core::secrets::redact(&e.to_string())
+            )));
+        }
+    };
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let reason = body["error"].as_str().unwrap_or("no reason given");
+        return Err(Error::Other(format!(
+            "the server at {base} refused to start job {job}: {status}: {reason}"
+        )));
+    }
+    let run_id = body["run_id"].as_str().ok_or_else(|| {
+        Error::Other(format!(
+            "the server at {base} answered without a run id: {body}"
+        ))
+    })?;
+    Ok(Some((run_id.to_string(), base)))
 }
 
 async fn backfill(

@@ -15,6 +15,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::config::Project;
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
+use crate::destinations::lazy::LazyWarehouse;
 use crate::orchestrator::host::Host;
 use crate::orchestrator::runner::{Runner, RunnerOptions};
 use crate::orchestrator::{open_store, scheduler};
@@ -70,7 +71,10 @@ pub async fn execute(project_dir: &Path, args: ServeArgs) -> Result<ExitCode> {
     // The socket first: a second `serve` fails naming this one's pid, and
     // other commands wait for this one instead of hitting the file's lock.
     let socket = local::bind(project.clone()).await?;
-    let warehouse: Arc<dyn Warehouse> = Arc::from(project.open_warehouse()?);
+    // Opened when first needed: an idle server holds none of its memory.
+    let opener = project.clone();
+    let warehouse: Arc<dyn Warehouse> =
+        Arc::new(LazyWarehouse::new(move || opener.open_warehouse()));
     let history: Arc<dyn StateStore> = Arc::from(open_state_store(&project)?);
     let server = socket.serve(warehouse.clone(), history.clone());
     server.set_activity("flowline serve");

@@ -10,6 +10,7 @@
 //! the re-run starts from the last committed state.
 
 pub mod duckdb;
+pub mod lazy;
 pub(crate) mod load;
 pub mod postgres;
 

@@ -204,8 +204,12 @@ async fn attempt(host: Arc<Host>, worker: String, claimed: Claimed) -> Ended {
         log.flowline(format!("attempt {} failed: {error}", claimed.attempt));
     }
     flusher.abort();
-    store_logs(&host, &claimed, &log).await;
-    match host.store.finish(&claimed, &worker, finish).await {
+    let last_lines = log.take();
+    match host
+        .store
+        .finish(&claimed, &worker, finish, &last_lines)
+        .await
+    {
         Ok(ended) => ended,
         Err(e) => {
             tracing::warn!(
@@ -315,9 +319,11 @@ pub fn backoff(base: Duration, max: Duration, attempt: i64) -> Duration {
     (wait + jitter).min(max.max(base))
 }
 
-/// Stores the log's new lines every half second while the step runs.
+/// Stores the log's new lines every half second while the step runs (a
+/// step that ends sooner has its lines stored with its end).
 async fn flush_logs(host: Arc<Host>, claimed: Claimed, log: Log) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let every = Duration::from_millis(500);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;
         store_logs(&host, &claimed, &log).await;

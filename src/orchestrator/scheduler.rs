@@ -4,10 +4,11 @@
 //! run twice; and a run's key is its interval, so even two leaders in a
 //! race could not create it twice.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 
 use super::store::{NewRun, Store, Trigger, interval_key};
@@ -30,6 +31,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut leading = false;
+    let mut next_looks = NextLooks::new();
     let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
     loop {
         match store.lead(&holder, LEADER_TTL).await {
@@ -44,6 +46,10 @@ pub async fn run(
                         }
                     );
                 }
+                if now_leading && !leading {
+                    // Another leader may have scheduled meanwhile.
+                    next_looks.clear();
+                }
                 leading = now_leading;
             }
             Err(e) => {
@@ -52,7 +58,7 @@ pub async fn run(
             }
         }
         if leading {
-            match schedule_due(&project, &store).await {
+            match schedule_due(&project, &store, &mut next_looks).await {
                 Ok(0) => {}
                 Ok(_) => runner.notify_one(),
                 Err(e) => tracing::warn!("scheduler: {e}"),
@@ -81,12 +87,26 @@ pub async fn run(
     }
 }
 
-/// Creates the runs whose intervals are due now; returns how many.
-pub async fn schedule_due(project: &Project, store: &Store) -> Result<usize> {
+/// When to look at each job again: its next fire time. Until then nothing
+/// of it can be due, so a tick with a thousand scheduled jobs reads the
+/// store only for those whose time came.
+pub type NextLooks = BTreeMap<String, DateTime<Utc>>;
+
+/// Creates the runs whose intervals are due now; returns how many. Skips
+/// the jobs whose next look (in `next_looks`) is still ahead, and sets it
+/// for the others.
+pub async fn schedule_due(
+    project: &Project,
+    store: &Store,
+    next_looks: &mut NextLooks,
+) -> Result<usize> {
     let paused = store.paused().await?;
     let now = Utc::now();
     let mut created = 0;
     for job in &project.jobs {
+        if next_looks.get(&job.name).is_some_and(|next| now < *next) {
+            continue;
+        }
         let Some(schedule) = job.config.schedule() else {
             continue;
         };
@@ -98,6 +118,9 @@ pub async fn schedule_due(project: &Project, store: &Store) -> Result<usize> {
         let catchup = job.config.settings.catchup && start.is_some();
         // Without a start, the first interval is the latest complete one.
         let start = start.unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        let next_look = schedule
+            .next_after(now, start)
+            .unwrap_or(now + chrono::Duration::minutes(1));
         for interval in schedule.due_intervals(start, last_end, now, catchup) {
             let new = NewRun {
                 job: &job.name,
@@ -118,6 +141,8 @@ pub async fn schedule_due(project: &Project, store: &Store) -> Result<usize> {
                 created += 1;
             }
         }
+        // Only once its runs exist: after an error it is looked at again.
+        next_looks.insert(job.name.clone(), next_look);
     }
     Ok(created)
 }

@@ -26,10 +26,11 @@ use crate::jobs::schedule::Interval;
 use crate::state::db::{Db, Dialect, Migration, Row, Tx, Value, migrate, now_ms};
 
 /// The schema, in order. Never edit a released migration: add one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "job runs, steps, attempts, logs, pauses, pools, leader",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "job runs, steps, attempts, logs, pauses, pools, leader",
+        sql: "
 CREATE TABLE job_runs (
     run_id TEXT PRIMARY KEY,
     root_run_id TEXT NOT NULL,
@@ -105,7 +106,13 @@ CREATE TABLE job_leader (
     holder TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 )",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "job steps by run and state",
+        sql: "CREATE INDEX job_steps_by_run_state ON job_steps (run_id, state)",
+    },
+];
 
 /// Where a job run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -441,6 +448,17 @@ impl Store {
         self.db.dialect()
     }
 
+    /// A transaction for the queue's frequent moves: taking, heartbeating
+    /// and finishing steps, storing logs. Its commit does not wait for the
+    /// disk ([`Db::begin_relaxed`]): a database crash may forget the last
+    /// fraction of a second of such moves, and what it forgets is what a
+    /// worker crash loses too: a finished step looks running until its
+    /// lease expires, then runs again (pipelines commit atomically, so no
+    /// row is doubled). Creating runs, pauses and backfills commit durably.
+    async fn begin_hot(&self) -> Result<Box<dyn Tx>> {
+        self.db.begin_relaxed().await
+    }
+
     /// Creates a run with its steps, unless the job already has a run with
     /// the same key; returns the new run's id, or `None`.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<Option<String>> {
@@ -531,7 +549,7 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<Claimed>> {
         let now = now_ms();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_hot().await?;
         requeue_expired(tx.as_mut(), now).await?;
         if limit == 0 {
             tx.commit().await?;
@@ -539,7 +557,9 @@ impl Store {
         }
         let mut sql = String::from(
             "SELECT s.run_id, s.step, s.pool, s.tries, s.max_tries, s.first_started_at, \
-             r.job, r.interval_start, r.interval_end, r.params FROM job_steps s \
+             r.job, r.interval_start, r.interval_end, r.params, \
+             (SELECT COALESCE(max(l.seq), 0) FROM job_logs l WHERE l.run_id = s.run_id \
+              AND l.step = s.step AND l.attempt = s.tries + 1) FROM job_steps s \
              JOIN job_runs r ON r.run_id = s.run_id \
              WHERE s.state IN ('queued', 'up_for_retry', 'waiting') AND s.ready_at <= $1 \
              AND r.state = 'running'",
@@ -611,15 +631,6 @@ impl Store {
                 ],
             )
             .await?;
-            let log_seq = tx
-                .query(
-                    "SELECT COALESCE(max(seq), 0) FROM job_logs WHERE run_id = $1 AND step = $2 \
-                     AND attempt = $3",
-                    &[run_id.clone().into(), step.clone().into(), attempt.into()],
-                )
-                .await?
-                .first()
-                .map_or(0, |r| r.int(0));
             claimed.push(Claimed {
                 run_id,
                 job: row.text(6),
@@ -632,7 +643,7 @@ impl Store {
                 },
                 params: json_map(&row.text(9)),
                 first_started_at: time(row.opt_int(5).or(Some(now))).unwrap_or_default(),
-                log_seq,
+                log_seq: row.int(10),
             });
         }
         tx.commit().await?;
@@ -641,7 +652,7 @@ impl Store {
 
     /// Pushes the leases of every step `worker` holds forward by `lease`.
     pub async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<()> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_hot().await?;
         tx.execute(
             "UPDATE job_steps SET lease_expires = $2 WHERE lease_owner = $1 AND state = 'running'",
             &[worker.into(), (now_ms() + lease.as_millis() as i64).into()],
@@ -650,8 +661,9 @@ impl Store {
         tx.commit().await
     }
 
-    /// Records how an attempt ended and moves the run on: frees the steps
-    /// that came after it, and ends the run when every step has. Returns
+    /// Records how an attempt ended, with the last lines of its log, and
+    /// moves the run on: frees the steps that came after it, and ends the
+    /// run when every step has. Returns
     /// the run's end when this ended it. An attempt whose lease was lost
     /// (another worker runs the step again) changes nothing.
     pub async fn finish(
@@ -659,12 +671,16 @@ impl Store {
         claimed: &Claimed,
         worker: &str,
         finish: Finish,
+        last_lines: &[LogLine],
     ) -> Result<Option<RunEnded>> {
         let now = now_ms();
-        let mut tx = self.db.begin().await?;
-        tx.query(
-            "SELECT state FROM job_runs WHERE run_id = $1 FOR UPDATE",
-            &[claimed.run_id.clone().into()],
+        let mut tx = self.begin_hot().await?;
+        insert_logs(
+            tx.as_mut(),
+            &claimed.run_id,
+            &claimed.step,
+            claimed.attempt,
+            last_lines,
         )
         .await?;
         let retries_left = claimed.attempt < claimed.max_tries;
@@ -730,6 +746,17 @@ impl Store {
             ],
         )
         .await?;
+        // The run's row is locked only now, after this step's own rows are
+        // written, so finishes of one run wait on each other only for the
+        // reading of what they free. Each statement after the lock sees
+        // every finish committed before it (read committed), so of two
+        // steps ending at once the second sees the first, and a step after
+        // both is freed.
+        tx.query(
+            "SELECT state FROM job_runs WHERE run_id = $1 FOR UPDATE",
+            &[claimed.run_id.clone().into()],
+        )
+        .await?;
         let ended = advance(tx.as_mut(), &claimed.run_id, now).await?;
         tx.commit().await?;
         Ok(ended)
@@ -746,23 +773,8 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await?;
-        for line in lines {
-            tx.execute(
-                "INSERT INTO job_logs (run_id, step, attempt, seq, at, stream, line) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    run_id.into(),
-                    step.into(),
-                    attempt.into(),
-                    line.seq.into(),
-                    line.at.into(),
-                    line.stream.clone().into(),
-                    line.text.clone().into(),
-                ],
-            )
-            .await?;
-        }
+        let mut tx = self.begin_hot().await?;
+        insert_logs(tx.as_mut(), run_id, step, attempt, lines).await?;
         tx.commit().await
     }
 
@@ -1161,29 +1173,76 @@ async fn requeue_expired(tx: &mut dyn Tx, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Stores log lines of an attempt (a line already stored is kept).
+async fn insert_logs(
+    tx: &mut dyn Tx,
+    run_id: &str,
+    step: &str,
+    attempt: i64,
+    lines: &[LogLine],
+) -> Result<()> {
+    for line in lines {
+        tx.execute(
+            "INSERT INTO job_logs (run_id, step, attempt, seq, at, stream, line) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                run_id.into(),
+                step.into(),
+                attempt.into(),
+                line.seq.into(),
+                line.at.into(),
+                line.stream.clone().into(),
+                line.text.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Applies the trigger rules to a run's pending steps until nothing
 /// changes, and ends the run when every step has ended (starting the next
 /// queued run of its job). Returns the run's end when this ended it.
+///
+/// It reads only what can change: the pending steps and the states of the
+/// steps they come after, so finishing one of a thousand independent steps
+/// costs two indexed queries, not a read of the whole run.
 async fn advance(tx: &mut dyn Tx, run_id: &str, now: i64) -> Result<Option<RunEnded>> {
-    let rows = tx
+    let pending = tx
         .query(
-            "SELECT step, state, after_steps, trigger_rule, error FROM job_steps \
-             WHERE run_id = $1 ORDER BY position",
+            "SELECT step, after_steps, trigger_rule FROM job_steps \
+             WHERE run_id = $1 AND state = 'pending'",
             &[run_id.into()],
         )
         .await?;
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-    let mut errors: Vec<(String, Option<String>)> = Vec::new();
-    for row in &rows {
+    for row in &pending {
         nodes.insert(
             row.text(0),
             Node {
-                state: StepState::parse(&row.text(1)),
-                after: serde_json::from_str(&row.text(2)).unwrap_or_default(),
-                trigger_rule: TriggerRule::parse(&row.text(3)),
+                state: StepState::Pending,
+                after: serde_json::from_str(&row.text(1)).unwrap_or_default(),
+                trigger_rule: TriggerRule::parse(&row.text(2)),
             },
         );
-        errors.push((row.text(0), row.opt_text(4)));
+    }
+    let upstream: Vec<String> = nodes
+        .values()
+        .flat_map(|node| node.after.iter())
+        .filter(|name| !nodes.contains_key(*name))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for (name, state) in step_states(tx, run_id, &upstream).await? {
+        nodes.insert(
+            name,
+            Node {
+                state,
+                after: Vec::new(),
+                trigger_rule: TriggerRule::AllSuccess,
+            },
+        );
     }
     loop {
         let moves = dag::advance(&nodes);
@@ -1212,13 +1271,69 @@ async fn advance(tx: &mut dyn Tx, run_id: &str, now: i64) -> Result<Option<RunEn
             }
         }
     }
-    let Some(ok) = dag::run_outcome(&nodes) else {
+    if nodes.values().any(|node| !node.state.is_done()) {
+        // A step is still pending or was just queued: the run goes on.
         return Ok(None);
-    };
-    let failed_step = errors.into_iter().find_map(|(step, error)| {
-        (nodes.get(&step).map(|n| n.state) == Some(StepState::Failed))
-            .then(|| (step, error.unwrap_or_default()))
-    });
+    }
+    end_if_done(tx, run_id, now).await
+}
+
+/// The states of the named steps of a run (in chunks, so that any number
+/// of names fits a statement).
+async fn step_states(
+    tx: &mut dyn Tx,
+    run_id: &str,
+    names: &[String],
+) -> Result<Vec<(String, StepState)>> {
+    let mut states = Vec::with_capacity(names.len());
+    for chunk in names.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut params: Vec<Value> = vec![run_id.into()];
+        params.extend(chunk.iter().map(|n| n.clone().into()));
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT step, state FROM job_steps WHERE run_id = $1 AND step IN ({})",
+                    placeholders.join(", ")
+                ),
+                &params,
+            )
+            .await?;
+        states.extend(
+            rows.iter()
+                .map(|r| (r.text(0), StepState::parse(&r.text(1)))),
+        );
+    }
+    Ok(states)
+}
+
+/// Ends the run when none of its steps is left to run: failed, naming the
+/// first failed step, when any failed.
+async fn end_if_done(tx: &mut dyn Tx, run_id: &str, now: i64) -> Result<Option<RunEnded>> {
+    let open = tx
+        .query(
+            "SELECT count(*) FROM job_steps WHERE run_id = $1 \
+             AND state IN ('pending', 'queued', 'up_for_retry', 'waiting', 'running')",
+            &[run_id.into()],
+        )
+        .await?
+        .first()
+        .map_or(0, |r| r.int(0));
+    if open > 0 {
+        return Ok(None);
+    }
+    let failures = tx
+        .query(
+            "SELECT step, state, error FROM job_steps WHERE run_id = $1 \
+             AND state IN ('failed', 'upstream_failed') ORDER BY position",
+            &[run_id.into()],
+        )
+        .await?;
+    let ok = failures.is_empty();
+    let failed_step = failures
+        .iter()
+        .find(|row| StepState::parse(&row.text(1)) == StepState::Failed)
+        .map(|row| (row.text(0), row.opt_text(2).unwrap_or_default()));
     let state = if ok {
         RunState::Succeeded
     } else {

@@ -253,6 +253,9 @@ async fn job_runs(
 struct TriggerBody {
     #[serde(default)]
     params: serde_json::Map<String, Value>,
+    /// The project the caller means; a server of another project refuses.
+    #[serde(default)]
+    project: Option<String>,
 }
 
 async fn trigger(
@@ -260,9 +263,19 @@ async fn trigger(
     Path(job): Path<String>,
     body: Option<Json<TriggerBody>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = body.map(|b| b.0);
+    let served = &state.project.settings.project.name;
+    if let Some(meant) = body.as_ref().and_then(|b| b.project.as_ref())
+        && meant != served
+    {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("this server serves project {served}, not {meant}"),
+        ));
+    }
     let job = find_job(&state, &job)?;
     let mut params = job.config.params_json();
-    params.extend(body.map(|b| b.0.params).unwrap_or_default());
+    params.extend(body.map(|b| b.params).unwrap_or_default());
     let now = chrono::Utc::now();
     let interval = job
         .config
@@ -684,7 +697,7 @@ async fn openapi() -> Json<Value> {
             "/api/jobs/{job}/trigger": { "parameters": path_param("job"), "post": {
                 "summary": "Queue a run; body {\"params\": {...}} overrides params",
                 "requestBody": { "required": false, "content": { "application/json": { "schema": {
-                    "type": "object", "properties": { "params": { "type": "object" } } } } } },
+                    "type": "object", "properties": { "params": { "type": "object" }, "project": { "type": "string", "description": "the project meant; a server of another project answers 409" } } } } } },
                 "responses": { "201": { "description": "Created: {\"run_id\": ...}" } } } },
             "/api/jobs/{job}/pause": { "parameters": path_param("job"), "post": op("Stop scheduling the job") },
             "/api/jobs/{job}/unpause": { "parameters": path_param("job"), "post": op("Schedule the job again") },
