@@ -22,7 +22,7 @@
 //! | 2 | [`clients`] | the Postgres and MySQL clients: connect, TLS, errors by cause, COPY to Arrow |
 //! | 3 | [`sources`], [`destinations`], [`transforms`], [`jobs`] | connectors and job step kinds, each listed once in its registry (`sources::connectors`, `destinations::warehouses`, `transforms::steps`, `jobs::steps::kinds`); schedules, templates, trigger rules |
 //! | 4 | [`config`] | project and pipeline files to typed structs, `${VAR}`, file:line:column diagnostics |
-//! | 5 | [`state`] | run history, and the SQL layer (SQLite or PostgreSQL) with versioned migrations |
+//! | 5 | [`state`], [`models`] | run history, and the SQL layer (SQLite or PostgreSQL) with versioned migrations; ELT models (Jinja, ref graph, materializations) |
 //! | 6 | [`engine`] | batch and stream runners, checkpoints, `run_one` |
 //! | 7 | [`orchestrator`] | job runs and the step queue (leases), the step runner, the scheduler |
 //! | 8 | [`server`] | the local socket, warehouse access for steps, the HTTP API and metrics |
@@ -36,6 +36,7 @@ pub mod data;
 pub mod destinations;
 pub mod engine;
 pub mod jobs;
+pub mod models;
 pub mod orchestrator;
 pub mod server;
 pub mod sources;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["clients"],
     &["transforms", "sources", "destinations", "jobs"],
     &["config"],
-    &["state"],
+    &["state", "models"],
     &["engine"],
     &["orchestrator"],
     &["server"],

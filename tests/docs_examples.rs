@@ -82,6 +82,16 @@
 //!
 //! Each failure names the page and line of the example, flowline's output
 //! and the files as they were validated.
+//!
+//! # Model examples
+//!
+//! A ```` ```sql ```` block whose first line is `-- <path>.sql`, and a
+//! ```` ```yaml ```` (`yml`) block whose first line is `# <path>.yml`, is a
+//! file of a models project (`models/...`, `macros/...`, `tests/...`,
+//! `seeds/...`, `dbt_project.yml`). The files of one page make one
+//! project, on the embedded DuckDB warehouse: `flowline models compile`
+//! must parse and compile every model of it (configs and data tests
+//! checked, every `ref()` and `source()` found, no cycle).
 
 mod common;
 
@@ -156,6 +166,79 @@ fn every_config_example_in_the_docs_validates() {
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn every_model_example_in_the_docs_compiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.expect("docs/ entry").path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let name = format!(
+            "docs/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let text = std::fs::read_to_string(&path).expect("read page");
+        let files = model_files(&text);
+        if files.is_empty() {
+            continue;
+        }
+        checked += files.len();
+        if let Some(failure) = check_models(&name, &files) {
+            failures.push(failure);
+        }
+    }
+    assert!(checked > 0, "no model example found in docs/");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The model files a page shows: (page line, path, text).
+fn model_files(page: &str) -> Vec<(usize, String, String)> {
+    let mut problems = Vec::new();
+    blocks(page, "page", &mut problems)
+        .into_iter()
+        .filter_map(|block| {
+            let first = block.body.first()?.trim();
+            let path = match block.lang.as_str() {
+                "sql" => first.strip_prefix("--")?.trim(),
+                "yaml" | "yml" => first.strip_prefix('#')?.trim(),
+                _ => return None,
+            };
+            let known = ["models/", "macros/", "tests/", "seeds/"]
+                .iter()
+                .any(|folder| path.starts_with(folder))
+                || path == "dbt_project.yml";
+            let kind = path.ends_with(".sql") || path.ends_with(".yml");
+            (known && kind).then(|| (block.line, path.to_string(), block.body.join("\n") + "\n"))
+        })
+        .collect()
+}
+
+/// Compiles the models project a page's files make; the failure names the
+/// page and flowline's output.
+fn check_models(name: &str, files: &[(usize, String, String)]) -> Option<String> {
+    let project = TestProject::new();
+    for (_, path, text) in files {
+        project.write(path, text);
+    }
+    let out = project.flowline(&["models", "compile"]);
+    if out.status.success() {
+        return None;
+    }
+    let lines: Vec<String> = files
+        .iter()
+        .map(|(line, path, _)| format!("{name}:{line}: {path}"))
+        .collect();
+    Some(format!(
+        "the model examples of {name} do not compile:\n{}{}\nfiles:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lines.join("\n")
+    ))
 }
 
 /// The checker itself: a page with a good example, a broken one, a marked

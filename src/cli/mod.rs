@@ -5,6 +5,7 @@ mod discover;
 mod init;
 mod jobs;
 mod logging;
+mod models;
 mod output;
 mod run;
 mod schema;
@@ -60,6 +61,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Query the warehouse and print the result.
     Sql(sql::SqlArgs),
+    /// Build dbt-style SQL models in the warehouse (also in a dbt project folder).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// List pipelines with their last run and saved progress.
     Status,
     /// Show or forget the progress a pipeline saved (files loaded, cursor, offsets).
@@ -112,6 +116,7 @@ impl Cli {
             Command::Validate => validate::execute(&self.project, self.json),
             Command::Run(args) => runtime.block_on(run::execute(&self.project, self.json, args)),
             Command::Sql(args) => sql::execute(&self.project, self.json, args),
+            Command::Models(command) => models::execute(&self.project, self.json, command),
             Command::Stream(args) => {
                 runtime.block_on(stream::execute(&self.project, self.json, args))
             }

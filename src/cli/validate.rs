@@ -1,5 +1,6 @@
 //! `flowline validate`: parse every project file and check each pipeline's
-//! source and transforms, without reading data or touching the warehouse.
+//! source and transforms, and the SQL models, without reading data or
+//! touching the warehouse.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -54,6 +55,10 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
             }
             Err(e) => errors.push(format!("{file}: {e}")),
         }
+    }
+    // SQL models: Jinja, configs, refs, sources, tests, no cycle.
+    if let Err(e) = crate::models::ModelProject::load(&project) {
+        errors.push(e.to_string());
     }
     if json {
         println!(

@@ -74,6 +74,27 @@ impl Project {
         Self::load_reporting(dir).map_err(|errors| Error::Config(errors.join("\n\n")))
     }
 
+    /// A folder without `flowline.toml` (a dbt project), as a project named
+    /// `name` with every default: the embedded DuckDB warehouse at
+    /// `.flowline/warehouse.duckdb` there, no pipelines, no jobs.
+    pub fn defaults(dir: &Path, name: &str) -> Project {
+        Project {
+            dir: dir.to_path_buf(),
+            settings: ProjectFile {
+                project: project::ProjectSection {
+                    name: name.to_string(),
+                },
+                warehouse: Default::default(),
+                state: Default::default(),
+                connections: Default::default(),
+                pools: Default::default(),
+                server: Default::default(),
+            },
+            pipelines: Vec::new(),
+            jobs: Vec::new(),
+        }
+    }
+
     /// Like [`Project::load`], but reports every broken file separately.
     pub fn load_reporting(dir: &Path) -> std::result::Result<Project, Vec<String>> {
         let dir = dir.to_path_buf();

@@ -300,6 +300,21 @@ impl Warehouse for DuckDbWarehouse {
         Ok(QueryResult { schema, batches })
     }
 
+    fn execute(&self, statements: &[String]) -> Result<()> {
+        let conn = self.connection()?;
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| Error::warehouse("starting a transaction", e))?;
+        for statement in statements {
+            if let Err(e) = conn.execute_batch(statement) {
+                // The transaction is aborted either way; rolling back ends it.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(Error::warehouse("running a statement", e));
+            }
+        }
+        conn.execute_batch("COMMIT")
+            .map_err(|e| Error::warehouse("committing", e))
+    }
+
     fn reset_state(&self, pipeline: &str) -> Result<bool> {
         let conn = self.connection()?;
         let deleted = conn

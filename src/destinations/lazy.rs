@@ -58,6 +58,10 @@ impl Warehouse for LazyWarehouse {
         self.get()?.query(sql)
     }
 
+    fn execute(&self, statements: &[String]) -> Result<()> {
+        self.get()?.execute(statements)
+    }
+
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {
         self.get()?.saved_state(pipeline)
     }

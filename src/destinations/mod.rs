@@ -125,6 +125,12 @@ pub trait Warehouse: Send + Sync {
     /// Runs SQL and returns the result.
     fn query(&self, sql: &str) -> Result<QueryResult>;
 
+    /// Runs `statements` one after another in one transaction: either all
+    /// of them take effect or, when one fails, none does (DDL included:
+    /// both warehouses have transactional DDL). The error carries the
+    /// warehouse's own message.
+    fn execute(&self, statements: &[String]) -> Result<()>;
+
     /// The state `pipeline` last committed, if any.
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>>;
 

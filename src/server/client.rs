@@ -115,6 +115,17 @@ impl LocalClient {
         }
     }
 
+    /// Runs `statements` in one transaction in the owner's warehouse.
+    pub fn execute(&mut self, statements: &[String]) -> Result<()> {
+        let request = Request::Execute {
+            statements: statements.to_vec(),
+        };
+        match self.exchange(&request)? {
+            (Response::Executed, _) => Ok(()),
+            (other, _) => Err(self.unexpected(&other)),
+        }
+    }
+
     /// The state `pipeline` last committed in the owner's warehouse.
     pub fn saved_state(&mut self, pipeline: &str) -> Result<Option<SavedState>> {
         let request = Request::SavedState {
@@ -270,6 +281,10 @@ impl Warehouse for OwnerWarehouse {
 
     fn query(&self, sql: &str) -> Result<QueryResult> {
         self.with(|client| client.query(sql))
+    }
+
+    fn execute(&self, statements: &[String]) -> Result<()> {
+        self.with(|client| client.execute(statements))
     }
 
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {

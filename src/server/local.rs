@@ -548,6 +548,11 @@ async fn respond<W: AsyncWrite + Unpin>(
                 Err(e) => send(writer, Err(e), &[]).await,
             }
         }
+        Request::Execute { statements } => {
+            tracing::debug!("{} statements from a local client", statements.len());
+            let done = blocking(move || warehouse.execute(&statements)).await;
+            send(writer, done.map(|()| Response::Executed), &[]).await
+        }
         Request::SavedState { pipeline } => {
             let saved = blocking(move || warehouse.saved_state(&pipeline)).await;
             let answer = saved.map(|saved| Response::SavedState {

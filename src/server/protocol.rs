@@ -56,6 +56,12 @@ pub enum Request {
         /// The statement(s), in the warehouse's dialect.
         sql: String,
     },
+    /// Run statements in one transaction, all or none. Answered with
+    /// [`Response::Executed`].
+    Execute {
+        /// The statements, in order, in the warehouse's dialect.
+        statements: Vec<String>,
+    },
     /// The state a pipeline last committed. Answered with [`Response::SavedState`].
     SavedState {
         /// The pipeline.
@@ -92,6 +98,8 @@ pub enum Response {
     Pong(Owner),
     /// A query's result; the payload is an Arrow IPC stream.
     QueryResult,
+    /// The statements of an `execute` were committed.
+    Executed,
     /// A pipeline's committed state.
     SavedState {
         /// `None` when the pipeline has committed nothing.

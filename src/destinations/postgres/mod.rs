@@ -260,6 +260,23 @@ impl Warehouse for PostgresWarehouse {
         Ok(QueryResult { schema, batches })
     }
 
+    fn execute(&self, statements: &[String]) -> Result<()> {
+        block_on(async {
+            let mut client = connect(&self.url).await?;
+            let transaction = client
+                .transaction()
+                .await
+                .map_err(pg_err("starting a transaction"))?;
+            for statement in statements {
+                transaction
+                    .batch_execute(statement)
+                    .await
+                    .map_err(pg_err("running a statement"))?;
+            }
+            transaction.commit().await.map_err(pg_err("committing"))
+        })
+    }
+
     fn saved_state(&self, pipeline: &str) -> Result<Option<SavedState>> {
         block_on(async {
             let row = self

@@ -164,55 +164,62 @@ impl StepAction for CommandStep {
             .iter()
             .map(|arg| ctx.render(arg))
             .collect::<Result<Vec<_>, _>>()?;
-        let (program, args) = argv.split_first().ok_or("command: nothing to run")?;
         ctx.log.flowline(format!("running {}", argv.join(" ")));
-        let mut command = spawner(program, &ctx.dir, &ctx.vars.env)?;
-        let mut child = command
-            .args(args)
-            .current_dir(&ctx.dir)
-            .envs(&ctx.vars.env)
-            .env("FLOWLINE_JOB", &ctx.vars.job)
-            .env("FLOWLINE_RUN_ID", &ctx.vars.run_id)
-            .env("FLOWLINE_STEP", &ctx.step)
-            .env("FLOWLINE_DS", &ctx.vars.ds)
-            .env(
-                "FLOWLINE_DATA_INTERVAL_START",
-                &ctx.vars.data_interval_start,
-            )
-            .env("FLOWLINE_DATA_INTERVAL_END", &ctx.vars.data_interval_end)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {program}: {e}"))?;
-        let mut guard = GroupGuard {
-            pgid: child.id().and_then(|id| i32::try_from(id).ok()),
-        };
-        let out = child
-            .stdout
-            .take()
-            .map(|s| tokio::spawn(capture(s, ctx.log.clone(), "stdout")));
-        let err = child
-            .stderr
-            .take()
-            .map(|s| tokio::spawn(capture(s, ctx.log.clone(), "stderr")));
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| format!("waiting for {program}: {e}"))?;
-        // The program is gone; what it started in the background may hold
-        // its output open, so read what is there for a moment only.
-        for reader in [out, err].into_iter().flatten() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
-        }
-        guard.pgid = None;
-        match status.code() {
-            Some(0) => Ok(Outcome::Done),
-            Some(code) => Err(format!("{program} exited with code {code}")),
-            None => Err(format!("{program} was killed by a signal")),
-        }
+        run_program(ctx, &argv).await
+    }
+}
+
+/// Runs `argv` from the project folder with the run's variables, its
+/// output captured into the step's log, in a process group that dies with
+/// the worker; a non-zero exit is the step's failure.
+pub(super) async fn run_program(ctx: &StepContext, argv: &[String]) -> Result<Outcome, String> {
+    let (program, args) = argv.split_first().ok_or("command: nothing to run")?;
+    let mut command = spawner(program, &ctx.dir, &ctx.vars.env)?;
+    let mut child = command
+        .args(args)
+        .current_dir(&ctx.dir)
+        .envs(&ctx.vars.env)
+        .env("FLOWLINE_JOB", &ctx.vars.job)
+        .env("FLOWLINE_RUN_ID", &ctx.vars.run_id)
+        .env("FLOWLINE_STEP", &ctx.step)
+        .env("FLOWLINE_DS", &ctx.vars.ds)
+        .env(
+            "FLOWLINE_DATA_INTERVAL_START",
+            &ctx.vars.data_interval_start,
+        )
+        .env("FLOWLINE_DATA_INTERVAL_END", &ctx.vars.data_interval_end)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting {program}: {e}"))?;
+    let mut guard = GroupGuard {
+        pgid: child.id().and_then(|id| i32::try_from(id).ok()),
+    };
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(capture(s, ctx.log.clone(), "stdout")));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(capture(s, ctx.log.clone(), "stderr")));
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("waiting for {program}: {e}"))?;
+    // The program is gone; what it started in the background may hold
+    // its output open, so read what is there for a moment only.
+    for reader in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+    }
+    guard.pgid = None;
+    match status.code() {
+        Some(0) => Ok(Outcome::Done),
+        Some(code) => Err(format!("{program} exited with code {code}")),
+        None => Err(format!("{program} was killed by a signal")),
     }
 }
 

@@ -11,6 +11,7 @@
 mod command;
 mod http;
 mod job;
+mod models;
 mod pipeline;
 mod sensor;
 mod sql;
@@ -38,6 +39,7 @@ pub fn kinds() -> Vec<Registration> {
         Registration::of::<http::HttpStep>(),
         Registration::of::<sensor::SensorStep>(),
         Registration::of::<job::JobStep>(),
+        Registration::of::<models::ModelsStep>(),
     ]
 }
 
