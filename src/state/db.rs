@@ -284,7 +284,38 @@ impl Drop for SqliteTx {
 /// time per process. (More connections were measured slower: finishes of
 /// one run wait on its row lock, and more of them at once only queue there.)
 pub struct PostgresDb {
-    client: Arc<Mutex<tokio_postgres::Client>>,
+    client: Arc<Mutex<PgConnection>>,
+}
+
+/// The connection and the statements prepared on it.
+struct PgConnection {
+    client: tokio_postgres::Client,
+    /// By SQL text: a statement is parsed once per connection, not at
+    /// every use (which doubled the round trips of each query).
+    statements: std::collections::HashMap<String, tokio_postgres::Statement>,
+}
+
+/// Prepared statements a connection keeps, at most (the queue's SQL is a
+/// few dozen texts; lists of varying length make more).
+const MAX_PREPARED: usize = 512;
+
+impl PgConnection {
+    /// `sql`, prepared on this connection once.
+    async fn statement(&mut self, sql: &str) -> Result<tokio_postgres::Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| db_error(sql, crate::clients::postgres::describe_error(&e)))?;
+        if self.statements.len() >= MAX_PREPARED {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
 }
 
 impl PostgresDb {
@@ -292,7 +323,10 @@ impl PostgresDb {
     pub async fn connect(url: &str) -> Result<PostgresDb> {
         let client = crate::clients::postgres::connect(url).await?;
         Ok(PostgresDb {
-            client: Arc::new(Mutex::new(client)),
+            client: Arc::new(Mutex::new(PgConnection {
+                client,
+                statements: std::collections::HashMap::new(),
+            })),
         })
     }
 
@@ -300,6 +334,7 @@ impl PostgresDb {
     async fn start(&self, begin: &str) -> Result<Box<dyn Tx>> {
         let client = self.client.clone().lock_owned().await;
         client
+            .client
             .batch_execute(begin)
             .await
             .map_err(|e| db_error("starting a transaction", e))?;
@@ -327,13 +362,13 @@ impl Db for PostgresDb {
 }
 
 struct PostgresTx {
-    client: Option<OwnedMutexGuard<tokio_postgres::Client>>,
+    client: Option<OwnedMutexGuard<PgConnection>>,
 }
 
 impl PostgresTx {
-    fn client(&self) -> Result<&tokio_postgres::Client> {
+    fn connection(&mut self) -> Result<&mut PgConnection> {
         self.client
-            .as_deref()
+            .as_deref_mut()
             .ok_or_else(|| Error::Other("state store: the transaction has ended".into()))
     }
 }
@@ -408,9 +443,11 @@ fn pg_params(params: &[Value]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)
 #[async_trait]
 impl Tx for PostgresTx {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let rows = self
-            .client()?
-            .query(sql, &pg_params(params))
+        let connection = self.connection()?;
+        let statement = connection.statement(sql).await?;
+        let rows = connection
+            .client
+            .query(&statement, &pg_params(params))
             .await
             .map_err(|e| db_error(sql, crate::clients::postgres::describe_error(&e)))?;
         Ok(rows
@@ -420,8 +457,11 @@ impl Tx for PostgresTx {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
-        self.client()?
-            .execute(sql, &pg_params(params))
+        let connection = self.connection()?;
+        let statement = connection.statement(sql).await?;
+        connection
+            .client
+            .execute(&statement, &pg_params(params))
             .await
             .map_err(|e| db_error(sql, crate::clients::postgres::describe_error(&e)))
     }
@@ -429,6 +469,7 @@ impl Tx for PostgresTx {
     async fn commit(mut self: Box<Self>) -> Result<()> {
         if let Some(client) = self.client.take() {
             client
+                .client
                 .batch_execute("COMMIT")
                 .await
                 .map_err(|e| db_error("committing", e))?;
@@ -445,7 +486,7 @@ impl Drop for PostgresTx {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                let _ = client.batch_execute("ROLLBACK").await;
+                let _ = client.client.batch_execute("ROLLBACK").await;
             });
         }
     }
