@@ -166,6 +166,17 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// Where a model or seed called `name` is built: its `schema` (else
+    /// `default_schema`) and its `alias` (else `name`).
+    pub fn relation(&self, name: &str, default_schema: &str) -> super::relation::Relation {
+        super::relation::Relation::new(
+            self.schema
+                .clone()
+                .unwrap_or_else(|| default_schema.to_string()),
+            self.alias.clone().unwrap_or_else(|| name.to_string()),
+        )
+    }
+
     /// Checks `values`; the error names the config and what it accepts.
     pub fn from_values(values: &ConfigValues) -> Result<ModelConfig, String> {
         let text = |name: &str| -> Result<Option<String>, String> {

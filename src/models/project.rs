@@ -55,16 +55,7 @@ impl Model {
 
     /// Where it is built, with `default_schema` when its config names none.
     pub fn relation(&self, default_schema: &str) -> Relation {
-        Relation::new(
-            self.config
-                .schema
-                .clone()
-                .unwrap_or_else(|| default_schema.to_string()),
-            self.config
-                .alias
-                .clone()
-                .unwrap_or_else(|| self.name.clone()),
-        )
+        self.config.relation(&self.name, default_schema)
     }
 
     /// What `ref()` to it gives: its relation, or its CTE when ephemeral.

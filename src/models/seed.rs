@@ -36,16 +36,7 @@ pub struct Seed {
 impl Seed {
     /// Where it is loaded.
     pub fn relation(&self, default_schema: &str) -> Relation {
-        Relation::new(
-            self.config
-                .schema
-                .clone()
-                .unwrap_or_else(|| default_schema.to_string()),
-            self.config
-                .alias
-                .clone()
-                .unwrap_or_else(|| self.name.clone()),
-        )
+        self.config.relation(&self.name, default_schema)
     }
 
     /// The query that yields the seed's rows with their types.
