@@ -219,6 +219,19 @@ fn config_key<'a>(key: &'a str, value: &Value) -> Option<&'a str> {
     (is_config_name(key) && !value.is_object()).then_some(key)
 }
 
+/// The folders of a file's path inside its root (`marts/finance` for
+/// `marts/finance/revenue.sql`), which folder configs are matched on.
+pub fn folders_of(in_root: &Path) -> Vec<String> {
+    in_root
+        .parent()
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

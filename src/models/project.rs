@@ -162,14 +162,7 @@ impl ModelProject {
                     other.display()
                 )));
             }
-            let folders: Vec<String> = in_root
-                .parent()
-                .map(|p| {
-                    p.components()
-                        .map(|c| c.as_os_str().to_string_lossy().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let folders = super::layout::folders_of(&in_root);
             let full = layout.dir.join(&file);
             let text = std::fs::read_to_string(&full).map_err(|e| Error::io(&full, e))?;
             let mut values = layout.folders.resolve(&folders, &name);

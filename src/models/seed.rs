@@ -147,14 +147,7 @@ pub fn discover(layout: &Layout, properties: &[(PathBuf, PropertiesFile)]) -> Re
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        let folders: Vec<String> = in_root
-            .parent()
-            .map(|p| {
-                p.components()
-                    .map(|c| c.as_os_str().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let folders = super::layout::folders_of(&in_root);
         let mut values = layout.seed_folders.resolve(&folders, &name);
         if let Some(yml) = from_yml.get(&name) {
             values.merge(yml);

@@ -1318,14 +1318,14 @@ async fn step_states(
 ) -> Result<Vec<(String, StepState)>> {
     let mut states = Vec::with_capacity(names.len());
     for chunk in names.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let mut params: Vec<Value> = vec![run_id.into()];
         params.extend(chunk.iter().map(|n| n.clone().into()));
         let rows = tx
             .query(
                 &format!(
                     "SELECT step, state FROM job_steps WHERE run_id = $1 AND step IN ({})",
-                    placeholders.join(", ")
+                    marks.join(", ")
                 ),
                 &params,
             )
