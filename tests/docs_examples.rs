@@ -208,7 +208,7 @@ fn model_files(page: &str) -> Vec<(usize, String, String)> {
                 "yaml" | "yml" => first.strip_prefix('#')?.trim(),
                 _ => return None,
             };
-            let known = ["models/", "macros/", "tests/", "seeds/"]
+            let known = ["models/", "macros/", "tests/", "seeds/", "snapshots/"]
                 .iter()
                 .any(|folder| path.starts_with(folder))
                 || path == "dbt_project.yml";

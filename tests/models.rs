@@ -993,3 +993,284 @@ fn validate_checks_the_models_too() {
     p.write("models/b.sql", "select 1 as id\n");
     p.ok(&["validate"]);
 }
+
+/// Two snapshots of `raw.customers` over three runs: `timestamp` (with
+/// hard deletes invalidated) and `check`; a model reads one with `ref()`.
+fn snapshots(p: &TestProject) {
+    p.ok(&["sql", "CREATE SCHEMA IF NOT EXISTS raw"]);
+    p.ok(&[
+        "sql",
+        "CREATE TABLE raw.customers (id INTEGER, name VARCHAR, tier VARCHAR, updated_at TIMESTAMP)",
+    ]);
+    p.ok(&[
+        "sql",
+        "INSERT INTO raw.customers VALUES (1, 'ann', 'gold', '2024-01-01 00:00:00'), \
+         (2, 'bob', 'silver', '2024-01-01 00:00:00'), (3, 'cy', 'silver', '2024-01-01 00:00:00')",
+    ]);
+    p.write(
+        "snapshots/customers.sql",
+        "{% snapshot customers_ts %}\n\
+         {{ config(target_schema='snapshots', unique_key='id', strategy='timestamp', updated_at='updated_at', invalidate_hard_deletes=True) }}\n\
+         select * from raw.customers\n\
+         {% endsnapshot %}\n\n\
+         {% snapshot customers_check %}\n\
+         {{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols=['tier']) }}\n\
+         select id, name, tier from raw.customers\n\
+         {% endsnapshot %}\n",
+    );
+    p.write(
+        "models/current_tiers.sql",
+        "{{ config(materialized='table') }}\nselect id, tier from {{ ref('customers_ts') }} where dbt_valid_to is null\n",
+    );
+    let listed = p.ok(&["models", "ls", "-s", "resource_type:snapshot"]);
+    assert!(
+        listed.contains("customers_check") && listed.contains("snapshot"),
+        "{listed}"
+    );
+    assert!(!listed.contains("current_tiers"), "{listed}");
+
+    // Run 1: every row is its first version.
+    let out = p.ok(&["models", "snapshot"]);
+    assert!(
+        out.contains("created snapshot \"snapshots\".\"customers_ts\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("done: 2 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    let ts = |sql: &str| count(p, &sql.replace("{t}", "snapshots.customers_ts"));
+    let check = |sql: &str| count(p, &sql.replace("{t}", "snapshots.customers_check"));
+    assert_eq!(ts("select count(*) from {t} where dbt_valid_to is null"), 3);
+    assert_eq!(
+        ts("select count(*) from {t} where dbt_valid_from = timestamp '2024-01-01 00:00:00'"),
+        3,
+        "timestamp: a version is valid from its updated_at"
+    );
+    assert_eq!(
+        ts("select count(distinct dbt_scd_id) from {t}"),
+        3,
+        "each version has its own id"
+    );
+
+    // Run 2: bob changes tier (later updated_at), ann's name changes with
+    // the same updated_at, cy is deleted, dan is new.
+    p.ok(&[
+        "sql",
+        "UPDATE raw.customers SET tier = 'gold', updated_at = '2024-02-01 00:00:00' WHERE id = 2",
+    ]);
+    p.ok(&["sql", "UPDATE raw.customers SET name = 'anne' WHERE id = 1"]);
+    p.ok(&["sql", "DELETE FROM raw.customers WHERE id = 3"]);
+    p.ok(&[
+        "sql",
+        "INSERT INTO raw.customers VALUES (4, 'dan', 'silver', '2024-02-01 00:00:00')",
+    ]);
+    let out = p.ok(&[
+        "models",
+        "snapshot",
+        "-s",
+        "customers_ts",
+        "customers_check",
+    ]);
+    assert!(
+        out.contains("\"customers_ts\": 1 new, 1 changed, 1 deleted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"customers_check\": 1 new, 1 changed"),
+        "{out}"
+    );
+    assert_eq!(ts("select count(*) from {t}"), 5);
+    assert_eq!(
+        ts(
+            "select count(*) from {t} where id = 2 and dbt_valid_to = timestamp '2024-02-01 00:00:00' and tier = 'silver'"
+        ),
+        1,
+        "bob's old version ends when the new one starts"
+    );
+    assert_eq!(
+        ts("select count(*) from {t} where id = 3 and dbt_valid_to is not null"),
+        1,
+        "a deleted row's version is closed"
+    );
+    assert_eq!(
+        ts("select count(*) from {t} where id = 1 and name = 'ann' and dbt_valid_to is null"),
+        1,
+        "timestamp: a change without a later updated_at is not a new version"
+    );
+    assert_eq!(check("select count(*) from {t}"), 5);
+    assert_eq!(
+        check("select count(*) from {t} where id = 3 and dbt_valid_to is null"),
+        1,
+        "hard deletes are ignored by default"
+    );
+
+    // Run 3: ann changes tier; cy comes back. `build` records the
+    // snapshots and then builds the model that reads one.
+    p.ok(&[
+        "sql",
+        "UPDATE raw.customers SET tier = 'bronze', updated_at = '2024-03-01 00:00:00' WHERE id = 1",
+    ]);
+    p.ok(&[
+        "sql",
+        "INSERT INTO raw.customers VALUES (3, 'cy', 'silver', '2024-03-01 00:00:00')",
+    ]);
+    let out = p.ok(&["models", "build"]);
+    assert!(
+        out.contains("done: 3 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    assert_eq!(ts("select count(*) from {t}"), 7);
+    assert_eq!(
+        ts("select count(*) from {t} where id = 3"),
+        2,
+        "a row that comes back starts a new version"
+    );
+    assert_eq!(check("select count(*) from {t}"), 6);
+    assert_eq!(count(p, "select count(*) from current_tiers"), 4);
+    assert_eq!(
+        count(
+            p,
+            "select count(*) from current_tiers where id = 1 and tier = 'bronze'"
+        ),
+        1
+    );
+
+    // `run` builds models only; a key that comes twice fails the snapshot
+    // and leaves its history as it was.
+    let out = p.ok(&["models", "run"]);
+    assert!(
+        out.contains("done: 1 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    p.ok(&[
+        "sql",
+        "INSERT INTO raw.customers VALUES (4, 'dan', 'gold', '2024-04-01 00:00:00')",
+    ]);
+    let out = p.fails(&["models", "snapshot", "-s", "customers_ts"]);
+    assert!(out.contains("is not unique"), "{out}");
+    assert_eq!(ts("select count(*) from {t}"), 7);
+}
+
+#[test]
+fn snapshots_keep_versions_over_three_runs_on_duckdb() {
+    snapshots(&duckdb_project());
+}
+
+#[test]
+fn snapshots_keep_versions_over_three_runs_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    snapshots(&postgres_project(&db));
+}
+
+#[test]
+fn a_snapshot_without_its_strategy_names_what_to_write() {
+    let p = duckdb_project();
+    p.write(
+        "snapshots/orders.sql",
+        "{% snapshot orders_snapshot %}\n{{ config(unique_key='id', strategy='timestamp') }}\nselect 1 as id\n{% endsnapshot %}\n",
+    );
+    let out = p.fails(&["models", "snapshot"]);
+    assert!(
+        out.contains("snapshots/orders.sql") && out.contains("updated_at"),
+        "{out}"
+    );
+    p.write(
+        "snapshots/orders.sql",
+        "{% snapshot orders_snapshot %}\nselect 1 as id\n",
+    );
+    let out = p.fails(&["models", "snapshot"]);
+    assert!(
+        out.contains("snapshots/orders.sql:1") && out.contains("endsnapshot"),
+        "{out}"
+    );
+}
+
+#[test]
+fn build_tests_each_model_and_a_failing_test_skips_what_is_downstream() {
+    let p = duckdb_project();
+    p.write(
+        "models/orders.sql",
+        "{{ config(materialized='table') }}\nselect 1 as id union all select 1\n",
+    );
+    p.write(
+        "models/order_totals.sql",
+        "select id, count(*) as n from {{ ref('orders') }} group by id\n",
+    );
+    p.write("models/customers.sql", "select 7 as id\n");
+    p.write(
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: orders\n    columns:\n      - name: id\n        tests: [unique]\n  - name: order_totals\n    columns:\n      - name: id\n        tests: [not_null]\n  - name: customers\n    columns:\n      - name: id\n        tests: [not_null]\n",
+    );
+    let out = p.fails(&["models", "build"]);
+    assert!(
+        out.contains("FAIL   unique_orders_id: 1 failing rows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SKIP   order_totals (view) skipped: a test on upstream model orders failed"),
+        "{out}"
+    );
+    assert!(out.contains("SKIP   not_null_order_totals_id"), "{out}");
+    assert!(out.contains("PASS   not_null_customers_id"), "{out}");
+    assert!(
+        out.contains("done: 2 succeeded, 0 failed, 1 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tests: 1 passed, 1 failed, 0 warned, 1 skipped"),
+        "{out}"
+    );
+    // The test ran right after its model, before what reads it.
+    let at = |text: &str| out.find(text).unwrap_or_else(|| panic!("{text}: {out}"));
+    assert!(at("unique_orders_id") < at("order_totals (view)"), "{out}");
+    // `run` has no tests: everything builds.
+    let out = p.ok(&["models", "run"]);
+    assert!(
+        out.contains("done: 3 succeeded, 0 failed, 0 skipped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn build_load_upstream_runs_the_pipelines_the_models_read_first() {
+    let p = duckdb_project();
+    p.write("data/orders.csv", common::orders_csv(1, 20));
+    p.write(
+        "pipelines/orders.toml",
+        "[source]\nkind = \"file\"\npath = \"data/orders.csv\"\n\n[destination]\ntable = \"raw.orders\"\n",
+    );
+    p.write(
+        "pipelines/unrelated.toml",
+        "[source]\nkind = \"file\"\npath = \"data/missing.csv\"\n\n[destination]\ntable = \"raw.other\"\n",
+    );
+    p.write(
+        "models/paid.sql",
+        "{{ config(materialized='table') }}\nselect * from {{ source('raw', 'orders') }} where status = 'paid'\n",
+    );
+    p.write("models/constant.sql", "select 1 as one\n");
+    let out = p.ok(&["models", "build", "--load-upstream", "-s", "paid"]);
+    let at = |text: &str| out.find(text).unwrap_or_else(|| panic!("{text}: {out}"));
+    assert!(at("orders: ") < at("OK     paid"), "{out}");
+    assert!(!out.contains("unrelated"), "only the pipelines read: {out}");
+    assert_eq!(count(&p, "select count(*) from paid"), 16);
+    let out = p.ok(&["models", "build", "--load-upstream", "-s", "constant"]);
+    assert!(
+        out.contains("no pipeline loads the sources of the selected models"),
+        "{out}"
+    );
+    // A failed load builds nothing.
+    p.write("data/more_orders.csv", common::orders_csv(21, 5));
+    p.write(
+        "pipelines/orders.toml",
+        "[source]\nkind = \"file\"\npath = \"data/more_orders.csv\"\n\n[[transform]]\nsql = \"select no_such_column from input\"\n\n[destination]\ntable = \"raw.orders\"\n",
+    );
+    let out = p.fails(&["models", "build", "--load-upstream", "-s", "paid"]);
+    assert!(
+        out.contains("pipeline orders failed: the models were not built"),
+        "{out}"
+    );
+    assert!(!out.contains("OK     paid"), "{out}");
+}

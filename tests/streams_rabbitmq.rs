@@ -278,11 +278,9 @@ fn a_dropped_connection_reconnects_without_losing_messages() {
     match closed {
         Ok(out) if out.status.success() => {}
         other => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "rabbitmqctl close_all_connections failed under CI: {other:?}"
-            );
-            eprintln!("SKIPPED: rabbitmqctl is not usable here: {other:?}");
+            common::skip(&format!(
+                "rabbitmqctl close_all_connections is not usable here: {other:?}"
+            ));
             let _ = stop(child);
             return;
         }

@@ -116,7 +116,9 @@ impl Cli {
             Command::Validate => validate::execute(&self.project, self.json),
             Command::Run(args) => runtime.block_on(run::execute(&self.project, self.json, args)),
             Command::Sql(args) => sql::execute(&self.project, self.json, args),
-            Command::Models(command) => models::execute(&self.project, self.json, command),
+            Command::Models(command) => {
+                models::execute(&self.project, self.json, command, &runtime)
+            }
             Command::Stream(args) => {
                 runtime.block_on(stream::execute(&self.project, self.json, args))
             }

@@ -1,4 +1,4 @@
-//! `flowline models run|build|ls|compile`: dbt-style SQL models in the
+//! `flowline models run|build|test|seed|snapshot|ls|compile`: dbt-style SQL models in the
 //! warehouse, with dbt's selection syntax. Works in a flowline project and
 //! in a dbt project folder (`dbt_project.yml`, no `flowline.toml`), and
 //! reaches the warehouse as `flowline sql` does: through the process that
@@ -11,26 +11,35 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::core::error::{Error, Result};
+use crate::engine::progress::Progress;
 use crate::models::compile::Compiler;
+use crate::models::config::Materialized;
 use crate::models::datatest::{self, TestResult, TestStatus};
 use crate::models::materialize::incremental_run;
+use crate::models::run::Event;
 use crate::models::seed::{self, Seed};
 use crate::models::{
     ModelProject, ModelResult, RunOptions, Selection, Status, catalog, project_at, run, select,
 };
 use crate::server::client::open_warehouse;
+use crate::state::RunStatus;
 
 /// The `models` verbs.
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelsCommand {
     /// Build the selected models in the warehouse, parents first.
     Run(RunArgs),
-    /// Load the seeds the selected models read, build the models, then run their data tests.
-    Build(RunArgs),
+    /// Load the seeds the selected models read, then build the models and
+    /// snapshots, testing each as soon as it is built (a failing test skips
+    /// what is downstream).
+    Build(BuildArgs),
     /// Run the data tests of the selected models (`models/**/*.yml`, `tests/*.sql`).
     Test(SelectArgs),
     /// Load the CSV files of `seeds/` as tables (all, or those named with -s).
     Seed(SelectArgs),
+    /// Record the selected snapshots (`snapshots/*.sql`): new versions of
+    /// the rows that changed since the last run.
+    Snapshot(SnapshotArgs),
     /// List the selected models in build order.
     Ls(SelectArgs),
     /// Write the selected models' compiled SQL under `.flowline/compiled/`.
@@ -68,11 +77,49 @@ pub struct RunArgs {
     pub threads: usize,
 }
 
-/// Runs a `models` verb.
-pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result<ExitCode> {
+/// Arguments of `models build`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// Which models, and how.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// First run the pipelines that load the source tables the selected
+    /// models read (`flowline run` of each), and stop if one fails.
+    #[arg(long)]
+    pub load_upstream: bool,
+}
+
+/// Arguments of `models snapshot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArgs {
+    /// Which snapshots.
+    #[command(flatten)]
+    pub selection: SelectArgs,
+    /// How many independent snapshots are recorded at once.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+}
+
+/// What a verb builds: models, snapshots or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builds {
+    Models,
+    Snapshots,
+    Both,
+}
+
+/// Runs a `models` verb; `runtime` runs pipelines for `build --load-upstream`.
+pub fn execute(
+    project_dir: &Path,
+    json: bool,
+    command: ModelsCommand,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<ExitCode> {
     let project = project_at(project_dir)?;
     let vars = match &command {
-        ModelsCommand::Run(args) | ModelsCommand::Build(args) => args.selection.vars.as_deref(),
+        ModelsCommand::Run(args) => args.selection.vars.as_deref(),
+        ModelsCommand::Build(args) => args.run.selection.vars.as_deref(),
+        ModelsCommand::Snapshot(args) => args.selection.vars.as_deref(),
         ModelsCommand::Test(args)
         | ModelsCommand::Seed(args)
         | ModelsCommand::Ls(args)
@@ -80,8 +127,24 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
     };
     let models = ModelProject::load_with_vars(&project, parse_vars(vars)?)?;
     match command {
-        ModelsCommand::Run(args) => build(&project, &models, &args, false, json),
-        ModelsCommand::Build(args) => build(&project, &models, &args, true, json),
+        ModelsCommand::Run(args) => build(&project, &models, &args, Builds::Models, false, json),
+        ModelsCommand::Build(args) => {
+            if args.load_upstream {
+                let chosen = chosen(&models, &args.run.selection)?;
+                if let Some(failed) = load_upstream(&project, &models, &chosen, json, runtime)? {
+                    return Ok(failed);
+                }
+            }
+            build(&project, &models, &args.run, Builds::Both, true, json)
+        }
+        ModelsCommand::Snapshot(args) => {
+            let run = RunArgs {
+                selection: args.selection,
+                full_refresh: false,
+                threads: args.threads,
+            };
+            build(&project, &models, &run, Builds::Snapshots, false, json)
+        }
         ModelsCommand::Test(args) => {
             let chosen = chosen(&models, &args)?;
             let warehouse = open_warehouse(&project)?;
@@ -116,16 +179,26 @@ pub fn execute(project_dir: &Path, json: bool, command: ModelsCommand) -> Result
     }
 }
 
-/// Builds the selected models; with `with_tests` (`build`), loads the
-/// seeds they read first and runs their tests after.
+/// Builds the selected models or snapshots (`builds`); with `with_tests`
+/// (`build`), loads the seeds they read first and tests each model as soon
+/// as it is built.
 fn build(
     project: &crate::config::Project,
     models: &ModelProject,
     args: &RunArgs,
+    builds: Builds,
     with_tests: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let chosen = chosen(models, &args.selection)?;
+    let mut chosen = chosen(models, &args.selection)?;
+    chosen.retain(|&i| {
+        let snapshot = models.models[i].config.materialized == Materialized::Snapshot;
+        match builds {
+            Builds::Models => !snapshot,
+            Builds::Snapshots => snapshot,
+            Builds::Both => true,
+        }
+    });
     let warehouse = open_warehouse(project)?;
     let mut results = Vec::new();
     if with_tests {
@@ -135,25 +208,72 @@ fn build(
     let options = RunOptions {
         full_refresh: args.full_refresh,
         threads: args.threads,
+        tests: with_tests,
     };
-    let report = |result: &ModelResult| {
-        if !json {
-            print_result(result);
+    let report = |event: Event<'_>| {
+        if json {
+            return;
+        }
+        match event {
+            Event::Model(result) => print_result(result),
+            Event::Test(result) => print_test(result),
         }
     };
-    results.extend(run::run(
-        models,
-        warehouse.as_ref(),
-        &chosen,
-        options,
-        &report,
-    )?);
-    let tests = if with_tests {
-        test(models, warehouse.as_ref(), &chosen, json)?
-    } else {
-        Vec::new()
-    };
-    summarize(&results, &tests, json)
+    let report = run::run(models, warehouse.as_ref(), &chosen, options, &report)?;
+    results.extend(report.models);
+    summarize(&results, &report.tests, json)
+}
+
+/// Runs the pipelines that load what the `chosen` models read, as
+/// `flowline run` does; the exit code when one failed.
+fn load_upstream(
+    project: &crate::config::Project,
+    models: &ModelProject,
+    chosen: &BTreeSet<usize>,
+    json: bool,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<ExitCode>> {
+    let pipelines = models.upstream_pipelines(project, chosen);
+    if pipelines.is_empty() {
+        if !json {
+            println!("no pipeline loads the sources of the selected models");
+        }
+        return Ok(None);
+    }
+    let progress = Progress::new(super::interactive() && !json);
+    let records = runtime.block_on(crate::server::client::run(
+        project,
+        &pipelines,
+        crate::engine::RunOptions::default(),
+        &progress,
+        |pipeline, record| {
+            if !json {
+                super::run::print_outcome(record, pipeline.config.destination.table.get_ref());
+            }
+        },
+    ))?;
+    if let Some(failed) = records.iter().find(|r| r.status != RunStatus::Succeeded) {
+        if !json {
+            println!(
+                "pipeline {} failed: the models were not built",
+                failed.pipeline
+            );
+        }
+        let report = json!({
+            "ok": false,
+            "pipelines": records.iter().map(|r| json!({
+                "pipeline": r.pipeline, "status": r.status, "rows": r.rows, "error": r.error,
+            })).collect::<Vec<_>>(),
+        });
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+        }
+        return Ok(Some(ExitCode::FAILURE));
+    }
+    Ok(None)
 }
 
 /// `--vars`: a YAML (or JSON) mapping.
@@ -231,6 +351,10 @@ fn print_test(result: &TestResult) {
         TestStatus::Pass => ("PASS", String::new()),
         TestStatus::Fail => ("FAIL", format!(": {} failing rows", result.failures)),
         TestStatus::Warn => ("WARN", format!(": {} failing rows", result.failures)),
+        TestStatus::Skipped => (
+            "SKIP",
+            format!(": {}", result.message.as_deref().unwrap_or_default()),
+        ),
         TestStatus::Error => (
             "ERROR",
             format!(": {}", result.message.as_deref().unwrap_or_default()),
@@ -250,10 +374,11 @@ fn summarize(results: &[ModelResult], tests: &[TestResult], json: bool) -> Resul
         count(Status::Skipped),
     );
     let tested = |status: TestStatus| tests.iter().filter(|t| t.status == status).count();
-    let (passed, failing, warned) = (
+    let (passed, failing, warned, untested) = (
         tested(TestStatus::Pass),
         tested(TestStatus::Fail) + tested(TestStatus::Error),
         tested(TestStatus::Warn),
+        tested(TestStatus::Skipped),
     );
     if json {
         let report = json!({
@@ -273,7 +398,9 @@ fn summarize(results: &[ModelResult], tests: &[TestResult], json: bool) -> Resul
             println!("done: {ok} succeeded, {failed} failed, {skipped} skipped");
         }
         if !tests.is_empty() {
-            println!("tests: {passed} passed, {failing} failed, {warned} warned");
+            println!(
+                "tests: {passed} passed, {failing} failed, {warned} warned, {untested} skipped"
+            );
         }
     }
     failed += failing;

@@ -132,7 +132,7 @@ fn stream_refused(pipeline: &str) -> Error {
 }
 
 /// The `ok` or `FAILED` line of one run.
-fn print_outcome(record: &RunRecord, table: &str) {
+pub(super) fn print_outcome(record: &RunRecord, table: &str) {
     match record.status {
         RunStatus::Succeeded => {
             let secs = record.duration().as_secs_f64().max(1e-3);

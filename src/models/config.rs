@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::snapshot::SnapshotConfig;
+
 /// The config names flowline reads; in `dbt_project.yml` they may be
 /// written without the `+`.
 const CONFIG_NAMES: &[&str] = &[
@@ -30,6 +32,13 @@ const CONFIG_NAMES: &[&str] = &[
     "column_types",
     "quote_columns",
     "delimiter",
+    "strategy",
+    "updated_at",
+    "check_cols",
+    "target_schema",
+    "target_database",
+    "hard_deletes",
+    "invalidate_hard_deletes",
 ];
 
 /// Whether `name` is a config (rather than a folder) in `dbt_project.yml`.
@@ -98,6 +107,9 @@ pub enum Materialized {
     Incremental,
     /// Not built: inlined as a CTE into the models that refer to it.
     Ephemeral,
+    /// A snapshot: a table keeping every version of the query's rows
+    /// (`snapshots/*.sql`; see [`super::snapshot`]).
+    Snapshot,
 }
 
 impl fmt::Display for Materialized {
@@ -107,6 +119,7 @@ impl fmt::Display for Materialized {
             Materialized::Table => "table",
             Materialized::Incremental => "incremental",
             Materialized::Ephemeral => "ephemeral",
+            Materialized::Snapshot => "snapshot",
         })
     }
 }
@@ -163,6 +176,8 @@ pub struct ModelConfig {
     pub tags: Vec<String>,
     /// `enabled: false` leaves the model out.
     pub enabled: bool,
+    /// How a snapshot tells changes; set when materialized is `snapshot`.
+    pub snapshot: Option<SnapshotConfig>,
 }
 
 impl ModelConfig {
@@ -191,6 +206,7 @@ impl ModelConfig {
             Some("table") => Materialized::Table,
             Some("incremental") => Materialized::Incremental,
             Some("ephemeral") => Materialized::Ephemeral,
+            Some("snapshot") => Materialized::Snapshot,
             Some(other) => {
                 return Err(format!(
                     "config materialized = '{other}': expected 'view', 'table', 'incremental' or 'ephemeral'"
@@ -247,15 +263,21 @@ impl ModelConfig {
                 ));
             }
         };
+        let snapshot = match materialized {
+            Materialized::Snapshot => Some(SnapshotConfig::from_values(values, &unique_key)?),
+            _ => None,
+        };
         Ok(ModelConfig {
             materialized,
             unique_key,
             incremental_strategy,
             on_schema_change,
-            schema: text("schema")?,
+            // Snapshots name their schema `target_schema` too.
+            schema: text("schema")?.or(text("target_schema")?),
             alias: text("alias")?,
             tags: values.tags(),
             enabled,
+            snapshot,
         })
     }
 }

@@ -310,6 +310,16 @@ pub enum TestStatus {
     Warn,
     /// The query itself failed.
     Error,
+    /// Not run, because a model it tests failed or was skipped.
+    Skipped,
+}
+
+impl TestStatus {
+    /// Whether the test stops what depends on its models: a failure or an
+    /// error of severity error.
+    pub fn blocks(self) -> bool {
+        matches!(self, TestStatus::Fail | TestStatus::Error)
+    }
 }
 
 /// One test's result.
@@ -327,6 +337,20 @@ pub struct TestResult {
     pub message: Option<String>,
     /// How long it took, in seconds.
     pub seconds: f64,
+}
+
+impl TestResult {
+    /// The result of `test` when it was not run, and why.
+    pub fn skipped(test: &DataTest, why: &str) -> TestResult {
+        TestResult {
+            test: test.name.clone(),
+            file: test.file.display().to_string(),
+            status: TestStatus::Skipped,
+            failures: 0,
+            message: Some(why.to_string()),
+            seconds: 0.0,
+        }
+    }
 }
 
 /// Runs `test` in `warehouse`, rendered with `renderer`.

@@ -1,10 +1,11 @@
 //! Where a project keeps its models, macros, seeds and tests, and the
 //! settings `dbt_project.yml` gives them: its name, `model-paths`,
-//! `seed-paths`, `test-paths`, `macro-paths`, `vars`, and model configs by
-//! folder (`+materialized: table`, with or without the `+`).
+//! `seed-paths`, `test-paths`, `macro-paths`, `snapshot-paths`, `vars`,
+//! and model, seed and snapshot configs by folder (`+materialized: table`,
+//! with or without the `+`).
 //!
 //! Without `dbt_project.yml` the dbt defaults hold: `models/`, `seeds/`,
-//! `tests/`, `macros/` beside `pipelines/`.
+//! `tests/`, `macros/`, `snapshots/` beside `pipelines/`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,12 +35,16 @@ pub struct Layout {
     pub test_paths: Vec<String>,
     /// Folders holding macros (`*.sql`).
     pub macro_paths: Vec<String>,
+    /// Folders holding snapshots (`*.sql` with `{% snapshot %}` blocks).
+    pub snapshot_paths: Vec<String>,
     /// `vars:`, read by `var('name')`.
     pub vars: BTreeMap<String, Value>,
     /// `models:`, the configs by folder.
     pub folders: FolderConfigs,
     /// `seeds:`, the seeds' configs by folder.
     pub seed_folders: FolderConfigs,
+    /// `snapshots:`, the snapshots' configs by folder.
+    pub snapshot_folders: FolderConfigs,
 }
 
 /// `dbt_project.yml` as far as flowline reads it; other keys are ignored,
@@ -52,12 +57,15 @@ struct DbtProjectFile {
     seed_paths: Option<Vec<String>>,
     test_paths: Option<Vec<String>>,
     macro_paths: Option<Vec<String>>,
+    snapshot_paths: Option<Vec<String>>,
     #[serde(default)]
     vars: BTreeMap<String, Value>,
     #[serde(default)]
     models: serde_json::Map<String, Value>,
     #[serde(default)]
     seeds: serde_json::Map<String, Value>,
+    #[serde(default)]
+    snapshots: serde_json::Map<String, Value>,
 }
 
 impl Layout {
@@ -77,6 +85,10 @@ impl Layout {
             .map_err(|message| Error::Config(format!("{}: models: {message}", file.display())))?;
         let seed_folders = FolderConfigs::parse(&name, &parsed.seeds)
             .map_err(|message| Error::Config(format!("{}: seeds: {message}", file.display())))?;
+        let snapshot_folders =
+            FolderConfigs::parse(&name, &parsed.snapshots).map_err(|message| {
+                Error::Config(format!("{}: snapshots: {message}", file.display()))
+            })?;
         Ok(Layout {
             dir: dir.to_path_buf(),
             name,
@@ -84,9 +96,13 @@ impl Layout {
             seed_paths: parsed.seed_paths.unwrap_or_else(|| vec!["seeds".into()]),
             test_paths: parsed.test_paths.unwrap_or_else(|| vec!["tests".into()]),
             macro_paths: parsed.macro_paths.unwrap_or_else(|| vec!["macros".into()]),
+            snapshot_paths: parsed
+                .snapshot_paths
+                .unwrap_or_else(|| vec!["snapshots".into()]),
             vars: parsed.vars,
             folders,
             seed_folders,
+            snapshot_folders,
         })
     }
 

@@ -7,13 +7,15 @@
 //!   new one renamed into its place;
 //! - incremental: on the first run (or `--full-refresh`) a table; later,
 //!   the query's rows are staged in a table beside it, the schema change
-//!   handled, and the rows appended, merged or deleted and inserted.
+//!   handled, and the rows appended, merged or deleted and inserted;
+//! - snapshot: the query's rows recorded as versions ([`super::snapshot`]).
 //!
 //! The SQL is what DuckDB and Postgres both run.
 
 use super::catalog::{self, Column, RelationKind};
 use super::config::{Materialized, ModelConfig, OnSchemaChange, Strategy};
 use super::relation::{Relation, quote};
+use super::snapshot::{self, Snapshot};
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
 
@@ -73,6 +75,23 @@ pub fn build(warehouse: &dyn Warehouse, build: &Build<'_>) -> Result<String> {
             Ok(format!("created table {}", build.relation))
         }
         Materialized::Incremental => incremental(warehouse, build),
+        Materialized::Snapshot => {
+            let config = build
+                .config
+                .snapshot
+                .as_ref()
+                .ok_or_else(|| Error::Other("a snapshot without its strategy config".into()))?;
+            snapshot::build(
+                warehouse,
+                &Snapshot {
+                    relation: build.relation,
+                    sql: build.sql,
+                    unique_key: &build.config.unique_key,
+                    config,
+                    existing: build.existing,
+                },
+            )
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! [`graph`], [`select`] picks models with dbt's syntax, and [`run`]
 //! compiles ([`compile`]) and builds ([`materialize`]) them in order,
 //! asking the warehouse what is there ([`catalog`]); [`datatest`] checks
-//! the results; [`seed`] loads CSV files as tables.
+//! the results; [`seed`] loads CSV files as tables; [`snapshot`] keeps
+//! the versions of rows (SCD type 2).
 //!
 //! Models reach the warehouse through the [`Warehouse`] the command found
 //! (its own, or the owning process's over the control socket), so they run
@@ -30,6 +31,7 @@ pub mod relation;
 pub mod run;
 pub mod seed;
 pub mod select;
+pub mod snapshot;
 
 pub use project::{Model, ModelProject, project_at};
 pub use run::{ModelResult, RunOptions, Status};

@@ -15,6 +15,7 @@ use super::layout::{DBT_PROJECT_FILE, Layout};
 use super::properties;
 use super::relation::{Relation, RelationValue};
 use super::seed::{self, Seed};
+use super::snapshot;
 use crate::config::{PROJECT_FILE, Project};
 use crate::core::error::{Error, Result};
 
@@ -148,24 +149,45 @@ impl ModelProject {
             }
         }
 
-        // Every file, with its folder configs.
+        // Every model file and snapshot block, with its folder configs.
         let mut found: Vec<(String, PathBuf, Vec<String>, String, ConfigValues)> = Vec::new();
+        let mut templates = Vec::new();
         for (in_root, file) in layout.files(&layout.model_paths, &["sql"])? {
             let name = in_root
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default();
+            let folders = super::layout::folders_of(&in_root);
+            let full = layout.dir.join(&file);
+            let text = std::fs::read_to_string(&full).map_err(|e| Error::io(&full, e))?;
+            let values = layout.folders.resolve(&folders, &name);
+            templates.push((name, file, folders, text, values));
+        }
+        for (in_root, file) in layout.files(&layout.snapshot_paths, &["sql"])? {
+            let folders = super::layout::folders_of(&in_root);
+            let full = layout.dir.join(&file);
+            let text = std::fs::read_to_string(&full).map_err(|e| Error::io(&full, e))?;
+            for block in snapshot::blocks(&file, &text)? {
+                let mut values = layout.snapshot_folders.resolve(&folders, &block.name);
+                values.set("materialized", "snapshot".into());
+                templates.push((
+                    block.name,
+                    file.clone(),
+                    folders.clone(),
+                    block.body,
+                    values,
+                ));
+            }
+        }
+        for (name, file, folders, text, mut values) in templates {
             if let Some((_, other, ..)) = found.iter().find(|(n, ..)| *n == name) {
                 return Err(Error::Config(format!(
-                    "{}: a model named {name} exists already in {}; model names must be unique",
+                    "{}: a model or snapshot named {name} exists already in {}; names must be \
+                     unique",
                     file.display(),
                     other.display()
                 )));
             }
-            let folders = super::layout::folders_of(&in_root);
-            let full = layout.dir.join(&file);
-            let text = std::fs::read_to_string(&full).map_err(|e| Error::io(&full, e))?;
-            let mut values = layout.folders.resolve(&folders, &name);
             if let Some(yml) = yml_configs.get(&name) {
                 values.merge(yml);
             }
@@ -208,7 +230,12 @@ impl ModelProject {
                 this: RelationValue::Relation(Relation::new(PARSE_SCHEMA, name.clone())),
                 is_incremental: false,
             })?;
+            let snapshot = values.get("materialized") == Some(&"snapshot".into());
             values.merge(&rendered.config);
+            if snapshot {
+                // A snapshot stays one whatever its config() says.
+                values.set("materialized", "snapshot".into());
+            }
             let config = ModelConfig::from_values(&values)
                 .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
             if !config.enabled {
@@ -355,6 +382,37 @@ impl ModelProject {
                 t.depends_on
                     .iter()
                     .any(|m| self.index_of(m).is_some_and(|i| chosen.contains(&i)))
+            })
+            .collect()
+    }
+
+    /// The batch pipelines that load the source tables the `chosen`
+    /// models read, in the project's order: what `build --load-upstream`
+    /// runs first.
+    pub fn upstream_pipelines<'a>(
+        &self,
+        project: &'a Project,
+        chosen: &std::collections::BTreeSet<usize>,
+    ) -> Vec<&'a crate::config::Pipeline> {
+        let read: Vec<&SourceTable> = chosen
+            .iter()
+            .flat_map(|&i| &self.models[i].sources)
+            .filter_map(|key| self.sources.get(key))
+            .collect();
+        project
+            .pipelines
+            .iter()
+            .filter(|p| p.config.mode != crate::core::Mode::Stream)
+            .filter(|p| p.config.destination.connection.is_none())
+            .filter(|p| {
+                crate::core::TableName::parse(p.config.destination.table.get_ref()).is_ok_and(
+                    |table| {
+                        read.iter().any(|source| {
+                            source.identifier == table.table
+                                && source.schema.as_deref().unwrap_or(PARSE_SCHEMA) == table.schema
+                        })
+                    },
+                )
             })
             .collect()
     }

@@ -1,7 +1,9 @@
 //! Running selected models: parents before children, independent models
 //! on up to `threads` threads at once. A model that fails leaves its
 //! previous version in place, and every selected model downstream of it is
-//! skipped with the reason.
+//! skipped with the reason. In `build`, each model's tests run as soon as
+//! it (and every other model they read) is built, and a failing test skips
+//! what is downstream too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex};
@@ -12,6 +14,8 @@ use serde::Serialize;
 use super::catalog;
 use super::compile::Compiler;
 use super::config::Materialized;
+use super::datatest::{self, DataTest, TestResult};
+use super::jinja::Renderer;
 use super::materialize::{self, Build};
 use super::project::ModelProject;
 use crate::core::error::{Error, Result};
@@ -24,6 +28,9 @@ pub struct RunOptions {
     pub full_refresh: bool,
     /// Models built at once, at least 1.
     pub threads: usize,
+    /// Test each model right after it is built (`build`): a failing test
+    /// (severity error) skips the models downstream, as a failed build does.
+    pub tests: bool,
 }
 
 /// How one model's build ended.
@@ -34,7 +41,7 @@ pub enum Status {
     Success,
     /// Its build failed; its previous version is in place.
     Error,
-    /// Not built, because a model it reads failed.
+    /// Not built, because a model it reads failed, or a test on it failed.
     Skipped,
 }
 
@@ -57,16 +64,34 @@ pub struct ModelResult {
     pub seconds: f64,
 }
 
+/// What a run reports as it goes: a model's result, or a test's.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A model ended.
+    Model(&'a ModelResult),
+    /// A test ended.
+    Test(&'a TestResult),
+}
+
+/// Everything a run did, in the order things ended.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// The models' results.
+    pub models: Vec<ModelResult>,
+    /// The tests' results (with [`RunOptions::tests`]).
+    pub tests: Vec<TestResult>,
+}
+
 /// Builds the `selected` models of `project` in `warehouse`, calling
-/// `on_result` as each one ends; returns every result in the order they
-/// ended. Ephemeral models are not built: they run inside their dependents.
+/// `on_event` as each model (and, with [`RunOptions::tests`], each test)
+/// ends. Ephemeral models are not built: they run inside their dependents.
 pub fn run(
     project: &ModelProject,
     warehouse: &dyn Warehouse,
     selected: &BTreeSet<usize>,
     options: RunOptions,
-    on_result: &(dyn Fn(&ModelResult) + Sync),
-) -> Result<Vec<ModelResult>> {
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<RunReport> {
     let default_schema = catalog::default_schema(warehouse)?;
     let compiler = Compiler::new(project, &default_schema)?;
     let queue: Vec<usize> = project
@@ -94,27 +119,74 @@ pub fn run(
             )
         })
         .collect();
+    // A test waits for the queued models it reads.
+    let tests: Vec<(&DataTest, BTreeSet<usize>)> = if options.tests {
+        project
+            .tests_of(selected)
+            .into_iter()
+            .map(|t| {
+                let on: BTreeSet<usize> = t
+                    .depends_on
+                    .iter()
+                    .filter_map(|m| project.index_of(m))
+                    .filter(|i| queue.contains(i))
+                    .collect();
+                (t, on)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let board = Board {
         state: Mutex::new(State {
             pending: queue,
             ended: BTreeMap::new(),
-            results: Vec::new(),
+            built: BTreeSet::new(),
+            tests_failed: BTreeSet::new(),
+            tests_started: BTreeSet::new(),
+            report: RunReport::default(),
         }),
         changed: Condvar::new(),
+    };
+    let renderer = project.renderer(&default_schema);
+    let test_run = TestRun {
+        tests: &tests,
+        renderer: &renderer,
+        warehouse,
     };
     let threads = options.threads.max(1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                while let Some(next) = board.next(&waits_for, project, on_result) {
+                while let Some(next) = board.next(&waits_for, project, on_event) {
                     let result = build_one(project, &compiler, warehouse, next, options);
-                    board.end(next, result, on_result);
+                    on_event(Event::Model(&result));
+                    let tests_passed = result.status != Status::Success
+                        || board.test(Some(next), &test_run, on_event);
+                    board.end(next, result, tests_passed);
                 }
             });
         }
     });
-    let state = board.state.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(state.results)
+    // Tests on no queued model (ephemeral ones) run last; those whose
+    // models failed are skipped.
+    board.test(None, &test_run, on_event);
+    let mut state = board.state.into_inner().unwrap_or_else(|p| p.into_inner());
+    for (at, (test, _)) in tests.iter().enumerate() {
+        if !state.tests_started.contains(&at) {
+            let result = TestResult::skipped(test, "a model it tests failed or was skipped");
+            on_event(Event::Test(&result));
+            state.report.tests.push(result);
+        }
+    }
+    Ok(state.report)
+}
+
+/// The tests of a run and what they run with.
+struct TestRun<'a> {
+    tests: &'a [(&'a DataTest, BTreeSet<usize>)],
+    renderer: &'a Renderer,
+    warehouse: &'a dyn Warehouse,
 }
 
 /// The run's shared state: what waits, what runs, how each ended.
@@ -126,7 +198,14 @@ struct Board {
 struct State {
     pending: Vec<usize>,
     ended: BTreeMap<usize, Status>,
-    results: Vec<ModelResult>,
+    /// The models built so far, whose tests may run (they may not have
+    /// ended yet: a model ends once its tests ran).
+    built: BTreeSet<usize>,
+    /// Built models a test failed on: what reads them is skipped.
+    tests_failed: BTreeSet<usize>,
+    /// The tests taken to run (by index).
+    tests_started: BTreeSet<usize>,
+    report: RunReport,
 }
 
 impl Board {
@@ -136,7 +215,7 @@ impl Board {
         &self,
         waits_for: &BTreeMap<usize, BTreeSet<usize>>,
         project: &ModelProject,
-        on_result: &(dyn Fn(&ModelResult) + Sync),
+        on_event: &(dyn Fn(Event<'_>) + Sync),
     ) -> Option<usize> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
@@ -154,7 +233,14 @@ impl Board {
                         .find(|u| state.ended.get(u) == Some(&status))
                 };
                 // The reason names a failed model upstream when there is one.
-                if let Some(failed) = ended(Status::Error).or_else(|| ended(Status::Skipped)) {
+                let test_failed = upstream
+                    .iter()
+                    .copied()
+                    .find(|u| state.tests_failed.contains(u));
+                if let Some(failed) = ended(Status::Error)
+                    .or(test_failed)
+                    .or_else(|| ended(Status::Skipped))
+                {
                     skipped = Some((at, i, failed));
                     break;
                 }
@@ -166,13 +252,16 @@ impl Board {
             if let Some((at, i, failed)) = skipped {
                 state.pending.remove(at);
                 let model = &project.models[i];
-                let verb = match state.ended.get(&failed) {
-                    Some(Status::Error) => "failed",
-                    _ => "was skipped",
+                let why = if state.tests_failed.contains(&failed) {
+                    "a test on upstream model {} failed"
+                } else if state.ended.get(&failed) == Some(&Status::Error) {
+                    "upstream model {} failed"
+                } else {
+                    "upstream model {} was skipped"
                 };
                 let reason = format!(
-                    "skipped: upstream model {} {verb}",
-                    project.models[failed].name
+                    "skipped: {}",
+                    why.replace("{}", &project.models[failed].name)
                 );
                 let result = ModelResult {
                     model: model.name.clone(),
@@ -183,9 +272,9 @@ impl Board {
                     message: reason,
                     seconds: 0.0,
                 };
-                on_result(&result);
+                on_event(Event::Model(&result));
                 state.ended.insert(i, Status::Skipped);
-                state.results.push(result);
+                state.report.models.push(result);
                 self.changed.notify_all();
                 continue;
             }
@@ -197,11 +286,57 @@ impl Board {
         }
     }
 
-    fn end(&self, i: usize, result: ModelResult, on_result: &(dyn Fn(&ModelResult) + Sync)) {
+    /// Runs the tests that model `built` (just built) completes: those whose
+    /// other models are built too; with `None`, those on no queued model.
+    /// Whether none of them failed.
+    fn test(
+        &self,
+        built: Option<usize>,
+        run: &TestRun<'_>,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+    ) -> bool {
+        let ready: Vec<usize> = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            // Recorded and claimed under one lock: of two models a test
+            // reads, the one built second runs it.
+            state.built.extend(built);
+            let ready: Vec<usize> = run
+                .tests
+                .iter()
+                .enumerate()
+                .filter(|(at, (_, on))| {
+                    !state.tests_started.contains(at)
+                        && match built {
+                            None => on.is_empty(),
+                            Some(built) => {
+                                on.contains(&built) && on.iter().all(|m| state.built.contains(m))
+                            }
+                        }
+                })
+                .map(|(at, _)| at)
+                .collect();
+            state.tests_started.extend(ready.iter().copied());
+            ready
+        };
+        let mut passed = true;
+        for at in ready {
+            let result = datatest::run(run.tests[at].0, run.renderer, run.warehouse);
+            passed &= !result.status.blocks();
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            on_event(Event::Test(&result));
+            state.report.tests.push(result);
+        }
+        passed
+    }
+
+    /// Records how model `i` ended, which may let others start.
+    fn end(&self, i: usize, result: ModelResult, tests_passed: bool) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        on_result(&result);
         state.ended.insert(i, result.status);
-        state.results.push(result);
+        if !tests_passed {
+            state.tests_failed.insert(i);
+        }
+        state.report.models.push(result);
         self.changed.notify_all();
     }
 }

@@ -1,8 +1,9 @@
 //! dbt's node selection syntax: `orders`, `orders+`, `+orders`,
 //! `2+orders+1`, `@orders`, `tag:daily`, `path:models/marts`,
-//! `config.materialized:table`, `marts.finance` (folders) and `stg_*`
-//! (wildcards). Space-separated selectors (or several `-s`) are a union,
-//! comma-separated ones an intersection; `--exclude` takes the same syntax.
+//! `config.materialized:table`, `resource_type:snapshot`, `marts.finance`
+//! (folders) and `stg_*` (wildcards). Space-separated selectors (or
+//! several `-s`) are a union, comma-separated ones an intersection;
+//! `--exclude` takes the same syntax.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,6 +34,8 @@ pub enum Method {
     Path(String),
     /// `config.materialized:table` (materialized, schema, alias, tags).
     Config(String, String),
+    /// `resource_type:model` or `resource_type:snapshot`.
+    ResourceType(String),
 }
 
 /// Parses one selector (no spaces or commas).
@@ -58,12 +61,20 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
         None => Method::Fqn(rest.to_string()),
         Some(("tag", tag)) => Method::Tag(tag.to_string()),
         Some(("path", path)) => Method::Path(path.trim_end_matches('/').to_string()),
+        Some(("resource_type", kind @ ("model" | "snapshot"))) => {
+            Method::ResourceType(kind.to_string())
+        }
+        Some(("resource_type", other)) => {
+            return Err(format!(
+                "selector '{text}': resource_type:{other} is not one of model, snapshot"
+            ));
+        }
         Some((key, value)) if key.starts_with("config.") => {
             Method::Config(key["config.".len()..].to_string(), value.to_string())
         }
         Some((method, _)) => {
             return Err(format!(
-                "selector '{text}': unknown method {method}: (use tag:, path: or config.<name>:)"
+                "selector '{text}': unknown method {method}: (use tag:, path:, resource_type: or config.<name>:)"
             ));
         }
     };
@@ -175,6 +186,10 @@ fn matches(method: &Method, project: &ModelProject, i: usize) -> bool {
     let model = &project.models[i];
     match method {
         Method::Tag(tag) => model.config.tags.iter().any(|t| t == tag),
+        Method::ResourceType(kind) => {
+            let snapshot = model.config.materialized == super::config::Materialized::Snapshot;
+            snapshot == (kind == "snapshot")
+        }
         Method::Path(path) => {
             let wanted = Path::new(path);
             model.file.starts_with(wanted) || model.file == wanted

@@ -116,6 +116,33 @@ pub fn orders_csv(first: i64, rows: i64) -> String {
     csv
 }
 
+/// Skips the calling test because `what` is missing: under CI that fails
+/// the test with `what`; elsewhere the test prints `SKIPPED: what` and is
+/// listed as skipped (not passed) in the summary `scripts/test` prints,
+/// read from the file [`SKIPPED_FILE`].
+pub fn skip(what: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{what}");
+    eprintln!("SKIPPED: {what}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .and_then(|stem| stem.rsplit_once('-').map(|(name, _)| name.to_string()))
+        .unwrap_or_default();
+    let line = format!("{binary}::{test}: {}\n", what.replace('\n', " "));
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIPPED_FILE)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+}
+
+/// Where [`skip`] lists the skipped tests, one per line.
+pub const SKIPPED_FILE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped-tests.txt");
+
 /// Whether `name` answers at `addr`. Under CI a missing service fails the
 /// test naming it; elsewhere the test is skipped with a message.
 pub fn service(name: &str, addr: &str) -> bool {
@@ -127,11 +154,9 @@ pub fn service(name: &str, addr: &str) -> bool {
         })
         .is_some();
     if !reachable {
-        assert!(
-            std::env::var_os("CI").is_none(),
+        skip(&format!(
             "{name} is not reachable at {addr}: CI needs it running (see .ci/run)"
-        );
-        eprintln!("SKIPPED: {name} is not reachable at {addr}");
+        ));
     }
     reachable
 }
@@ -299,14 +324,10 @@ pub fn browser_installed() -> bool {
         return true;
     }
     let packages = missing.join(" ");
-    assert!(
-        std::env::var_os("CI").is_none(),
+    skip(&format!(
         "the browser tests need the package(s) {packages}: CI installs them (see .ci/run), \
          or run apt-get install -y {packages}"
-    );
-    eprintln!(
-        "SKIPPED: the browser tests need the package(s) {packages} (apt-get install -y {packages})"
-    );
+    ));
     false
 }
 

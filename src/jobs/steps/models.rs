@@ -21,7 +21,7 @@ use crate::jobs::ProjectRefs;
 pub enum ModelsStep {
     /// The selection alone: `models = "+marts tag:daily"`.
     Select(String),
-    /// `models = { select = "+marts", exclude = "tag:slow", full_refresh = false, threads = 4 }`.
+    /// `models = { select = "+marts", exclude = "tag:slow", full_refresh = false, threads = 4, load_upstream = false }`.
     Options(ModelsOptions),
 }
 
@@ -41,6 +41,9 @@ pub struct ModelsOptions {
     /// How many independent models are built at once. Default 4.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// First run the pipelines that load the sources the models read.
+    #[serde(default)]
+    pub load_upstream: bool,
 }
 
 impl StepKind for ModelsStep {
@@ -56,6 +59,7 @@ impl ModelsStep {
                 exclude: None,
                 full_refresh: false,
                 threads: None,
+                load_upstream: false,
             },
             ModelsStep::Options(options) => options.clone(),
         }
@@ -82,6 +86,9 @@ impl ModelsStep {
         }
         if options.full_refresh {
             args.push("--full-refresh".into());
+        }
+        if options.load_upstream {
+            args.push("--load-upstream".into());
         }
         if let Some(threads) = options.threads {
             args.push("--threads".into());
