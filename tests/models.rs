@@ -650,6 +650,11 @@ fn a_dbt_project_folder_without_flowline_toml_runs_on_embedded_duckdb() {
         .query_row("select min(status) from paid", [], |row| row.get(0))
         .expect("a row");
     assert_eq!(upper, "PAID");
+    drop(conn);
+    // `flowline sql` queries the same warehouse.
+    let out = run(&["sql", "--json", "select count(*) as n from paid"]);
+    let rows = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows[0]["n"], 2, "{rows}");
 }
 
 #[test]

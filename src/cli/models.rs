@@ -460,10 +460,15 @@ fn compile(
 ) -> Result<ExitCode> {
     let schema = catalog::default_schema(warehouse)?;
     let compiler = Compiler::new(models, &schema)?;
+    let schemas = chosen
+        .iter()
+        .map(|&i| models.models[i].relation(&schema).schema)
+        .collect();
+    let kinds = catalog::kinds(warehouse, &schemas)?;
     let mut written = Vec::new();
     for &i in models.order.iter().filter(|i| chosen.contains(i)) {
         let model = &models.models[i];
-        let existing = catalog::kind(warehouse, &model.relation(&schema))?;
+        let existing = kinds.get(&model.relation(&schema)).copied();
         let sql = compiler.compile(i, incremental_run(&model.config, existing, false))?;
         let path = compiler.write(i, &sql)?;
         if !json {

@@ -1,10 +1,11 @@
-//! `flowline sql "select ..."`: query the warehouse.
+//! `flowline sql "select ..."`: query the warehouse, of a flowline project
+//! or of a dbt project folder (its embedded DuckDB file, as `flowline
+//! models` uses it).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::output::{Format, render};
-use crate::config::Project;
 use crate::core::error::Result;
 use crate::server::client::open_warehouse;
 
@@ -21,7 +22,7 @@ pub struct SqlArgs {
 /// Runs the query (in the process that owns the warehouse, when one does)
 /// and prints the result on stdout.
 pub fn execute(project_dir: &Path, json: bool, args: SqlArgs) -> Result<ExitCode> {
-    let project = Project::load(project_dir)?;
+    let project = crate::models::project_at(project_dir)?;
     let warehouse = open_warehouse(&project)?;
     let result = warehouse.query(&args.query)?;
     let format = if json { Format::Json } else { args.format };

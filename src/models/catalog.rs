@@ -5,6 +5,8 @@
 //! the command reached, so it works the same when another flowline process
 //! owns the warehouse.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
 
@@ -56,6 +58,44 @@ pub fn kind(warehouse: &dyn Warehouse, relation: &Relation) -> Result<Option<Rel
             RelationKind::Table
         }
     }))
+}
+
+/// What each relation in `schemas` is, asked at once: a run reads this
+/// before it builds instead of asking model by model. A model's relation
+/// is only changed by its own build, so the answer holds for the run.
+pub fn kinds(
+    warehouse: &dyn Warehouse,
+    schemas: &BTreeSet<String>,
+) -> Result<BTreeMap<Relation, RelationKind>> {
+    if schemas.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let list: Vec<String> = schemas.iter().map(|s| literal(s)).collect();
+    let sql = format!(
+        "SELECT CAST(table_schema AS VARCHAR) AS s, CAST(table_name AS VARCHAR) AS n, \
+         CAST(table_type AS VARCHAR) AS t FROM information_schema.tables \
+         WHERE table_catalog = current_database() AND table_schema IN ({})",
+        list.join(", ")
+    );
+    let result = warehouse.query(&sql)?;
+    let (schemas, names, types) = (
+        strings(&result, 0)?,
+        strings(&result, 1)?,
+        strings(&result, 2)?,
+    );
+    Ok(schemas
+        .into_iter()
+        .zip(names)
+        .zip(types)
+        .filter_map(|((schema, name), kind)| {
+            let kind = if kind?.eq_ignore_ascii_case("VIEW") {
+                RelationKind::View
+            } else {
+                RelationKind::Table
+            };
+            Some((Relation::new(schema?, name?), kind))
+        })
+        .collect())
 }
 
 /// The columns of `relation`, in order; empty when it does not exist.

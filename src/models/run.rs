@@ -12,12 +12,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::catalog;
+use super::catalog::RelationKind;
 use super::compile::Compiler;
 use super::config::Materialized;
 use super::datatest::{self, DataTest, TestResult};
 use super::jinja::Renderer;
 use super::materialize::{self, Build};
 use super::project::ModelProject;
+use super::relation::Relation;
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
 
@@ -101,13 +103,18 @@ pub fn run(
         .filter(|i| selected.contains(i))
         .filter(|&i| project.models[i].config.materialized != Materialized::Ephemeral)
         .collect();
-    let schemas: BTreeSet<String> = queue
+    let relations: BTreeMap<usize, Relation> = queue
         .iter()
-        .map(|&i| materialize::create_schema(&project.models[i].relation(&default_schema)))
+        .map(|&i| (i, project.models[i].relation(&default_schema)))
         .collect();
+    let schemas: BTreeSet<String> = relations.values().map(materialize::create_schema).collect();
     if !schemas.is_empty() {
         warehouse.execute(&schemas.into_iter().collect::<Vec<_>>())?;
     }
+    let existing = catalog::kinds(
+        warehouse,
+        &relations.values().map(|r| r.schema.clone()).collect(),
+    )?;
     // A model waits for the queued models it reads, directly or not.
     let waits_for: BTreeMap<usize, BTreeSet<usize>> = queue
         .iter()
@@ -159,7 +166,14 @@ pub fn run(
         for _ in 0..threads {
             scope.spawn(|| {
                 while let Some(next) = board.next(&waits_for, project, on_event) {
-                    let result = build_one(project, &compiler, warehouse, next, options);
+                    let result = build_one(
+                        project,
+                        &compiler,
+                        warehouse,
+                        next,
+                        existing.get(&relations[&next]).copied(),
+                        options,
+                    );
                     on_event(Event::Model(&result));
                     let tests_passed = result.status != Status::Success
                         || board.test(Some(next), &test_run, on_event);
@@ -341,19 +355,20 @@ impl Board {
     }
 }
 
-/// Compiles and builds model `i`; a failure becomes its result.
+/// Compiles and builds model `i`, whose relation is `existing` now; a
+/// failure becomes its result.
 fn build_one(
     project: &ModelProject,
     compiler: &Compiler<'_>,
     warehouse: &dyn Warehouse,
     i: usize,
+    existing: Option<RelationKind>,
     options: RunOptions,
 ) -> ModelResult {
     let model = &project.models[i];
     let relation = model.relation(compiler.default_schema());
     let started = Instant::now();
     let outcome = (|| -> Result<String> {
-        let existing = catalog::kind(warehouse, &relation)?;
         let is_incremental =
             materialize::incremental_run(&model.config, existing, options.full_refresh);
         let sql = compiler.compile(i, is_incremental)?;
