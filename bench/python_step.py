@@ -105,7 +105,7 @@ def pandas_load(path, work):
     result = measure("pandas", [PY, "-c", code])
     rows = subprocess.run(python_peer(f"""
         import duckdb
-        print(duckdb.connect('{db}').sql("select count(*) from raw.orders").fetchone()[0])
+        print(duckdb.connect('{db}').sql("select count(*) from raw.orders").fetchall()[0][0])
     """), capture_output=True, text=True, check=True).stdout.strip()
     return result, int(rows)
 
