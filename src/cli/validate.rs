@@ -45,9 +45,9 @@ pub fn execute(project_dir: &Path, json: bool) -> Result<ExitCode> {
         if let Err(e) = check_destination(&workspace, &pipeline.config.destination) {
             errors.push(format!("{file}: {e}"));
         }
-        match transforms::build(&pipeline.config.transform) {
-            Ok(chain) => {
-                for (i, step) in chain.iter().enumerate() {
+        match transforms::build(&pipeline.config.transform, &workspace) {
+            Ok(mut chain) => {
+                for (i, step) in chain.iter_mut().enumerate() {
                     if let Err(e) = step.check() {
                         errors.push(format!("{file}: [[transform]] #{}: {e}", i + 1));
                     }

@@ -83,6 +83,7 @@ impl Project {
             settings: ProjectFile {
                 project: project::ProjectSection {
                     name: name.to_string(),
+                    python: None,
                 },
                 warehouse: Default::default(),
                 state: Default::default(),
@@ -280,6 +281,7 @@ impl Project {
             dir: self.dir.clone(),
             name: self.settings.project.name.clone(),
             connections: self.settings.connections.clone(),
+            python: self.settings.project.python.clone(),
         }
     }
 

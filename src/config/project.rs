@@ -89,6 +89,12 @@ pub struct ProjectSection {
     /// The project's name, shown in reports (`flowline validate`,
     /// `flowline run --json`).
     pub name: String,
+    /// The Python interpreter that runs `[[transform]] python = ...` steps:
+    /// a program on `PATH` (`python3.12`) or a path, relative to the project
+    /// folder (`.venv/bin/python`), so that a virtualenv's packages are
+    /// there. Default: `python3`, else `python`, on `PATH`.
+    #[serde(default)]
+    pub python: Option<String>,
 }
 
 /// `[state]`: the run-history store.

@@ -98,6 +98,9 @@ pub struct Workspace {
     pub name: String,
     /// `[connections.<name>]`.
     pub connections: Connections,
+    /// The Python interpreter of `python` transform steps (`[project]
+    /// python`); `None` for `python3`, else `python`, on `PATH`.
+    pub python: Option<String>,
 }
 
 impl Workspace {

@@ -128,7 +128,7 @@ async fn execute(
     for child in config.source.child_tables() {
         destination.add_child(&child.name, child.primary_key)?;
     }
-    let chain = transforms::build(&config.transform)?;
+    let chain = transforms::build(&config.transform, &project.workspace())?;
     let ctx = SourceContext {
         pipeline: pipeline.name.clone(),
         project_dir: project.dir.clone(),

@@ -231,7 +231,7 @@ async fn consume(
         schema: dest.schema,
     };
     let mut destination = tokio::task::block_in_place(|| warehouse.destination(spec))?;
-    let mut chain = transforms::build(&config.transform)?;
+    let mut chain = transforms::build(&config.transform, &project.workspace())?;
     let payload = config
         .source
         .payload_options()

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use serde::Deserialize;
 
 use super::{Transform, TransformStep};
+use crate::core::Workspace;
 use crate::core::error::{Error, Result};
 use crate::data::types::parse_type;
 
@@ -29,7 +30,7 @@ impl TransformStep for RenameStep {
         "rename"
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Rename(self.rename.clone())))
     }
 }
@@ -57,7 +58,7 @@ impl TransformStep for CastStep {
         Ok(())
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         let mut types = BTreeMap::new();
         for (column, type_name) in &self.cast {
             let dt = parse_type(type_name).map_err(Error::Config)?;
@@ -80,7 +81,7 @@ impl TransformStep for DropStep {
         "drop"
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Drop(self.drop.clone())))
     }
 }
@@ -105,7 +106,7 @@ impl TransformStep for MaskStep {
         "mask"
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Mask {
             columns: self.mask.clone(),
             salt: self.salt.clone().unwrap_or_default(),

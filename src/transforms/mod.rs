@@ -6,6 +6,7 @@
 //! is a config type implementing [`TransformStep`].
 
 mod builtin;
+mod python;
 mod sql;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
+use crate::core::Workspace;
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::Result;
 use crate::core::schema::{SchemaFn, object_schema};
@@ -31,6 +33,7 @@ pub fn steps() -> Vec<StepRegistration> {
         StepRegistration::of::<builtin::DropStep>(),
         StepRegistration::of::<sql::FilterStep>(),
         StepRegistration::of::<builtin::MaskStep>(),
+        StepRegistration::of::<python::PythonStep>(),
     ]
 }
 
@@ -48,8 +51,9 @@ pub trait TransformStep: fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
-    /// The transform that runs the step.
-    fn build(&self) -> Result<Box<dyn Transform>>;
+    /// The transform that runs the step in `workspace` (where relative
+    /// paths resolve, which Python runs).
+    fn build(&self, workspace: &Workspace) -> Result<Box<dyn Transform>>;
 }
 
 /// Parses a `[[transform]]` table into step `T`.
@@ -184,15 +188,22 @@ pub trait Transform: Send {
     /// A short description for error messages: `sql`, `rename`, ...
     fn describe(&self) -> String;
 
-    /// Checks what can be checked without data (SQL syntax), for `flowline validate`.
-    fn check(&self) -> Result<()> {
+    /// Checks what can be checked without data (SQL syntax, a Python
+    /// script's imports), for `flowline validate`.
+    fn check(&mut self) -> Result<()> {
         Ok(())
     }
 }
 
-/// Builds the pipeline's transform chain, in order.
-pub fn build(steps: &[Spanned<TransformConfig>]) -> Result<Vec<Box<dyn Transform>>> {
-    steps.iter().map(|s| s.get_ref().step.build()).collect()
+/// Builds the pipeline's transform chain, in order, for a run in `workspace`.
+pub fn build(
+    steps: &[Spanned<TransformConfig>],
+    workspace: &Workspace,
+) -> Result<Vec<Box<dyn Transform>>> {
+    steps
+        .iter()
+        .map(|s| s.get_ref().step.build(workspace))
+        .collect()
 }
 
 /// Applies `chain` to `batch` in order.

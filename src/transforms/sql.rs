@@ -7,6 +7,7 @@ use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 use super::{Transform, TransformStep};
+use crate::core::Workspace;
 use crate::core::error::{Error, Result};
 use crate::data::duckdb::{append, column_definitions, normalize, query};
 
@@ -26,7 +27,7 @@ impl TransformStep for SqlStep {
         "sql"
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(SqlTransform::new("sql", self.sql.clone())?))
     }
 }
@@ -44,7 +45,7 @@ impl TransformStep for FilterStep {
         "filter"
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>> {
+    fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         let query = format!("select * from input where {}", self.filter);
         Ok(Box::new(SqlTransform::new("filter", query)?))
     }
@@ -111,7 +112,7 @@ impl Transform for SqlTransform {
         self.label.into()
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&mut self) -> Result<()> {
         let parsed: String = self
             .conn
             .query_row(

@@ -331,6 +331,36 @@ pub fn browser_installed() -> bool {
     false
 }
 
+/// Whether `python3` imports every module of `modules`. Under CI a missing
+/// one fails the test naming the pip command that installs it; elsewhere
+/// the test is skipped with a message.
+pub fn python_modules_installed(modules: &[&str]) -> bool {
+    let missing: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|module| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|out| out.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let names = missing.join(" ");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the Python step tests need the Python module(s) {names}: CI installs them (see .ci/run), \
+         or run python3 -m pip install {names}"
+    );
+    eprintln!(
+        "SKIPPED: the Python step tests need the Python module(s) {names} \
+         (python3 -m pip install {names})"
+    );
+    false
+}
+
 /// Serves `router` on 127.0.0.1 from a background thread for the rest of
 /// the test; returns the base URL (`http://127.0.0.1:PORT`).
 pub fn serve_http(router: axum::Router) -> String {
