@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{PgDatabase, TestProject};
 use serde_json::Value;
@@ -541,27 +541,42 @@ fn independent_models_build_in_parallel_threads() {
         return;
     };
     let p = postgres_project(&db);
+    // Each model records when its query started and ended, around a
+    // one-second sleep.
     for n in 0..4 {
         p.write(
             &format!("models/slow_{n}.sql"),
-            "{{ config(materialized='table') }}\nselect 1 as x from pg_sleep(1)\n",
+            "{{ config(materialized='table') }}
+\
+             with s as materialized (select clock_timestamp() as started),\
+             w as materialized (select pg_sleep(1) from s)\
+             select s.started, clock_timestamp() as ended from s, w\n",
         );
     }
     p.write(
         "models/all_slow.sql",
         "select * from {{ ref('slow_0') }} union all select * from {{ ref('slow_1') }} union all select * from {{ ref('slow_2') }} union all select * from {{ ref('slow_3') }}\n",
     );
-    let started = Instant::now();
     let out = p.ok(&["models", "run", "--threads", "4"]);
-    let parallel = started.elapsed();
     assert!(out.contains("done: 5 succeeded"), "{out}");
-    assert!(
-        parallel < Duration::from_millis(3500),
-        "4 one-second models on 4 threads took {parallel:?}"
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from all_slow where (select max(started) from all_slow) < ended"
+        ),
+        4,
+        "on 4 threads, every model started before any ended"
     );
-    let started = Instant::now();
     p.ok(&["models", "run", "--threads", "1"]);
-    assert!(started.elapsed() >= Duration::from_secs(4), "one at a time");
+    assert_eq!(
+        count(
+            &p,
+            "select count(*) from all_slow a join all_slow b on a.started < b.started \
+             where b.started < a.ended"
+        ),
+        0,
+        "on 1 thread, no model started before the one before it ended"
+    );
     assert_eq!(count(&p, "select count(*) from all_slow"), 4);
 }
 

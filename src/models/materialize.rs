@@ -102,10 +102,13 @@ pub fn create_schema(relation: &Relation) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", relation.quoted_schema())
 }
 
+/// Drops what `existing` says is there. `IF EXISTS`: the run read the
+/// catalog when it started, and a view may have gone since, dropped with
+/// a table it reads (Postgres's `CASCADE`).
 fn drop_existing(relation: &Relation, existing: Option<RelationKind>) -> Option<String> {
     match existing {
-        Some(RelationKind::View) => Some(format!("DROP VIEW {relation} CASCADE")),
-        Some(RelationKind::Table) => Some(format!("DROP TABLE {relation} CASCADE")),
+        Some(RelationKind::View) => Some(format!("DROP VIEW IF EXISTS {relation} CASCADE")),
+        Some(RelationKind::Table) => Some(format!("DROP TABLE IF EXISTS {relation} CASCADE")),
         None => None,
     }
 }
