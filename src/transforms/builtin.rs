@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use serde::Deserialize;
 
-use super::{Transform, TransformStep};
+use super::{StepColumns, Transform, TransformStep};
 use crate::core::error::{Error, Result};
 use crate::data::types::parse_type;
 
@@ -31,6 +31,10 @@ impl TransformStep for RenameStep {
 
     fn build(&self) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Rename(self.rename.clone())))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Rename(self.rename.clone())
     }
 }
 
@@ -65,6 +69,10 @@ impl TransformStep for CastStep {
         }
         Ok(Box::new(Cast(types)))
     }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Change(self.cast.keys().cloned().collect())
+    }
 }
 
 /// `drop = ["internal_note"]`: removes columns.
@@ -82,6 +90,10 @@ impl TransformStep for DropStep {
 
     fn build(&self) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Drop(self.drop.clone())))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Drop(self.drop.clone())
     }
 }
 
@@ -110,6 +122,10 @@ impl TransformStep for MaskStep {
             columns: self.mask.clone(),
             salt: self.salt.clone().unwrap_or_default(),
         }))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Change(self.mask.clone())
     }
 }
 
