@@ -76,6 +76,9 @@ pub struct ColumnGraph {
     /// Each model's relation in the warehouse (`main.stg_orders`), by name.
     #[serde(skip)]
     pub model_relations: BTreeMap<String, String>,
+    /// Each model's output columns, in order, by name.
+    #[serde(skip)]
+    pub model_columns: BTreeMap<String, Vec<String>>,
 }
 
 /// What the graph is built from.
@@ -102,8 +105,6 @@ struct Builder<'a> {
     graph: ColumnGraph,
     /// Model name by its relation, lowercase.
     model_at: BTreeMap<String, String>,
-    /// Each model's output columns, once resolved.
-    model_columns: BTreeMap<String, Vec<String>>,
     /// Each pipeline's destination (`schema.table`, lowercase), name and steps.
     pipelines: Vec<(String, String, Steps)>,
     /// Tables' columns asked of the warehouse.
@@ -149,7 +150,6 @@ impl<'a> Builder<'a> {
             dialect,
             graph,
             model_at,
-            model_columns: BTreeMap::new(),
             pipelines,
             asked: RefCell::new(BTreeMap::new()),
         }
@@ -195,7 +195,7 @@ impl<'a> Builder<'a> {
                 self.edge(from, whole.clone(), How::Filtered, None);
             }
         }
-        self.model_columns.insert(name.to_string(), names);
+        self.graph.model_columns.insert(name.to_string(), names);
     }
 
     /// The edges from what pipeline `at` reads into its table.
@@ -265,7 +265,7 @@ impl<'a> Builder<'a> {
     fn columns_of(&self, relation: &str) -> Option<Vec<String>> {
         let relation = self.qualified(relation);
         if let Some(model) = self.model_at.get(&relation) {
-            return self.model_columns.get(model).cloned();
+            return self.graph.model_columns.get(model).cloned();
         }
         if let Some(found) = self.asked.borrow().get(&relation) {
             return found.clone();

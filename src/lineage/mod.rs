@@ -5,8 +5,10 @@
 //! [`expr`]); [`pipeline`] follows a pipeline's columns through its
 //! `[[transform]]` steps; [`graph`] builds the project-wide column graph
 //! from both; [`walk`] answers what is upstream and downstream of a
-//! column.
+//! column; [`docs`] writes the models' documentation site with the
+//! graph.
 
+pub mod docs;
 pub mod expr;
 pub mod graph;
 pub mod parse;

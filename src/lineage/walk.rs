@@ -184,6 +184,7 @@ impl ColumnGraph {
             edges: edges.iter().cloned().collect(),
             warnings: self.warnings.clone(),
             model_relations: BTreeMap::new(),
+            model_columns: BTreeMap::new(),
         }
     }
 }
