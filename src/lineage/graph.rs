@@ -246,6 +246,13 @@ impl<'a> Builder<'a> {
             }
         }
         let filters = steps.filters();
+        let query_filters = query.as_ref().map(|q| &q.filters).into_iter().flatten();
+        for read in query_filters {
+            let whole = self.node(&table, None, NodeKind::Source);
+            let relation = format!("{}:{}", origin.name, read.relation);
+            let from = self.node(&relation, Some(&read.column), NodeKind::Pipeline);
+            self.edge(from, whole, How::Filtered, Some(&name));
+        }
         if !filters.is_empty() {
             let whole = self.node(&table, None, NodeKind::Source);
             for column in filters {
