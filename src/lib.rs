@@ -23,7 +23,7 @@
 //! | 3 | [`sources`], [`destinations`], [`transforms`], [`jobs`] | connectors and job step kinds, each listed once in its registry (`sources::connectors`, `destinations::warehouses`, `transforms::steps`, `jobs::steps::kinds`); schedules, templates, trigger rules |
 //! | 4 | [`config`] | project and pipeline files to typed structs, `${VAR}`, file:line:column diagnostics |
 //! | 5 | [`state`], [`models`] | run history, and the SQL layer (SQLite or PostgreSQL) with versioned migrations; ELT models (Jinja, ref graph, materializations) |
-//! | 6 | [`engine`] | batch and stream runners, checkpoints, `run_one` |
+//! | 6 | [`engine`], [`lineage`] | batch and stream runners, checkpoints, `run_one`; column-level lineage of pipelines and models, the models' docs site |
 //! | 7 | [`orchestrator`] | job runs and the step queue (leases), the step runner, the scheduler |
 //! | 8 | [`server`] | the local socket, warehouse access for steps, the HTTP API and metrics |
 //! | 9 | [`cli`] | one file per verb |
@@ -36,6 +36,7 @@ pub mod data;
 pub mod destinations;
 pub mod engine;
 pub mod jobs;
+pub mod lineage;
 pub mod models;
 pub mod orchestrator;
 pub mod server;

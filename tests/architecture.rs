@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["transforms", "sources", "destinations", "jobs"],
     &["config"],
     &["state", "models"],
-    &["engine"],
+    &["engine", "lineage"],
     &["orchestrator"],
     &["server"],
     &["cli"],

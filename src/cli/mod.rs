@@ -4,6 +4,7 @@ mod connections;
 mod discover;
 mod init;
 mod jobs;
+mod lineage;
 mod logging;
 mod models;
 mod output;
@@ -64,6 +65,8 @@ pub enum Command {
     /// Build dbt-style SQL models in the warehouse (also in a dbt project folder).
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Show the columns a column derives from and those derived from it, across pipelines and models.
+    Lineage(lineage::LineageArgs),
     /// List pipelines with their last run and saved progress.
     Status,
     /// Show or forget the progress a pipeline saved (files loaded, cursor, offsets).
@@ -119,6 +122,7 @@ impl Cli {
             Command::Models(command) => {
                 models::execute(&self.project, self.json, command, &runtime)
             }
+            Command::Lineage(args) => lineage::execute(&self.project, self.json, args),
             Command::Stream(args) => {
                 runtime.block_on(stream::execute(&self.project, self.json, args))
             }

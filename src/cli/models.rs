@@ -44,6 +44,8 @@ pub enum ModelsCommand {
     Ls(SelectArgs),
     /// Write the selected models' compiled SQL under `.flowline/compiled/`.
     Compile(SelectArgs),
+    /// Write the models' documentation site (index.html, catalog.json) with their column lineage.
+    Docs(super::lineage::DocsArgs),
 }
 
 /// Which models: dbt's selection syntax.
@@ -124,6 +126,7 @@ pub fn execute(
         | ModelsCommand::Seed(args)
         | ModelsCommand::Ls(args)
         | ModelsCommand::Compile(args) => args.vars.as_deref(),
+        ModelsCommand::Docs(_) => None,
     };
     let models = ModelProject::load_with_vars(&project, parse_vars(vars)?)?;
     match command {
@@ -176,6 +179,7 @@ pub fn execute(
             let warehouse = open_warehouse(&project)?;
             compile(&models, warehouse.as_ref(), &chosen, json)
         }
+        ModelsCommand::Docs(args) => super::lineage::docs(project_dir, json, args),
     }
 }
 

@@ -67,6 +67,29 @@ pub struct DatabaseSourceConfig {
     pub unsupported: Unsupported,
 }
 
+impl DatabaseSourceConfig {
+    /// What it reads, for column lineage: `connection:table`, or the
+    /// connection and its query; `dialect` names the database's SQL and
+    /// stands for the connection when the source gives a `url`.
+    pub fn origin(&self, dialect: &'static str) -> Option<super::Origin> {
+        let database = self
+            .connection
+            .clone()
+            .unwrap_or_else(|| dialect.to_string());
+        match (&self.table, &self.query) {
+            (Some(table), _) => Some(super::Origin {
+                name: format!("{database}:{table}"),
+                query: None,
+            }),
+            (None, Some(query)) => Some(super::Origin {
+                name: database,
+                query: Some((query.clone(), dialect)),
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
 fn default_batch_size() -> usize {
     65_536
 }

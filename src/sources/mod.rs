@@ -191,6 +191,24 @@ pub trait SourceConnector: fmt::Debug + Send + Sync + 'static {
     fn child_tables(&self) -> Vec<ChildTable> {
         Vec::new()
     }
+
+    /// What it reads, named for column lineage; `None` (the default) for
+    /// a source whose columns lineage does not follow.
+    fn origin(&self) -> Option<Origin> {
+        None
+    }
+}
+
+/// What a source reads, as column lineage names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Its name: `shop:public.orders` (connection and table),
+    /// `data/orders/*.csv`, `https://api.example.com/items`.
+    pub name: String,
+    /// The query it runs, when it runs one, with the dialect it is
+    /// written in (`postgres`, `mysql`, `sqlite`): its columns are
+    /// followed through it to the tables it reads.
+    pub query: Option<(String, &'static str)>,
 }
 
 /// Parses a `[source]` table into connector `T`.
@@ -415,6 +433,11 @@ impl SourceConfig {
     /// How a stream source's payloads are read; `None` for batch sources.
     pub fn payload_options(&self) -> Option<stream::PayloadOptions> {
         self.connector.payload_options()
+    }
+
+    /// What it reads, named for column lineage.
+    pub fn origin(&self) -> Option<Origin> {
+        self.connector.origin()
     }
 
     /// The tables this source fills besides the pipeline's own.

@@ -364,6 +364,10 @@ impl SourceConnector for MysqlSourceConfig {
         "A MySQL or MariaDB table or query"
     }
 
+    fn origin(&self) -> Option<super::Origin> {
+        self.0.origin("mysql")
+    }
+
     fn schemes() -> &'static [&'static str] {
         &["mysql", "mariadb"]
     }

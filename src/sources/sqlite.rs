@@ -402,6 +402,10 @@ impl SourceConnector for SqliteSourceConfig {
         "A SQLite table or query"
     }
 
+    fn origin(&self) -> Option<super::Origin> {
+        self.0.origin("sqlite")
+    }
+
     fn schemes() -> &'static [&'static str] {
         &["sqlite"]
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use serde::Deserialize;
 
-use super::{Transform, TransformStep};
+use super::{StepColumns, Transform, TransformStep};
 use crate::core::Workspace;
 use crate::core::error::{Error, Result};
 use crate::data::types::parse_type;
@@ -32,6 +32,10 @@ impl TransformStep for RenameStep {
 
     fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Rename(self.rename.clone())))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Rename(self.rename.clone())
     }
 }
 
@@ -66,6 +70,10 @@ impl TransformStep for CastStep {
         }
         Ok(Box::new(Cast(types)))
     }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Change(self.cast.keys().cloned().collect())
+    }
 }
 
 /// `drop = ["internal_note"]`: removes columns.
@@ -83,6 +91,10 @@ impl TransformStep for DropStep {
 
     fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Drop(self.drop.clone())))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Drop(self.drop.clone())
     }
 }
 
@@ -111,6 +123,10 @@ impl TransformStep for MaskStep {
             columns: self.mask.clone(),
             salt: self.salt.clone().unwrap_or_default(),
         }))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Change(self.mask.clone())
     }
 }
 

@@ -54,6 +54,29 @@ pub trait TransformStep: fmt::Debug + Send + Sync + 'static {
     /// The transform that runs the step in `workspace` (where relative
     /// paths resolve, which Python runs).
     fn build(&self, workspace: &Workspace) -> Result<Box<dyn Transform>>;
+
+    /// What the step does to the batch's columns, for column lineage.
+    fn columns(&self) -> StepColumns;
+}
+
+/// What a step does to the batch's columns, as column lineage reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepColumns {
+    /// A query over the batch as the table `input` (DuckDB's dialect): its
+    /// output columns are the batch's new columns.
+    Query(String),
+    /// Keeps the rows where this SQL condition holds; the columns stay.
+    Filter(String),
+    /// Renames columns, `old -> new`.
+    Rename(std::collections::BTreeMap<String, String>),
+    /// Changes the values of these columns; their names stay.
+    Change(Vec<String>),
+    /// Removes these columns.
+    Drop(Vec<String>),
+    /// A program (a Python function) returns the batch: any column may be
+    /// new or changed, so lineage traces a column to the one of its name
+    /// before the step, as transformed.
+    Program,
 }
 
 /// Parses a `[[transform]]` table into step `T`.
@@ -177,6 +200,11 @@ impl TransformConfig {
     /// Checks the step's arguments without data.
     pub fn check(&self) -> std::result::Result<(), String> {
         self.step.check()
+    }
+
+    /// What the step does to the batch's columns.
+    pub fn columns(&self) -> StepColumns {
+        self.step.columns()
     }
 }
 

@@ -6,7 +6,7 @@ use arrow::record_batch::RecordBatch;
 
 use serde::Deserialize;
 
-use super::{Transform, TransformStep};
+use super::{StepColumns, Transform, TransformStep};
 use crate::core::Workspace;
 use crate::core::error::{Error, Result};
 use crate::data::duckdb::{append, column_definitions, normalize, query};
@@ -30,6 +30,10 @@ impl TransformStep for SqlStep {
     fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         Ok(Box::new(SqlTransform::new("sql", self.sql.clone())?))
     }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Query(self.sql.clone())
+    }
 }
 
 /// `filter = "amount > 0"`: keeps the rows where this SQL condition holds.
@@ -48,6 +52,10 @@ impl TransformStep for FilterStep {
     fn build(&self, _workspace: &Workspace) -> Result<Box<dyn Transform>> {
         let query = format!("select * from input where {}", self.filter);
         Ok(Box::new(SqlTransform::new("filter", query)?))
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Filter(self.filter.clone())
     }
 }
 

@@ -547,6 +547,13 @@ impl SourceConnector for FileSourceConfig {
         "Local files: CSV, NDJSON, JSON documents, Parquet"
     }
 
+    fn origin(&self) -> Option<super::Origin> {
+        Some(super::Origin {
+            name: self.path.clone(),
+            query: None,
+        })
+    }
+
     fn validate(&self, workspace: &Workspace, pipeline: &str) -> Result<Vec<String>> {
         crate::sources::validate_batch(self, workspace, pipeline)
     }

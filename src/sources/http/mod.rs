@@ -907,6 +907,22 @@ impl SourceConnector for HttpSourceConfig {
     fn child_tables(&self) -> Vec<ChildTable> {
         HttpSourceConfig::child_tables(self)
     }
+
+    /// The connection and path, or the URL without its query string
+    /// (which may hold a key).
+    fn origin(&self) -> Option<super::Origin> {
+        let url = self
+            .url
+            .as_deref()
+            .map(|u| u.split('?').next().unwrap_or(u));
+        let name = match (&self.connection, url) {
+            (Some(connection), Some(path)) => format!("{connection}:{path}"),
+            (Some(connection), None) => connection.clone(),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => return None,
+        };
+        Some(super::Origin { name, query: None })
+    }
 }
 
 #[cfg(test)]

@@ -282,6 +282,10 @@ impl SourceConnector for PostgresSourceConfig {
         "A Postgres table or query, over binary COPY"
     }
 
+    fn origin(&self) -> Option<super::Origin> {
+        self.0.origin("postgres")
+    }
+
     fn schemes() -> &'static [&'static str] {
         &["postgres", "postgresql"]
     }

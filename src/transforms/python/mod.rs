@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use super::{Transform, TransformStep};
+use super::{StepColumns, Transform, TransformStep};
 use crate::core::Workspace;
 use crate::core::error::{Error, Result};
 use worker::{Launch, Worker};
@@ -56,6 +56,10 @@ impl TransformStep for PythonStep {
             return Err("python: give the path of a .py file that defines transform(df)".into());
         }
         Ok(())
+    }
+
+    fn columns(&self) -> StepColumns {
+        StepColumns::Program
     }
 
     /// Starts the worker, which loads the script while the source starts.
