@@ -174,4 +174,19 @@ mod tests {
         ]);
         assert_eq!(named.columns(), Some(vec!["id".into(), "mail".into()]));
     }
+
+    #[test]
+    fn a_program_step_may_change_every_column() {
+        let steps = Steps(vec![
+            StepColumns::Rename(BTreeMap::from([("amount_cents".into(), "cents".into())])),
+            StepColumns::Program,
+        ]);
+        assert_eq!(traced(&steps, "cents"), ["amount_cents transformed"]);
+        assert_eq!(traced(&steps, "id"), ["id transformed"]);
+        let named = Steps(vec![
+            StepColumns::Query("select id from input".into()),
+            StepColumns::Program,
+        ]);
+        assert_eq!(named.columns(), None, "a program may add or remove columns");
+    }
 }
