@@ -139,18 +139,30 @@ fn table(build: &Build<'_>) -> Vec<String> {
 
 /// An incremental run: stage, reconcile the columns, add the rows.
 fn incremental(warehouse: &dyn Warehouse, build: &Build<'_>) -> Result<String> {
-    let target = build.relation;
-    let stage = target.beside(STAGE_SUFFIX);
+    let stage = build.relation.beside(STAGE_SUFFIX);
+    staged(warehouse, &stage, build.sql, |stage| {
+        add_rows(warehouse, build, stage)
+    })
+}
+
+/// Stores the result of `sql` in the table `stage`, then runs `apply`,
+/// which reads it (and drops it in its own transaction when it succeeds).
+/// When `apply` fails, the target is as it was and the stage is dropped.
+pub fn staged(
+    warehouse: &dyn Warehouse,
+    stage: &Relation,
+    sql: &str,
+    apply: impl FnOnce(&Relation) -> Result<String>,
+) -> Result<String> {
     warehouse.execute(&[
         format!("DROP TABLE IF EXISTS {stage}"),
-        format!("CREATE TABLE {stage} AS\n{}", build.sql),
+        format!("CREATE TABLE {stage} AS\n{sql}"),
     ])?;
-    let added = add_rows(warehouse, build, &stage);
-    if added.is_err() {
-        // The target is as it was; the stage is of no use now.
+    let done = apply(stage);
+    if done.is_err() {
         let _ = warehouse.execute(&[format!("DROP TABLE IF EXISTS {stage}")]);
     }
-    added
+    done
 }
 
 fn add_rows(warehouse: &dyn Warehouse, build: &Build<'_>, stage: &Relation) -> Result<String> {

@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use super::catalog::{self, Column, RelationKind};
 use super::config::ConfigValues;
+use super::materialize::staged;
 use super::relation::{Relation, quote};
 use crate::core::error::{Error, Result};
-use crate::destinations::Warehouse;
+use crate::destinations::{QueryResult, Warehouse};
 
 /// The suffix of the table a run stages the query's rows in.
 const STAGE_SUFFIX: &str = "__flowline_snapshot";
@@ -218,16 +219,9 @@ pub fn build(warehouse: &dyn Warehouse, snapshot: &Snapshot<'_>) -> Result<Strin
         )));
     }
     let stage = snapshot.relation.beside(STAGE_SUFFIX);
-    warehouse.execute(&[
-        format!("DROP TABLE IF EXISTS {stage}"),
-        format!("CREATE TABLE {stage} AS\n{}", snapshot.sql),
-    ])?;
-    let done = record(warehouse, snapshot, &stage);
-    if done.is_err() {
-        // The history is as it was; the stage is of no use now.
-        let _ = warehouse.execute(&[format!("DROP TABLE IF EXISTS {stage}")]);
-    }
-    done
+    staged(warehouse, &stage, snapshot.sql, |stage| {
+        record(warehouse, snapshot, stage)
+    })
 }
 
 /// Checks the staged rows and records their versions, in one transaction.
@@ -317,15 +311,7 @@ fn record(warehouse: &dyn Warehouse, snapshot: &Snapshot<'_>, stage: &Relation) 
         same_key("t", "s"),
         same_key("s", "t"),
     ))?;
-    let count = |i: usize| -> Result<u64> {
-        Ok(catalog::strings(&counts, i)?
-            .into_iter()
-            .flatten()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
-    };
-    let (new, updated, gone) = (count(0)?, count(1)?, count(2)?);
+    let (new, updated, gone) = (count(&counts, 0)?, count(&counts, 1)?, count(&counts, 2)?);
 
     let mut statements = Vec::new();
     for column in columns.iter().filter(|c| !has(&existing, &c.name)) {
@@ -409,12 +395,7 @@ fn check_unique(
     let result = warehouse.query(&format!(
         "SELECT count(*) FROM (SELECT {keys} FROM {stage} GROUP BY {keys} HAVING count(*) > 1) AS d"
     ))?;
-    let twice: u64 = catalog::strings(&result, 0)?
-        .into_iter()
-        .flatten()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let twice = count(&result, 0)?;
     if twice > 0 {
         return Err(Error::Other(format!(
             "unique_key ({keys}) is not unique in the snapshot's query: {twice} key(s) come \
@@ -422,6 +403,16 @@ fn check_unique(
         )));
     }
     Ok(())
+}
+
+/// The number in column `index` of the first row of `result`.
+fn count(result: &QueryResult, index: usize) -> Result<u64> {
+    Ok(catalog::strings(result, index)?
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
 }
 
 #[cfg(test)]
