@@ -266,17 +266,14 @@ impl Board {
             if let Some((at, i, failed)) = skipped {
                 state.pending.remove(at);
                 let model = &project.models[i];
-                let why = if state.tests_failed.contains(&failed) {
-                    "a test on upstream model {} failed"
+                let upstream = &project.models[failed].name;
+                let reason = if state.tests_failed.contains(&failed) {
+                    format!("skipped: a test on upstream model {upstream} failed")
                 } else if state.ended.get(&failed) == Some(&Status::Error) {
-                    "upstream model {} failed"
+                    format!("skipped: upstream model {upstream} failed")
                 } else {
-                    "upstream model {} was skipped"
+                    format!("skipped: upstream model {upstream} was skipped")
                 };
-                let reason = format!(
-                    "skipped: {}",
-                    why.replace("{}", &project.models[failed].name)
-                );
                 let result = ModelResult {
                     model: model.name.clone(),
                     file: model.file.display().to_string(),
