@@ -363,3 +363,40 @@ fn a_stream_pipeline_is_not_run_in_batches() {
     let out = p.fails(&["validate"]);
     assert!(out.contains("mode = \"stream\""), "{out}");
 }
+
+#[test]
+fn until_idle_drains_the_queue_then_exits_zero() {
+    if !rabbitmq() {
+        return;
+    }
+    let queue = unique("fl_clicks");
+    publish(&queue, &clicks(1, 300));
+    let p = project(&queue, 64);
+    let started = Instant::now();
+    let out = p
+        .command(&["stream", "clicks", "--until-idle", "1s"])
+        .output()
+        .expect("flowline stream --until-idle");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok      clicks: 300 rows"), "{text}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{text}");
+    assert_eq!(
+        p.scalar("select count(distinct event_id) from raw.clicks"),
+        300
+    );
+    assert_eq!(ready(&queue), 0, "every message acknowledged");
+
+    // Run again on an empty queue: nothing to load, it still ends.
+    let out = p
+        .command(&["stream", "clicks", "--until-idle", "300ms"])
+        .output()
+        .expect("flowline stream --until-idle");
+    assert!(out.status.success());
+    assert_eq!(p.scalar("select count(*) from raw.clicks"), 300);
+    purge_and_delete(&queue);
+}

@@ -2,6 +2,7 @@
 
 mod connections;
 mod discover;
+mod healthcheck;
 mod init;
 mod jobs;
 mod lineage;
@@ -99,6 +100,9 @@ pub enum Command {
     /// schema/pipeline.schema.json; a `#:schema` comment at the top of a TOML
     /// file points Taplo-based editors (Even Better TOML) at one.
     Schema(schema::SchemaArgs),
+    /// Exit 0 when a server's (or a worker's) /healthz answers: the health
+    /// check of the container images, which have no curl.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Whether progress bars and colours make sense.
@@ -140,6 +144,7 @@ impl Cli {
                 runtime.block_on(discover::execute(&self.project, self.json, args))
             }
             Command::Schema(args) => schema::execute(args),
+            Command::Healthcheck(args) => runtime.block_on(healthcheck::execute(args)),
         }
     }
 }

@@ -28,6 +28,40 @@ pub struct StreamArgs {
     /// Stream pipelines to run, by file name without `.toml`. Default: every
     /// pipeline with `mode = "stream"`.
     pub pipelines: Vec<String>,
+    /// Stop (draining as on SIGTERM) once no message has arrived for this
+    /// long, e.g. `5s`: a job step that empties a queue, then ends.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub until_idle: Option<Duration>,
+}
+
+/// Sends `stop` once the streams' message count has not moved for `idle`.
+async fn stop_when_idle(
+    idle: Duration,
+    streams: Vec<Arc<StreamMetrics>>,
+    stop: Arc<watch::Sender<bool>>,
+) {
+    let count = || -> u64 {
+        streams
+            .iter()
+            .map(|m| m.messages.load(Ordering::Relaxed))
+            .sum()
+    };
+    let tick = (idle / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let (mut seen, mut since) = (count(), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = count();
+        if now != seen {
+            (seen, since) = (now, tokio::time::Instant::now());
+        } else if since.elapsed() >= idle {
+            tracing::info!(
+                "no message for {}: stopping after committing the batches in hand",
+                humantime::format_duration(idle)
+            );
+            let _ = stop.send(true);
+            return;
+        }
+    }
 }
 
 /// Runs the stream pipelines until a signal, then reports.
@@ -101,10 +135,16 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
             plural(runners.len() as u64, "pipeline")
         );
     }
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
     let stopping = tokio::spawn(async move {
         signals.next().await;
         tracing::info!("stopping: committing the batches in hand");
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
+    });
+    let idle_watch = args.until_idle.map(|idle| {
+        let counters: Vec<_> = runners.iter().map(|(_, m, _)| m.clone()).collect();
+        tokio::spawn(stop_when_idle(idle, counters, stop_tx))
     });
 
     let mut ok = true;
@@ -149,6 +189,9 @@ pub async fn execute(project_dir: &Path, json_output: bool, args: StreamArgs) ->
         }
     }
     stopping.abort();
+    if let Some(watch) = idle_watch {
+        watch.abort();
+    }
     // Let go of the warehouse before the socket goes, so that no command
     // finds neither an owner nor an unlocked file.
     drop(warehouse);

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::serve::StopSignals;
 use crate::config::Project;
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::orchestrator::host::Host;
 use crate::orchestrator::open_store;
 use crate::orchestrator::runner::{Runner, RunnerOptions};
@@ -33,6 +33,11 @@ pub struct WorkerArgs {
     /// another worker runs the step again.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
+    /// Answer `GET /healthz` on this address (`127.0.0.1:8081`) while the
+    /// worker runs, for container health checks (`flowline healthcheck
+    /// --url http://127.0.0.1:8081/healthz`).
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs steps until a stop signal.
@@ -64,6 +69,9 @@ pub async fn execute(project_dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
         args.concurrency.max(1)
     );
     let (stop, stopped) = watch::channel(false);
+    if let Some(addr) = args.health_listen {
+        serve_health(addr, stopped.clone()).await?;
+    }
     let mut signals = StopSignals::install()?;
     tokio::spawn(async move {
         signals.next().await;
@@ -77,4 +85,24 @@ pub async fn execute(project_dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
     };
     runner.run(stopped, None, &on_end).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Answers `GET /healthz` with `ok` on `addr` until `stop` turns true.
+async fn serve_health(addr: std::net::SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("--health-listen {addr}"), e))?;
+    let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!("the health endpoint stopped: {e}");
+        }
+    });
+    Ok(())
 }

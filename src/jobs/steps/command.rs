@@ -117,7 +117,7 @@ fn spawner(
 /// Where `program` is, as exec would find it: a path with a slash is taken
 /// from `dir`; a bare name is looked up in `path` (this process's `PATH`
 /// when `None`). Only executable files count.
-fn find_program(program: &str, dir: &Path, path: Option<&str>) -> Option<PathBuf> {
+pub(super) fn find_program(program: &str, dir: &Path, path: Option<&str>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |candidate: &Path| {
         std::fs::metadata(candidate)

@@ -14,6 +14,7 @@ mod job;
 mod models;
 mod pipeline;
 mod sensor;
+mod spark;
 mod sql;
 
 use std::fmt;
@@ -40,6 +41,7 @@ pub fn kinds() -> Vec<Registration> {
         Registration::of::<sensor::SensorStep>(),
         Registration::of::<job::JobStep>(),
         Registration::of::<models::ModelsStep>(),
+        Registration::of::<spark::SparkStep>(),
     ]
 }
 

@@ -468,7 +468,7 @@ fn describe(outcome: &Result<Page, reqwest::Error>) -> String {
 }
 
 /// A transport error with its causes, phrased for the user.
-fn transport_error(error: &reqwest::Error) -> String {
+pub fn transport_error(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
     } else if error.is_connect() {
