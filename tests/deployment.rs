@@ -67,7 +67,10 @@ fn the_compose_example_project_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("shop is valid (3 pipelines, 1 job)"), "{text}");
+    assert!(
+        text.contains("shop is valid (3 pipelines, 1 job)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -525,3 +525,48 @@ fn a_queue_sensor_waits_for_messages_in_rabbitmq() {
     let logs = p.ok(&["jobs", "logs", &last_run(&p, "queued")]);
     assert!(logs.contains("1 messages waiting"), "{logs}");
 }
+
+#[test]
+fn a_pipeline_step_drains_a_stream_pipeline_until_its_queue_is_quiet() {
+    if !common::rabbitmq::rabbitmq() {
+        return;
+    }
+    let queue = common::unique("flowline_drain");
+    let events: Vec<String> = (1..=250)
+        .map(|i| format!("{{\"event_id\": {i}, \"kind\": \"click\"}}"))
+        .collect();
+    common::rabbitmq::publish(&queue, &events);
+    let p = TestProject::new();
+    p.write(
+        "pipelines/events.toml",
+        format!(
+            "mode = \"stream\"\n\n[source]\nkind = \"rabbitmq\"\nurl = \"{}\"\nqueue = \"{queue}\"\n\n\
+             [batch]\nmax_rows = 100\nmax_wait = \"100ms\"\n\n\
+             [destination]\ntable = \"raw.events\"\ndedupe_key = [\"event_id\"]\n",
+            common::rabbitmq::AMQP
+        ),
+    );
+    p.write(
+        "jobs/ingest.toml",
+        "[[step]]\nname = \"events\"\npipeline = { name = \"events\", until_idle = \"500ms\" }\n\n\
+         [[step]]\nname = \"count\"\nafter = [\"events\"]\n\
+         sql = \"CREATE TABLE raw.event_count AS SELECT count(*) AS n FROM raw.events\"\n",
+    );
+    p.ok(&["validate"]);
+    p.ok(&["jobs", "run", "ingest"]);
+    assert_eq!(p.scalar("SELECT n FROM raw.event_count"), 250);
+    let logs = p.ok(&["jobs", "logs", &last_run(&p, "ingest"), "events"]);
+    assert!(logs.contains("pipeline events: 250 rows loaded"), "{logs}");
+    common::rabbitmq::purge_and_delete(&queue);
+
+    // Without until_idle, a stream pipeline is refused as a step.
+    p.write(
+        "jobs/ingest.toml",
+        "[[step]]\nname = \"events\"\npipeline = \"events\"\n",
+    );
+    let out = p.fails(&["validate"]);
+    assert!(
+        out.contains("is a stream pipeline") && out.contains("until_idle"),
+        "{out}"
+    );
+}

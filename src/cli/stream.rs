@@ -19,7 +19,7 @@ use crate::config::{Pipeline, Project};
 use crate::core::Mode;
 use crate::core::error::{Error, Result};
 use crate::destinations::Warehouse;
-use crate::engine::stream::{StreamMetrics, run_stream};
+use crate::engine::stream::{StreamMetrics, run_stream, stop_when_idle};
 use crate::state::{RunStatus, StateStore, open_state_store};
 
 /// Arguments of `flowline stream`.
@@ -32,36 +32,6 @@ pub struct StreamArgs {
     /// long, e.g. `5s`: a job step that empties a queue, then ends.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub until_idle: Option<Duration>,
-}
-
-/// Sends `stop` once the streams' message count has not moved for `idle`.
-async fn stop_when_idle(
-    idle: Duration,
-    streams: Vec<Arc<StreamMetrics>>,
-    stop: Arc<watch::Sender<bool>>,
-) {
-    let count = || -> u64 {
-        streams
-            .iter()
-            .map(|m| m.messages.load(Ordering::Relaxed))
-            .sum()
-    };
-    let tick = (idle / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
-    let (mut seen, mut since) = (count(), tokio::time::Instant::now());
-    loop {
-        tokio::time::sleep(tick).await;
-        let now = count();
-        if now != seen {
-            (seen, since) = (now, tokio::time::Instant::now());
-        } else if since.elapsed() >= idle {
-            tracing::info!(
-                "no message for {}: stopping after committing the batches in hand",
-                humantime::format_duration(idle)
-            );
-            let _ = stop.send(true);
-            return;
-        }
-    }
 }
 
 /// Runs the stream pipelines until a signal, then reports.

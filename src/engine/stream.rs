@@ -195,6 +195,55 @@ pub async fn run_stream(
     record
 }
 
+/// Sends `stop` once the streams' message count has not moved for `idle`:
+/// `flowline stream --until-idle` and stream steps of jobs end this way.
+pub async fn stop_when_idle(
+    idle: Duration,
+    streams: Vec<Arc<StreamMetrics>>,
+    stop: Arc<watch::Sender<bool>>,
+) {
+    let count = || -> u64 {
+        streams
+            .iter()
+            .map(|m| m.messages.load(Ordering::Relaxed))
+            .sum()
+    };
+    let tick = (idle / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let (mut seen, mut since) = (count(), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = count();
+        if now != seen {
+            (seen, since) = (now, tokio::time::Instant::now());
+        } else if since.elapsed() >= idle {
+            tracing::info!(
+                "no message for {}: stopping after committing the batches in hand",
+                humantime::format_duration(idle)
+            );
+            let _ = stop.send(true);
+            return;
+        }
+    }
+}
+
+/// Runs `pipeline` until no message has arrived for `idle`, then drains
+/// (commits and acknowledges the batch in hand) and returns its record: a
+/// queue emptied in one go, as a job's step does it.
+pub async fn drain(
+    project: &Project,
+    pipeline: &Pipeline,
+    warehouse: Arc<dyn Warehouse>,
+    store: Arc<dyn StateStore>,
+    idle: Duration,
+) -> RunRecord {
+    let (stop, stopped) = watch::channel(false);
+    let metrics = Arc::new(StreamMetrics::default());
+    let watcher = tokio::spawn(stop_when_idle(idle, vec![metrics.clone()], Arc::new(stop)));
+    let record = run_stream(project, pipeline, warehouse, store, stopped, metrics).await;
+    watcher.abort();
+    record
+}
+
 /// The batch in hand: messages since the last commit.
 struct Pending {
     messages: Vec<Message>,

@@ -60,6 +60,14 @@ pub trait StepHost: Send + Sync {
     /// Runs the batch pipeline `name` once.
     async fn run_pipeline(&self, name: &str) -> Result<PipelineRun, String>;
 
+    /// Runs the stream pipeline `name` until no message has arrived for
+    /// `idle`, then commits and stops.
+    async fn drain_stream(
+        &self,
+        name: &str,
+        idle: std::time::Duration,
+    ) -> Result<PipelineRun, String>;
+
     /// Runs `sql` in the project's warehouse; returns how many rows it
     /// returned.
     async fn query(&self, sql: &str) -> Result<usize, String>;

@@ -21,6 +21,15 @@ pub trait WarehouseAccess: Send + Sync {
     /// Runs the batch pipeline `name` of `project` once.
     async fn run_pipeline(&self, project: &Arc<Project>, name: &str) -> Result<RunRecord>;
 
+    /// Runs the stream pipeline `name` of `project` until no message has
+    /// arrived for `idle`.
+    async fn drain_stream(
+        &self,
+        project: &Arc<Project>,
+        name: &str,
+        idle: std::time::Duration,
+    ) -> Result<RunRecord>;
+
     /// Runs `sql` in the warehouse.
     async fn query(&self, project: &Arc<Project>, sql: &str) -> Result<QueryResult>;
 }
@@ -90,6 +99,17 @@ impl Host {
     }
 }
 
+/// What a step learns of a pipeline's run.
+fn pipeline_run(record: RunRecord) -> PipelineRun {
+    PipelineRun {
+        run_id: record.run_id,
+        succeeded: record.status == RunStatus::Succeeded,
+        rows: record.rows,
+        bad_rows: record.bad_rows,
+        error: record.error,
+    }
+}
+
 #[async_trait::async_trait]
 impl StepHost for Host {
     async fn run_pipeline(&self, name: &str) -> std::result::Result<PipelineRun, String> {
@@ -98,13 +118,20 @@ impl StepHost for Host {
             .run_pipeline(&self.project, name)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(PipelineRun {
-            run_id: record.run_id,
-            succeeded: record.status == RunStatus::Succeeded,
-            rows: record.rows,
-            bad_rows: record.bad_rows,
-            error: record.error,
-        })
+        Ok(pipeline_run(record))
+    }
+
+    async fn drain_stream(
+        &self,
+        name: &str,
+        idle: std::time::Duration,
+    ) -> std::result::Result<PipelineRun, String> {
+        let record = self
+            .warehouse
+            .drain_stream(&self.project, name, idle)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(pipeline_run(record))
     }
 
     async fn query(&self, sql: &str) -> std::result::Result<usize, String> {

@@ -65,6 +65,24 @@ impl WarehouseAccess for OwnedWarehouse {
         .await)
     }
 
+    async fn drain_stream(
+        &self,
+        project: &Arc<Project>,
+        name: &str,
+        idle: std::time::Duration,
+    ) -> Result<RunRecord> {
+        let pipeline = project.pipeline(name)?;
+        let _claim = self.claimer.claim(name)?;
+        Ok(crate::engine::stream::drain(
+            project,
+            pipeline,
+            self.warehouse.clone(),
+            self.history.clone(),
+            idle,
+        )
+        .await)
+    }
+
     async fn query(&self, _project: &Arc<Project>, sql: &str) -> Result<QueryResult> {
         let warehouse = self.warehouse.clone();
         let sql = sql.to_string();
@@ -152,6 +170,23 @@ impl WarehouseAccess for FoundWarehouse {
                 .await
                 .map_err(|e| Error::Other(format!("running a pipeline: {e}")))?
             }
+        }
+    }
+
+    async fn drain_stream(
+        &self,
+        project: &Arc<Project>,
+        name: &str,
+        idle: std::time::Duration,
+    ) -> Result<RunRecord> {
+        match self.found(project).await? {
+            Found::Owned(owned) => owned.drain_stream(project, name, idle).await,
+            Found::Remote => Err(Error::pipeline(
+                name,
+                "another flowline process on this machine owns the warehouse, and a stream \
+                 pipeline runs in the process that holds it: run this job there (its \
+                 `flowline serve`), or stop that process",
+            )),
         }
     }
 
