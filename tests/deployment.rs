@@ -141,7 +141,7 @@ fn the_dockerfile_builds_in_the_documented_stages() {
     ] {
         assert!(dockerfile.contains(default), "{default}");
     }
-    assert!(dockerfile.contains("cargo chef cook --release"));
+    assert!(dockerfile.contains("cargo chef cook --profile"));
     assert_eq!(
         dockerfile.matches("USER 65532:65532").count(),
         2,

@@ -100,8 +100,7 @@ pub enum Command {
     /// schema/pipeline.schema.json; a `#:schema` comment at the top of a TOML
     /// file points Taplo-based editors (Even Better TOML) at one.
     Schema(schema::SchemaArgs),
-    /// Exit 0 when a server's (or a worker's) /healthz answers: the health
-    /// check of the container images, which have no curl.
+    /// Exit 0 when a server's or a worker's /healthz answers (the container images' health check)
     Healthcheck(healthcheck::HealthcheckArgs),
 }
 
