@@ -95,8 +95,7 @@ RUN --mount=type=secret,id=cacert \
     python3 -m venv /opt/venv; \
     pip install --quiet --no-compile pandas pyarrow requests beautifulsoup4 selenium boto3 awscli; \
     find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path '*/site-packages/*' -exec rm -rf {} +; \
-    useradd --uid 65532 --user-group --home-dir /home/nonroot --create-home nonroot 2>/dev/null \
-      || (echo 'nonroot:x:65532:65532::/home/nonroot:/bin/sh' >> /etc/passwd && echo 'nonroot:x:65532:' >> /etc/group && mkdir -p /home/nonroot && chown 65532:65532 /home/nonroot)
+    useradd --uid 65532 --user-group --home-dir /home/nonroot --create-home nonroot
 COPY --from=binary /out/libduckdb.so /usr/lib/libduckdb.so
 COPY --from=binary /out/flowline /usr/local/bin/flowline
 WORKDIR /project

@@ -62,16 +62,16 @@ pub async fn execute(project_dir: &Path, args: WorkerArgs) -> Result<ExitCode> {
             ..RunnerOptions::default()
         },
     );
+    let (stop, stopped) = watch::channel(false);
+    if let Some(addr) = args.health_listen {
+        serve_health(addr, stopped.clone()).await?;
+    }
     println!(
         "worker {} of project {} running up to {} steps at once (Ctrl-C to stop)",
         runner.id(),
         project.settings.project.name,
         args.concurrency.max(1)
     );
-    let (stop, stopped) = watch::channel(false);
-    if let Some(addr) = args.health_listen {
-        serve_health(addr, stopped.clone()).await?;
-    }
     let mut signals = StopSignals::install()?;
     tokio::spawn(async move {
         signals.next().await;
