@@ -10,7 +10,9 @@ with DuckDB under ~/.cache/flowline/bench-files. flowline loads them with
 its defaults: exact values, dead letters and incremental fingerprints kept.
 Prints wall time and peak RSS of each, and flowline's ratio to DuckDB's.
 
-Environment: BENCH_FILE_MB (default 1024), FLOWLINE_BIN.
+Environment: BENCH_FILE_MB (default 1024), FLOWLINE_BIN (a built flowline:
+the script then builds nothing), FLOWLINE_BASELINE_BIN (another build of
+flowline, an earlier commit say, measured in the same run for comparison).
 """
 
 import os
@@ -53,14 +55,17 @@ def make_files():
     return paths
 
 
-def flowline_load(path, fmt, work):
-    project = os.path.join(work, f"flowline-{fmt}")
+BASELINE = os.environ.get("FLOWLINE_BASELINE_BIN")
+
+
+def flowline_load(path, fmt, work, binary=FLOWLINE, label="flowline"):
+    project = os.path.join(work, f"{label}-{fmt}")
     os.makedirs(os.path.join(project, "pipelines"))
     with open(os.path.join(project, "flowline.toml"), "w") as f:
         f.write('[project]\nname = "bench"\n')
     with open(os.path.join(project, "pipelines", "rows.toml"), "w") as f:
         f.write(f'[source]\nkind = "file"\npath = "{path}"\n\n[destination]\ntable = "raw.rows"\n')
-    return measure(f"flowline ({fmt})", [FLOWLINE, "--project", project, "run"])
+    return measure(f"{label} ({fmt})", [binary, "--project", project, "run"])
 
 
 def duckdb_load(path, fmt, work):
@@ -86,13 +91,17 @@ def main():
         try:
             ours = flowline_load(path, fmt, work)
             theirs = duckdb_load(path, fmt, work)
+            base = flowline_load(path, fmt, work, BASELINE, "baseline") if BASELINE else None
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        results.append((fmt, size, ours, theirs))
+        results.append((fmt, size, ours, theirs, base))
     print()
     print(f"{'file':<8} {'MB':>6} {'flowline s':>11} {'RSS MB':>7} {'duckdb s':>9} {'RSS MB':>7} {'ratio':>6}")
-    for fmt, size, (fs, fm), (ds, dm) in results:
+    for fmt, size, (fs, fm), (ds, dm), base in results:
         print(f"{fmt:<8} {size:>6.0f} {fs:>11.1f} {fm:>7.0f} {ds:>9.1f} {dm:>7.0f} {fs / ds:>5.2f}x")
+        if base:
+            bs, bm = base
+            print(f"{'baseline':<8} {'':>6} {bs:>11.1f} {bm:>7.0f} {'':>9} {'':>7} {bs / ds:>5.2f}x")
     print(f"\ngoal: at most {GOAL_RATIO}x DuckDB's own reader's time, at most {GOAL_RSS_MB} MB peak RSS")
 
 
