@@ -2,7 +2,7 @@
 """Benchmark: a 1 GB CSV file and a 1 GB NDJSON file loaded into DuckDB by
 flowline and by DuckDB's own readers (read_csv, read_json), side by side.
 
-    bench/files_to_duckdb.sh          # builds flowline (release), sets up, runs
+    bench/files_to_duckdb.sh          # builds flowline (dev profile), sets up, runs
 
 DuckDB comes from PyPI into the virtualenv of bench/sql_to_duckdb.py; the
 files (lineitem-like rows: integers, decimals, dates, text) are made once
