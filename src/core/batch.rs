@@ -4,6 +4,8 @@
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
+use super::scan::ScanOffer;
+
 /// A row that could not be read, kept for the dead-letter table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -40,6 +42,9 @@ pub struct SourceBatch {
     /// The child table these rows go to (see [`ChildTable`]); `None` for
     /// the pipeline's own table.
     pub table: Option<String>,
+    /// A whole file offered for the warehouse to read itself (see
+    /// [`super::scan`]); the batch then holds no rows.
+    pub offer: Option<Box<ScanOffer>>,
 }
 
 impl SourceBatch {
@@ -51,6 +56,7 @@ impl SourceBatch {
             dead_letters: Vec::new(),
             checkpoint: None,
             table: None,
+            offer: None,
         }
     }
 }
@@ -76,6 +82,7 @@ impl SourceBatch {
             dead_letters,
             checkpoint,
             table: None,
+            offer: None,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod diagnostic;
 pub mod error;
 pub mod load;
+pub mod scan;
 pub mod schema;
 pub mod secrets;
 pub mod table;
@@ -17,6 +18,7 @@ pub use batch::{BatchSender, ChildTable, DeadLetter, SourceBatch};
 pub use connections::{ConnectionConfig, Connections, Workspace};
 pub use error::{Error, Result};
 pub use load::{KeySql, LoadSpec, SchemaPolicy, WriteMode, Written};
+pub use scan::{FileScan, ScanFormat, ScanOffer};
 pub use table::TableName;
 
 /// How a pipeline runs.

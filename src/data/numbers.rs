@@ -112,7 +112,7 @@ fn convert(text: &StringArray, target: &DataType, misfits: &mut Vec<usize>) -> O
                     if text.is_null(i) {
                         return None;
                     }
-                    let value = integer(text.value(i)).and_then(|v| i64::try_from(v).ok());
+                    let value = exact_i64(text.value(i));
                     if value.is_none() {
                         misfits.push(i);
                     }
@@ -137,6 +137,11 @@ fn convert(text: &StringArray, target: &DataType, misfits: &mut Vec<usize>) -> O
     misfits.sort_unstable();
     misfits.dedup();
     Some(array)
+}
+
+/// `text` as a 64-bit integer, if it is one written as one, in range.
+pub fn exact_i64(text: &str) -> Option<i64> {
+    integer(text).and_then(|v| i64::try_from(v).ok())
 }
 
 /// An integer written as one (`-12`, not `1e3` or `12.0`).

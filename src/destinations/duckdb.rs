@@ -2,7 +2,8 @@
 //! waiting for another process's lock), the settings of loads and queries,
 //! and what the load core ([`super::load`]) needs of DuckDB: the Arrow
 //! appender, DuckDB's SQL spelling, and the state row. `replace` drops the
-//! old table and renames the new one into its place.
+//! old table and renames the new one into its place. DuckDB also reads
+//! whole CSV files itself ([`super::duckdb_files`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,13 +14,14 @@ use duckdb::params;
 
 use serde::Deserialize;
 
+use super::duckdb_files;
 use super::load::{Columns, Dialect, Load, STAGE, SqlConnection, Target};
 use super::{
     Destination, KeySql, LoadSpec, QueryResult, SavedState, TableName, Warehouse,
     WarehouseConnector,
 };
 use crate::core::error::{Error, Result};
-use crate::core::{DeadLetter, Workspace};
+use crate::core::{DeadLetter, FileScan, Workspace};
 use crate::data::duckdb::{append, normalize, query};
 use crate::data::types::{duckdb_type, quote_ident, quote_literal};
 
@@ -128,16 +130,20 @@ struct LoadSettings {
     active: std::sync::atomic::AtomicUsize,
     during_loads: String,
     after_loads: String,
+    /// `threads` for a load, and while DuckDB reads a whole file.
+    load_threads: u32,
+    scan_threads: u32,
 }
 
 impl LoadSettings {
     fn new(config: &DuckDbConfig) -> Self {
-        let load_threads = config.load_threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let load_threads = config.load_threads.unwrap_or(
             // Appending is one thread's work; DuckDB's workers compress the
             // row groups written. Half the cores leave the others to the
             // sources, and on two cores no worker spins waiting on another.
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)) as u32
-        });
+            (cores / 2).max(1),
+        );
         let threads = match config.threads {
             Some(threads) => format!("SET threads = {threads};"),
             None => "RESET threads;".to_string(),
@@ -152,7 +158,29 @@ impl LoadSettings {
                 "SET memory_limit = {}; {threads}",
                 quote_literal(&config.memory_limit)
             ),
+            load_threads,
+            scan_threads: config.threads.unwrap_or(cores).max(load_threads),
         }
+    }
+
+    /// While DuckDB reads a whole file (`true`), the load's source waits:
+    /// every core reads, and the rows are written as they are read rather
+    /// than held back in the file's order, which would take more memory than
+    /// `load_memory_limit`. Then (`false`) the load settings are back.
+    fn reading_file(&self, conn: &duckdb::Connection, reading: bool) -> Result<()> {
+        let settings = if reading {
+            format!(
+                "SET threads = {}; SET preserve_insertion_order = false",
+                self.scan_threads
+            )
+        } else {
+            format!(
+                "SET threads = {}; RESET preserve_insertion_order",
+                self.load_threads
+            )
+        };
+        conn.execute_batch(&settings)
+            .map_err(|e| Error::warehouse("applying the settings for reading a file", e))
     }
 
     /// `memory_limit` and `threads`: at open, and once the last load ends.
@@ -257,6 +285,7 @@ impl DuckDbWarehouse {
         };
         let load_settings = Arc::new(LoadSettings::new(config));
         load_settings.for_queries(&conn)?;
+        duckdb_files::register(&conn)?;
         conn.execute_batch(INTERNAL_TABLES)
             .map_err(|e| Error::warehouse("creating flowline's tables", e))?;
         Ok(DuckDbWarehouse {
@@ -551,6 +580,14 @@ impl SqlConnection for DuckDbConnection {
 
     fn normalize(&self, batch: RecordBatch) -> Result<RecordBatch> {
         normalize(batch)
+    }
+
+    fn select_file(&self, scan: &FileScan) -> Option<String> {
+        duckdb_files::select(scan)
+    }
+
+    fn reading_file(&self, reading: bool) -> Result<()> {
+        self.load_settings.reading_file(&self.conn, reading)
     }
 }
 

@@ -28,8 +28,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::{Destination, KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode, Written};
-use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, FileScan};
 use crate::data::conform::{cast_exact, nested_as_json};
 use crate::data::evolve::{Change, decimal, fits, plan, supertype, unquoted};
 use crate::data::types::arrow_type;
@@ -245,6 +245,25 @@ pub(crate) trait SqlConnection: Dialect + Send {
         run_id: &str,
         letters: &[DeadLetter],
     ) -> Result<()>;
+
+    /// A query of the whole file `scan`, read inside the warehouse: one
+    /// column per column of the file, each value converted exactly or the
+    /// query fails. `None` when this warehouse cannot read such a file (the
+    /// default).
+    fn select_file(&self, scan: &FileScan) -> Option<String> {
+        let _ = scan;
+        None
+    }
+
+    /// Called with `true` before the statement inserting a
+    /// [`SqlConnection::select_file`] query runs, and with `false` once it
+    /// ran (and, when it failed, its transaction was rolled back): the
+    /// source waits meanwhile, so the warehouse may take its cores.
+    /// Default: nothing.
+    fn reading_file(&self, reading: bool) -> Result<()> {
+        let _ = reading;
+        Ok(())
+    }
 
     /// Rewrites a batch into types the warehouse loads, before anything
     /// looks at its schema. Default: as it is.
@@ -825,6 +844,40 @@ impl<C: SqlConnection> Load<C> {
         written.dead_letters = letters;
         Ok(written)
     }
+
+    /// Inserts the file `scan` (read by the query `select`) into the
+    /// pipeline's table, in the open transaction, when the table takes the
+    /// file's columns as they are: it does not exist yet (it is created),
+    /// or it has every column of the file with the same type. `None` when
+    /// it does not.
+    fn insert_file(&mut self, scan: &FileScan, select: &str) -> Result<Option<u64>> {
+        let schema = Schema::new(
+            scan.columns
+                .iter()
+                .map(|(name, data_type)| Field::new(name, data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let Load { conn, tables, .. } = self;
+        let table = &mut tables[0];
+        let target = table.spec.write_table();
+        let name = conn.qualified(&target);
+        let source = conn.batch_columns(&schema);
+        let columns = match conn.columns(&target)? {
+            None => table.prepare(conn, &target, &name, &source)?,
+            Some(columns) => columns,
+        };
+        let mut list = Vec::with_capacity(source.len());
+        for (column, source_type) in &source {
+            match columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(column)) {
+                Some((c, table_type)) if table_type == source_type => list.push(conn.quote(c)),
+                _ => return Ok(None),
+            }
+        }
+        let sql = format!("INSERT INTO {name} ({}) {select}", list.join(", "));
+        conn.reading_file(true)?;
+        conn.execute_counting(&sql, &table.context(&format!("reading {}", scan.name)))
+            .map(Some)
+    }
 }
 
 impl<C: SqlConnection> Destination for Load<C> {
@@ -866,6 +919,40 @@ impl<C: SqlConnection> Destination for Load<C> {
         let own = self.own();
         self.conn
             .insert_dead_letters(&own.pipeline, &own.run_id, letters)
+    }
+
+    fn load_file(&mut self, scan: &FileScan) -> Result<Option<Written>> {
+        let own = self.own();
+        // Rows, dead letters or a table being built wait in the
+        // transaction: declining the file must not roll them back.
+        let plain_append = own.write == WriteMode::Append && !own.upserts() && !own.dedupes();
+        if self.in_transaction || !plain_append {
+            return Ok(None);
+        }
+        let Some(select) = self.conn.select_file(scan) else {
+            return Ok(None);
+        };
+        self.begin()?;
+        let inserted = self.insert_file(scan, &select);
+        if !matches!(inserted, Ok(Some(_))) {
+            self.rollback()?;
+        }
+        self.conn.reading_file(false)?;
+        match inserted {
+            Ok(Some(rows)) => Ok(Some(Written {
+                rows,
+                ..Written::default()
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::debug!(
+                    pipeline = %self.own().pipeline,
+                    "{}: read by flowline, as the warehouse could not: {e}",
+                    scan.name
+                );
+                Ok(None)
+            }
+        }
     }
 
     fn commit(&mut self, state: Option<&serde_json::Value>) -> Result<()> {

@@ -10,6 +10,7 @@
 //! the re-run starts from the last committed state.
 
 pub mod duckdb;
+mod duckdb_files;
 pub mod lazy;
 pub(crate) mod load;
 pub mod postgres;
@@ -28,7 +29,7 @@ use toml::de::{DeValue, ValueDeserializer};
 use crate::core::diagnostic::SpannedError;
 use crate::core::error::{Error, Result};
 use crate::core::schema::{SchemaFn, object_schema, with_kind};
-use crate::core::{DeadLetter, Workspace};
+use crate::core::{DeadLetter, FileScan, Workspace};
 
 pub use crate::core::{KeySql, LoadSpec, SchemaPolicy, TableName, WriteMode, Written};
 
@@ -163,6 +164,17 @@ pub trait Destination: Send {
 
     /// Records rows the source could not read; committed with the data.
     fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
+
+    /// Loads a whole file the warehouse reads itself (see
+    /// [`crate::core::scan`]) into the pipeline's table, with nothing
+    /// uncommitted before it; commit it like a batch. `None` when this
+    /// warehouse, load or file cannot be loaded so, or a value of the file
+    /// does not convert exactly to its column's type: nothing was written
+    /// then, and the caller reads the file as batches. Default: `None`.
+    fn load_file(&mut self, scan: &FileScan) -> Result<Option<Written>> {
+        let _ = scan;
+        Ok(None)
+    }
 
     /// Makes everything written so far, in every table of the load,
     /// visible together with `state` (`None` keeps the saved state as it is).

@@ -5,9 +5,12 @@
 //! channel; the loader applies the transforms, writes, and commits at every
 //! checkpoint (for `replace`, once at the end). One load holds the
 //! pipeline's table and the source's child tables, so each commit makes all
-//! of them visible together with the state. Memory is bounded by batch
-//! size times queue depth. If anything fails, everything since the last
-//! commit is rolled back, so a re-run resumes from committed state.
+//! of them visible together with the state. A whole file a source offers
+//! (see [`crate::core::scan`]) is loaded by the warehouse in one commit of
+//! its own when nothing needs its batches, else read by the source. Memory
+//! is bounded by batch size times queue depth. If anything fails,
+//! everything since the last commit is rolled back, so a re-run resumes
+//! from committed state.
 
 use std::sync::Arc;
 
@@ -16,7 +19,7 @@ use tokio::sync::mpsc;
 use super::progress::PipelineProgress;
 use crate::config::{Pipeline, Project};
 use crate::core::error::{Error, Result};
-use crate::core::{DeadLetter, SourceBatch};
+use crate::core::{DeadLetter, ScanOffer, SourceBatch};
 use crate::destinations::{Destination, LoadSpec, TableName, Warehouse, WriteMode, Written};
 use crate::sources::SourceContext;
 use crate::state::{RunRecord, StateStore};
@@ -225,7 +228,11 @@ impl Loader {
             dead_letters,
             checkpoint,
             table,
+            offer,
         } = batch;
+        if let Some(offer) = offer {
+            return self.offered(*offer);
+        }
         self.reject(dead_letters)?;
         let written = if let Some(child) = table {
             // Child rows load as they come: the transforms are written for
@@ -257,6 +264,40 @@ impl Loader {
             }
         }
         Ok(())
+    }
+
+    /// A whole file the source offers for the warehouse to read itself:
+    /// loaded and committed with its checkpoint when no transform needs its
+    /// batches, each commit holds one file, and nothing waits uncommitted;
+    /// otherwise (or when the warehouse declines it) the source reads it.
+    fn offered(&mut self, offer: ScanOffer) -> Result<()> {
+        let takes_files = self.chain.is_empty()
+            && self.commit_at_checkpoints
+            && self.uncommitted_rows == 0
+            && self.uncommitted_letters.is_empty();
+        let loaded = if takes_files {
+            self.destination.load_file(&offer.scan)
+        } else {
+            Ok(None)
+        };
+        let written = match loaded {
+            Ok(Some(written)) => written,
+            Ok(None) => {
+                offer.answer(false);
+                return Ok(());
+            }
+            Err(e) => {
+                offer.answer(false);
+                return Err(e);
+            }
+        };
+        tracing::debug!(pipeline = %self.pipeline, "{}: read by the warehouse", offer.scan.name);
+        self.progress
+            .add(written.rows, written.duplicates, offer.bytes);
+        self.uncommitted_rows += written.rows;
+        let committed = self.commit(Some(&offer.checkpoint));
+        offer.answer(committed.is_ok());
+        committed
     }
 
     /// Records rows rejected by the source or the warehouse, and fails the

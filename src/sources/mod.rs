@@ -10,6 +10,9 @@
 //!   commits it atomically with the data, and hands it back on the next run;
 //! - a row it cannot convert becomes a [`DeadLetter`] on the batch, never an
 //!   error that stops the run.
+//! - it may offer a whole file for the warehouse to read itself instead
+//!   ([`crate::core::scan`]), and reads the file as batches when the offer
+//!   is declined.
 //!
 //! A stream source keeps the [`stream::StreamSource`] contract instead:
 //! messages are acknowledged only after the commit that holds them.

@@ -321,6 +321,7 @@ impl Source for MysqlSource {
                     dead_letters: std::mem::take(&mut dead_letters),
                     checkpoint: None,
                     table: None,
+                    offer: None,
                 };
                 if out.send(batch).await.is_err() {
                     return Ok(());

@@ -284,6 +284,7 @@ impl SqliteSource {
                     dead_letters: std::mem::take(&mut dead_letters),
                     checkpoint: None,
                     table: None,
+                    offer: None,
                 };
                 if out.blocking_send(batch).is_err() {
                     return Ok(());

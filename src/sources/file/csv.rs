@@ -11,10 +11,10 @@ use std::sync::mpsc;
 
 use arrow::array::{Array, StringArray, StringBuilder};
 
-use super::quotes::QuoteGuard;
+use super::quotes::{MAX_RECORD_LINES, QuoteGuard};
 use super::{Chunk, Chunks, ReadOptions, open};
-use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, FileScan, ScanFormat};
 use crate::data::convert::{TextTarget, text_to_typed};
 use crate::data::infer::SchemaInference;
 use crate::data::types::duckdb_type;
@@ -44,6 +44,46 @@ pub(crate) fn read(path: &Path, name: &str, options: &ReadOptions) -> Result<Chu
         name: name.to_string(),
         record: csv::ByteRecord::new(),
         done: false,
+    }))
+}
+
+/// The CSV file at `path` described for the warehouse to read itself (see
+/// [`crate::core::scan`]): its columns and inferred or declared types.
+/// `None` when the description could not say how flowline reads it: a
+/// compressed file, null markers per column, a header spanning lines, or
+/// no row at all (an empty file loads nothing, creating no table).
+pub(crate) fn scan(path: &Path, name: &str, options: &ReadOptions) -> Result<Option<FileScan>> {
+    let compressed = path.extension().is_some_and(|e| e == "gz");
+    if compressed || !options.column_null_values.is_empty() {
+        return Ok(None);
+    }
+    if !options.header && starts_with_bom(path)? {
+        // The warehouse drops the mark from the first value; flowline keeps it.
+        return Ok(None);
+    }
+    let targets = infer_schema(path, name, options)?;
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    if !(plain_lines(path, options)?) {
+        return Ok(None);
+    }
+    let mut rows = reader_builder(options).from_reader(open(path)?);
+    if !matches!(rows.read_byte_record(&mut csv::ByteRecord::new()), Ok(true)) {
+        return Ok(None);
+    }
+    Ok(Some(FileScan {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        format: ScanFormat::Csv {
+            delimiter: options.delimiter,
+            quote: options.quote,
+            header: options.header,
+            null_values: options.null_values.clone(),
+            // A row of more lines holds at least as many bytes.
+            max_row_bytes: MAX_RECORD_LINES,
+        },
+        columns: targets.into_iter().map(|t| (t.name, t.data_type)).collect(),
     }))
 }
 
@@ -77,6 +117,65 @@ fn guarded(
 
 fn csv_error(name: &str, e: csv::Error) -> Error {
     Error::source_data(name, e.to_string())
+}
+
+/// Whether the lines of the file at `path` are read alike by any CSV
+/// reader: every line ends in `\n` (or `\r\n`), none is empty (flowline
+/// skips an empty line, a warehouse may read it as a row of NULLs), and a
+/// header is one line, holding no quote (the warehouse skips it as a line).
+/// Line breaks inside quoted values count too: such a file may just as
+/// well be read by flowline.
+fn plain_lines(path: &Path, options: &ReadOptions) -> Result<bool> {
+    let mut file = open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    // The two bytes before the buffer; the file starts as a line does.
+    let mut before = [0u8, b'\n'];
+    let mut in_header = options.header;
+    let mut carriage_return = false;
+    loop {
+        let read = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        let chunk = &buffer[..read];
+        if carriage_return && chunk.first() != Some(&b'\n') {
+            return Ok(false);
+        }
+        if read == 0 {
+            return Ok(true);
+        }
+        if in_header {
+            let end = memchr::memchr(b'\n', chunk).unwrap_or(chunk.len());
+            if memchr::memchr(options.quote, &chunk[..end]).is_some() {
+                return Ok(false);
+            }
+            in_header = end == chunk.len();
+        }
+        let byte = |at: usize, back: usize| match at.checked_sub(back) {
+            Some(i) => chunk[i],
+            None => before[2 + at - back],
+        };
+        carriage_return = false;
+        for at in memchr::memchr2_iter(b'\n', b'\r', chunk) {
+            if chunk[at] == b'\r' {
+                match chunk.get(at + 1) {
+                    Some(b'\n') => {}
+                    Some(_) => return Ok(false),
+                    None => carriage_return = true,
+                }
+            } else if byte(at, 1) == b'\n' || (byte(at, 1) == b'\r' && byte(at, 2) == b'\n') {
+                return Ok(false);
+            }
+        }
+        before = [byte(read, 2), byte(read, 1)];
+    }
+}
+
+/// Whether the file starts with a UTF-8 byte-order mark.
+fn starts_with_bom(path: &Path) -> Result<bool> {
+    let mut start = Vec::with_capacity(3);
+    open(path)?
+        .take(3)
+        .read_to_end(&mut start)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(start == [0xEF, 0xBB, 0xBF])
 }
 
 /// Whether the file starts with an empty line (a non-empty file only).
@@ -760,5 +859,63 @@ mod tests {
     fn header_names_are_made_unique() {
         let names = unique_names(["id", "", "id", "x"].into_iter().map(String::from));
         assert_eq!(names, ["id", "column_2", "id_2", "x"]);
+    }
+
+    /// `text` as a file, described for the warehouse to read.
+    fn scan_text(text: &str, options: &ReadOptions) -> Option<FileScan> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).expect("write");
+        scan(&path, "t.csv", options).expect("scans")
+    }
+
+    #[test]
+    fn a_file_is_described_with_its_inferred_columns() {
+        let scan = scan_text("id,name\r\n1,a\r\n2,b\r\n", &options()).expect("described");
+        assert_eq!(
+            scan.columns,
+            [
+                ("id".to_string(), DataType::Int64),
+                ("name".to_string(), DataType::Utf8)
+            ]
+        );
+        let without_header = ReadOptions {
+            header: false,
+            ..options()
+        };
+        assert!(scan_text("1,a\n", &without_header).is_some());
+    }
+
+    #[test]
+    fn files_the_warehouse_would_read_differently_are_not_described() {
+        assert!(scan_text("id,name\n", &options()).is_none(), "no row");
+        assert!(
+            scan_text("\"i\nd\",name\n1,a\n", &options()).is_none(),
+            "header over two lines"
+        );
+        let without_header = ReadOptions {
+            header: false,
+            ..options()
+        };
+        assert!(
+            scan_text("\u{feff}1,a\n", &without_header).is_none(),
+            "a byte-order mark"
+        );
+        assert!(
+            scan_text("v\na\n\nb\n", &options()).is_none(),
+            "an empty line"
+        );
+        assert!(
+            scan_text("v\r\na\r\n\r\nb\r\n", &options()).is_none(),
+            "an empty CRLF line"
+        );
+        assert!(
+            scan_text("v,w\n1,a\r2,b\n", &options()).is_none(),
+            "a lone CR"
+        );
+        assert!(
+            scan_text("v,w\n1,a\r", &options()).is_none(),
+            "a CR at the end"
+        );
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BatchSender, DeadLetter, Source, SourceBatch, SourceContext};
 use crate::core::error::{Error, Result};
-use crate::core::{Mode, Workspace};
+use crate::core::{Mode, ScanOffer, Workspace};
 use crate::data::types::parse_type;
 use crate::sources::SourceConnector;
 
@@ -98,6 +98,16 @@ pub struct FileSourceConfig {
     /// be skipped: the run fails at once, loading nothing of it.
     #[serde(default)]
     pub max_bad_files: usize,
+    /// CSV into DuckDB: let the warehouse read each file itself, in
+    /// parallel and without handing it over in batches, when nothing in
+    /// flight needs the batches (no `[[transform]]`, `write = "append"`).
+    /// Every value is still converted by flowline's rules, and a file the
+    /// warehouse cannot load exactly as flowline would (a value that widens
+    /// its column, a malformed line, a table whose columns differ) is read
+    /// by flowline instead, so the result is the same either way; `false`
+    /// always reads files in flowline. Default `true`.
+    #[serde(default = "default_true")]
+    pub read_in_warehouse: bool,
 }
 
 fn default_quote() -> String {
@@ -330,6 +340,14 @@ impl FileSource {
                 tracing::debug!(pipeline = %ctx.pipeline, file = %file.name, "unchanged, skipped");
                 continue;
             }
+            match self.offer_file(&file, &options, &state, &out)? {
+                Offer::Loaded => {
+                    state.files.insert(file.name.clone(), file.fingerprint);
+                    continue;
+                }
+                Offer::Declined => {}
+                Offer::Stopped => return Ok(()),
+            }
             let last = match self.send_file(&file, &options, &out) {
                 Ok(Sent::Stopped) => return Ok(()),
                 Ok(Sent::Nothing) => {
@@ -404,6 +422,44 @@ impl FileSource {
         )
     }
 
+    /// Offers `file` for the warehouse to read itself (see
+    /// [`crate::core::scan`]), when its format allows and it holds rows,
+    /// and waits for the answer. A file that cannot be planned (no header,
+    /// not text) is left to [`FileSource::send_file`], which reports it.
+    fn offer_file(
+        &self,
+        file: &FileToRead,
+        options: &ReadOptions,
+        state: &FileState,
+        out: &BatchSender,
+    ) -> Result<Offer> {
+        if !self.config.read_in_warehouse {
+            return Ok(Offer::Declined);
+        }
+        let scan = match self.format_of(&file.path) {
+            Ok(FileFormat::Csv) => csv::scan(&file.path, &file.name, options),
+            _ => Ok(None),
+        };
+        let Ok(Some(scan)) = scan else {
+            return Ok(Offer::Declined);
+        };
+        let mut loaded = FileState {
+            files: state.files.clone(),
+        };
+        loaded.files.insert(file.name.clone(), file.fingerprint);
+        let (offer, answer) = ScanOffer::new(scan, file.fingerprint.size, checkpoint(&loaded)?);
+        let mut batch = SourceBatch::empty();
+        batch.offer = Some(Box::new(offer));
+        if out.blocking_send(batch).is_err() {
+            return Ok(Offer::Stopped);
+        }
+        Ok(match answer.recv() {
+            Ok(true) => Offer::Loaded,
+            Ok(false) => Offer::Declined,
+            Err(_) => Offer::Stopped,
+        })
+    }
+
     /// Reads `file` and sends its batches but the last, which the caller
     /// sends with the checkpoint. A file that fails before any of its rows
     /// were sent is [`Failure::Unreadable`]: nothing of it reached the
@@ -429,6 +485,7 @@ impl FileSource {
                 dead_letters: chunk.dead_letters,
                 checkpoint: None,
                 table: None,
+                offer: None,
             };
             if let Some(previous) = held.replace(batch) {
                 rows_sent += previous.batch.num_rows();
@@ -442,6 +499,16 @@ impl FileSource {
             None => Sent::Nothing,
         })
     }
+}
+
+/// What became of a file offered to the warehouse.
+enum Offer {
+    /// The warehouse loaded and committed it.
+    Loaded,
+    /// It is to be read as batches.
+    Declined,
+    /// The loader stopped listening.
+    Stopped,
 }
 
 /// How sending a file's batches ended.

@@ -398,6 +398,7 @@ impl Pending {
             dead_letters,
             checkpoint: None,
             table: self.table.clone(),
+            offer: None,
         }))
     }
 }

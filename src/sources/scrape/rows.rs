@@ -89,6 +89,7 @@ impl RowBuffer {
             dead_letters,
             checkpoint: None,
             table: None,
+            offer: None,
         })
     }
 
