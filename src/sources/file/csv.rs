@@ -65,7 +65,7 @@ pub(crate) fn scan(path: &Path, name: &str, options: &ReadOptions) -> Result<Opt
     if targets.is_empty() {
         return Ok(None);
     }
-    if !(plain_lines(path, options)?) {
+    if !(plain_lines(path, options, targets.len() == 1)?) {
         return Ok(None);
     }
     let mut rows = reader_builder(options).from_reader(open(path)?);
@@ -119,13 +119,18 @@ fn csv_error(name: &str, e: csv::Error) -> Error {
     Error::source_data(name, e.to_string())
 }
 
-/// Whether the lines of the file at `path` are read alike by any CSV
-/// reader: every line ends in `\n` (or `\r\n`), none is empty (flowline
-/// skips an empty line, a warehouse may read it as a row of NULLs), and a
-/// header is one line, holding no quote (the warehouse skips it as a line).
+/// Whether the lines of the file at `path` are read alike by flowline and
+/// the warehouse: a header is one line ending in `\n` or `\r\n` and
+/// holding no quote (the warehouse skips it as a line); with
+/// `every_line`, also every other line ends so, and none is empty (flowline
+/// skips an empty line; DuckDB reads one as a NULL in a file of one column,
+/// and stops at a stray `\r` in a file of more, so those need no pass).
 /// Line breaks inside quoted values count too: such a file may just as
 /// well be read by flowline.
-fn plain_lines(path: &Path, options: &ReadOptions) -> Result<bool> {
+fn plain_lines(path: &Path, options: &ReadOptions, every_line: bool) -> Result<bool> {
+    if !every_line && !options.header {
+        return Ok(true);
+    }
     let mut file = open(path)?;
     let mut buffer = vec![0u8; 1 << 20];
     // The two bytes before the buffer; the file starts as a line does.
@@ -143,10 +148,15 @@ fn plain_lines(path: &Path, options: &ReadOptions) -> Result<bool> {
         }
         if in_header {
             let end = memchr::memchr(b'\n', chunk).unwrap_or(chunk.len());
-            if memchr::memchr(options.quote, &chunk[..end]).is_some() {
+            let line = &chunk[..end];
+            let stray_cr = memchr::memchr(b'\r', line).is_some_and(|at| at + 1 != end);
+            if stray_cr || memchr::memchr(options.quote, line).is_some() {
                 return Ok(false);
             }
             in_header = end == chunk.len();
+            if !in_header && !every_line {
+                return Ok(true);
+            }
         }
         let byte = |at: usize, back: usize| match at.checked_sub(back) {
             Some(i) => chunk[i],
@@ -909,13 +919,11 @@ mod tests {
             scan_text("v\r\na\r\n\r\nb\r\n", &options()).is_none(),
             "an empty CRLF line"
         );
+        assert!(scan_text("v\na\rb\n", &options()).is_none(), "a lone CR");
+        assert!(scan_text("v\na\r", &options()).is_none(), "a CR at the end");
         assert!(
-            scan_text("v,w\n1,a\r2,b\n", &options()).is_none(),
-            "a lone CR"
-        );
-        assert!(
-            scan_text("v,w\n1,a\r", &options()).is_none(),
-            "a CR at the end"
+            scan_text("v,w\r1,a\n", &options()).is_none(),
+            "a CR in the header"
         );
     }
 }
