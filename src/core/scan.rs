@@ -22,7 +22,7 @@ pub struct FileScan {
     /// How to read it.
     pub format: ScanFormat,
     /// Its columns in order, with the types every value must convert to
-    /// exactly (by [`crate::data::convert::text_to_typed`]'s rules).
+    /// exactly, by the rules flowline's own readers convert text with.
     pub columns: Vec<(String, DataType)>,
 }
 

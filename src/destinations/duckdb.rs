@@ -582,6 +582,10 @@ impl SqlConnection for DuckDbConnection {
         normalize(batch)
     }
 
+    fn reads_files(&self) -> bool {
+        true
+    }
+
     fn select_file(&self, scan: &FileScan) -> Option<String> {
         duckdb_files::select(scan)
     }

@@ -246,6 +246,12 @@ pub(crate) trait SqlConnection: Dialect + Send {
         letters: &[DeadLetter],
     ) -> Result<()>;
 
+    /// Whether this warehouse reads whole files itself
+    /// ([`SqlConnection::select_file`]). Default: `false`.
+    fn reads_files(&self) -> bool {
+        false
+    }
+
     /// A query of the whole file `scan`, read inside the warehouse: one
     /// column per column of the file, each value converted exactly or the
     /// query fails. `None` when this warehouse cannot read such a file (the
@@ -921,12 +927,16 @@ impl<C: SqlConnection> Destination for Load<C> {
             .insert_dead_letters(&own.pipeline, &own.run_id, letters)
     }
 
-    fn load_file(&mut self, scan: &FileScan) -> Result<Option<Written>> {
+    fn reads_files(&self) -> bool {
         let own = self.own();
+        let plain_append = own.write == WriteMode::Append && !own.upserts() && !own.dedupes();
+        plain_append && self.conn.reads_files()
+    }
+
+    fn load_file(&mut self, scan: &FileScan) -> Result<Option<Written>> {
         // Rows, dead letters or a table being built wait in the
         // transaction: declining the file must not roll them back.
-        let plain_append = own.write == WriteMode::Append && !own.upserts() && !own.dedupes();
-        if self.in_transaction || !plain_append {
+        if self.in_transaction || !self.reads_files() {
             return Ok(None);
         }
         let Some(select) = self.conn.select_file(scan) else {

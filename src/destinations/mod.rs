@@ -165,6 +165,12 @@ pub trait Destination: Send {
     /// Records rows the source could not read; committed with the data.
     fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()>;
 
+    /// Whether [`Destination::load_file`] can load files at all: the
+    /// warehouse reads files itself and the load appends. Default: `false`.
+    fn reads_files(&self) -> bool {
+        false
+    }
+
     /// Loads a whole file the warehouse reads itself (see
     /// [`crate::core::scan`]) into the pipeline's table, with nothing
     /// uncommitted before it; commit it like a batch. `None` when this

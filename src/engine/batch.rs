@@ -132,10 +132,12 @@ async fn execute(
         destination.add_child(&child.name, child.primary_key)?;
     }
     let chain = transforms::build(&config.transform, &project.workspace())?;
+    let commit_at_checkpoints = write != WriteMode::Replace;
     let ctx = SourceContext {
         pipeline: pipeline.name.clone(),
         project_dir: project.dir.clone(),
         state,
+        takes_files: chain.is_empty() && commit_at_checkpoints && destination.reads_files(),
     };
 
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -152,7 +154,7 @@ async fn execute(
         pipeline: pipeline.name.clone(),
         destination,
         chain,
-        commit_at_checkpoints: write != WriteMode::Replace,
+        commit_at_checkpoints,
         commit_every: repeatable.then_some(MERGE_COMMIT_ROWS),
         uncommitted_rows: 0,
         max_bad_rows: config.max_bad_rows,
@@ -271,8 +273,9 @@ impl Loader {
     /// batches, each commit holds one file, and nothing waits uncommitted;
     /// otherwise (or when the warehouse declines it) the source reads it.
     fn offered(&mut self, offer: ScanOffer) -> Result<()> {
+        // The warehouse declines a load it cannot take whole (`replace`,
+        // `merge`); the transforms and what waits uncommitted are ours.
         let takes_files = self.chain.is_empty()
-            && self.commit_at_checkpoints
             && self.uncommitted_rows == 0
             && self.uncommitted_letters.is_empty();
         let loaded = if takes_files {

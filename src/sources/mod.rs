@@ -493,6 +493,10 @@ pub struct SourceContext {
     /// The state committed by the last successful run, `None` on a first
     /// run, a full refresh, or a `replace` load.
     pub state: Option<serde_json::Value>,
+    /// Whether the loader may take whole files for the warehouse to read
+    /// itself (see [`crate::core::scan`]): only then is offering one worth
+    /// the source's while.
+    pub takes_files: bool,
 }
 
 impl SourceContext {
@@ -502,6 +506,7 @@ impl SourceContext {
             pipeline: pipeline.to_string(),
             project_dir: workspace.dir.clone(),
             state: None,
+            takes_files: false,
         }
     }
 }

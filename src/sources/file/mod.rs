@@ -340,7 +340,7 @@ impl FileSource {
                 tracing::debug!(pipeline = %ctx.pipeline, file = %file.name, "unchanged, skipped");
                 continue;
             }
-            match self.offer_file(&file, &options, &state, &out)? {
+            match self.offer_file(ctx.takes_files, &file, &options, &state, &out)? {
                 Offer::Loaded => {
                     state.files.insert(file.name.clone(), file.fingerprint);
                     continue;
@@ -428,12 +428,13 @@ impl FileSource {
     /// not text) is left to [`FileSource::send_file`], which reports it.
     fn offer_file(
         &self,
+        takes_files: bool,
         file: &FileToRead,
         options: &ReadOptions,
         state: &FileState,
         out: &BatchSender,
     ) -> Result<Offer> {
-        if !self.config.read_in_warehouse {
+        if !self.config.read_in_warehouse || !takes_files {
             return Ok(Offer::Declined);
         }
         let scan = match self.format_of(&file.path) {
