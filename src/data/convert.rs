@@ -4,9 +4,15 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
-use arrow::compute::{CastOptions, cast_with_options, filter};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
+use arrow::compute::{
+    CastOptions, cast_single_string_to_boolean_default, cast_with_options, filter,
+};
+use arrow::datatypes::{
+    ArrowTimestampType, DataType, Date32Type, Field, Schema, SchemaRef, TimestampMicrosecondType,
+};
 use arrow::record_batch::RecordBatch;
+use chrono::Utc;
 
 use super::infer::Inferred;
 use super::numbers;
@@ -234,6 +240,40 @@ fn holds_all(data_type: &DataType, text: &StringArray) -> bool {
     text.iter().flatten().all(|value| kind.holds(value))
 }
 
+/// One value of an inferred BOOLEAN column as [`text_to_typed`] converts
+/// it; `None` where the column would widen to text.
+pub fn inferred_boolean(text: &str) -> Option<bool> {
+    Inferred::Boolean
+        .holds(text)
+        .then(|| cast_single_string_to_boolean_default(text))
+        .flatten()
+}
+
+/// One value of an inferred DATE column (days since 1970-01-01) as
+/// [`text_to_typed`] converts it; `None` where the column would widen.
+pub fn inferred_date(text: &str) -> Option<i32> {
+    Inferred::Date
+        .holds(text)
+        .then(|| Date32Type::parse(text))
+        .flatten()
+}
+
+/// One value of an inferred TIMESTAMP column, or TIMESTAMPTZ with
+/// `with_zone` (microseconds since 1970-01-01 UTC), as [`text_to_typed`]
+/// converts it; `None` where the column would widen.
+pub fn inferred_timestamp(text: &str, with_zone: bool) -> Option<i64> {
+    let kind = if with_zone {
+        Inferred::TimestampTz
+    } else {
+        Inferred::Timestamp
+    };
+    if !kind.holds(text) {
+        return None;
+    }
+    let utc = string_to_datetime(&Utc, text).ok()?.naive_utc();
+    TimestampMicrosecondType::from_naive_datetime(utc, None)
+}
+
 /// Whether text is converted to this type by [`numbers::exact`].
 fn is_number(data_type: &DataType) -> bool {
     data_type.is_integer() || matches!(data_type, DataType::Float64 | DataType::Float32)
@@ -279,8 +319,9 @@ pub fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Int64Array;
-    use arrow::datatypes::{Field, Schema};
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use proptest::prelude::*;
 
     fn target(name: &str, data_type: DataType, declared: bool) -> TextTarget {
         TextTarget {
@@ -384,5 +425,85 @@ mod tests {
             .expect("int");
         assert_eq!(col.value(0), 1);
         assert!(col.is_null(1));
+    }
+
+    /// What [`text_to_typed`] makes of `value` in an inferred column of
+    /// `data_type`: the array holding it, or `None` where the column widens.
+    fn converted(value: &str, data_type: DataType) -> Option<ArrayRef> {
+        let typed = text_to_typed(
+            &[target("v", data_type, false)],
+            vec![StringArray::from(vec![value])],
+        )
+        .expect("converts");
+        typed
+            .widened
+            .is_empty()
+            .then(|| typed.batch.column(0).clone())
+    }
+
+    /// The per-value conversions agree with the column's on `value`.
+    fn agree(value: &str) {
+        let boolean = converted(value, DataType::Boolean).map(|a| a.as_boolean().value(0));
+        assert_eq!(inferred_boolean(value), boolean, "{value:?} as BOOLEAN");
+        let date =
+            converted(value, DataType::Date32).map(|a| a.as_primitive::<Date32Type>().value(0));
+        assert_eq!(inferred_date(value), date, "{value:?} as DATE");
+        for with_zone in [false, true] {
+            let zone = with_zone.then(|| "UTC".into());
+            let timestamp = converted(value, DataType::Timestamp(TimeUnit::Microsecond, zone))
+                .map(|a| a.as_primitive::<TimestampMicrosecondType>().value(0));
+            assert_eq!(
+                inferred_timestamp(value, with_zone),
+                timestamp,
+                "{value:?} as a timestamp (zone: {with_zone})"
+            );
+        }
+    }
+
+    #[test]
+    fn one_value_converts_as_its_column_converts_it() {
+        for value in [
+            "true",
+            " TRUE ",
+            "False",
+            "t",
+            "1",
+            "yes",
+            "",
+            "x",
+            "2024-02-29",
+            "2024-02-30",
+            "2024-2-29",
+            " 2024-02-29",
+            "2024-02-29 ",
+            "+2024-02-29",
+            "0001-01-01",
+            "9999-12-31",
+            "2024-02-29T10:11:12",
+            "2024-02-29 10:11:12.123456",
+            "2024-02-29T10:11:12.1234567",
+            "2024-02-29T10:11:12Z",
+            "2024-02-29T10:11:12+02:00",
+            "2024-02-29 10:11:12.5-0700",
+            "2024-02-29T10:11",
+            "2024-02-29T24:00:00",
+            "1969-12-31T23:59:59.999999",
+            "2024-02-29T10:11:12 +02:00",
+        ] {
+            agree(value);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Random dates, times, zones and padding convert one by one as
+        /// their column converts them.
+        #[test]
+        fn random_values_convert_as_their_column_converts_them(
+            value in "[ ]?[+-]?[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,8})?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?[ ]?"
+        ) {
+            agree(&value);
+        }
     }
 }

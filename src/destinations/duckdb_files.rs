@@ -1,23 +1,23 @@
 //! DuckDB reading whole files itself (see [`crate::core::scan`]): the
 //! `read_csv` query of a file, and the functions it converts each value
-//! with. They run flowline's own conversion, [`text_to_typed`], on each
-//! vector DuckDB hands them, so a value lands exactly as the batch path
-//! would land it; a value that would widen its column fails the query, and
+//! with. They run flowline's own conversion of each value (the functions
+//! [`crate::data::convert::text_to_typed`] converts an inferred column
+//! with) on each vector DuckDB hands them, so a value lands exactly as the
+//! batch path would land it; a value that would widen its column fails the query, and
 //! the file is then read by flowline, which widens.
 
 use std::error::Error as StdError;
 use std::marker::PhantomData;
 
-use arrow::array::StringArray;
 use arrow::datatypes::{DataType, TimeUnit};
 use duckdb::core::{DataChunkHandle, LogicalTypeId};
 use duckdb::ffi::{duckdb_string_t, duckdb_string_t_data, duckdb_string_t_length};
 use duckdb::vscalar::{ScalarFunctionSignature, VScalar};
-use duckdb::vtab::arrow::{WritableVector, write_arrow_array_to_vector};
+use duckdb::vtab::arrow::WritableVector;
 
 use crate::core::error::{Error, Result};
 use crate::core::{FileScan, ScanFormat};
-use crate::data::convert::{TextTarget, text_to_typed};
+use crate::data::convert;
 use crate::data::numbers;
 use crate::data::types::{duckdb_type, quote_literal};
 
@@ -100,53 +100,93 @@ const READ_BUFFER: usize = 4 << 20;
 trait Target: 'static {
     /// The SQL function's name.
     const FUNCTION: &'static str;
-    /// The Arrow type [`text_to_typed`] converts to.
-    fn data_type() -> DataType;
+    /// How DuckDB's vectors of the type store a value.
+    type Native: Copy;
     /// DuckDB's type of the result.
     fn logical_type() -> LogicalTypeId;
+    /// The Arrow type [`convert::text_to_typed`] converts to.
+    fn data_type() -> DataType;
+    /// One value converted as [`convert::text_to_typed`] converts it in an inferred
+    /// column of the type; `None` where the column would widen.
+    fn exact(text: &str) -> Option<Self::Native>;
 }
 
 macro_rules! target {
-    ($name:ident, $function:literal, $data_type:expr, $logical:ident) => {
+    ($name:ident, $function:literal, $native:ty, $logical:ident, $data_type:expr, $exact:expr) => {
         #[doc = concat!("`", $function, "(text)`.")]
         struct $name;
 
         impl Target for $name {
             const FUNCTION: &'static str = $function;
+            type Native = $native;
+            fn logical_type() -> LogicalTypeId {
+                LogicalTypeId::$logical
+            }
             fn data_type() -> DataType {
                 $data_type
             }
-            fn logical_type() -> LogicalTypeId {
-                LogicalTypeId::$logical
+            fn exact(text: &str) -> Option<$native> {
+                $exact(text)
             }
         }
     };
 }
 
-target!(Bigint, "flowline_exact_bigint", DataType::Int64, Bigint);
-target!(Double, "flowline_exact_double", DataType::Float64, Double);
+// DuckDB stores BIGINT as i64, DOUBLE as f64, BOOLEAN as one byte, DATE as
+// days since 1970-01-01 (i32), TIMESTAMP and TIMESTAMPTZ as microseconds
+// since 1970-01-01 UTC (i64): the values the conversions give.
+target!(
+    Bigint,
+    "flowline_exact_bigint",
+    i64,
+    Bigint,
+    DataType::Int64,
+    numbers::exact_i64
+);
+target!(
+    Double,
+    "flowline_exact_double",
+    f64,
+    Double,
+    DataType::Float64,
+    numbers::exact_f64
+);
 target!(
     Boolean,
     "flowline_exact_boolean",
+    bool,
+    Boolean,
     DataType::Boolean,
-    Boolean
+    convert::inferred_boolean
 );
-target!(Date, "flowline_exact_date", DataType::Date32, Date);
+target!(
+    Date,
+    "flowline_exact_date",
+    i32,
+    Date,
+    DataType::Date32,
+    convert::inferred_date
+);
 target!(
     Timestamp,
     "flowline_exact_timestamp",
+    i64,
+    Timestamp,
     DataType::Timestamp(TimeUnit::Microsecond, None),
-    Timestamp
+    |text| convert::inferred_timestamp(text, false)
 );
 target!(
     TimestampTz,
     "flowline_exact_timestamptz",
+    i64,
+    TimestampTZ,
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    TimestampTZ
+    |text| convert::inferred_timestamp(text, true)
 );
 
-/// Text converted to `T` by [`text_to_typed`], an inferred column's rules:
-/// the query fails on a value that does not fit `T` exactly.
+/// Text converted to `T` as [`convert::text_to_typed`] converts an inferred
+/// column's values: the query fails on a value that does not fit `T`
+/// exactly.
 struct Exact<T>(PhantomData<T>);
 
 impl<T: Target> VScalar for Exact<T> {
@@ -158,47 +198,35 @@ impl<T: Target> VScalar for Exact<T> {
         output: &mut dyn WritableVector,
     ) -> std::result::Result<(), Box<dyn StdError>> {
         let rows = input.len();
-        let vector = input.flat_vector(0);
+        let text = input.flat_vector(0);
         // SAFETY: the one parameter is VARCHAR, whose vectors hold
         // `duckdb_string_t`, and DuckDB flattens the input of C API
         // functions; the slice is read only while `input` lives.
-        let strings = unsafe { vector.as_slice_with_len::<duckdb_string_t>(rows) };
-        let values = strings.iter().enumerate().map(|(row, string)| {
-            if vector.row_is_null(row as u64) {
-                return None;
-            }
-            // SAFETY: DuckDB's VARCHAR values are valid UTF-8 (its CSV
-            // reader checks the file's text as it reads it).
-            Some(unsafe { std::str::from_utf8_unchecked(string_bytes(string)) })
-        });
-        let misfit = || {
-            format!(
-                "a value does not convert to {} exactly",
-                duckdb_type(&T::data_type())
-            )
-        };
-        // Numbers by the very functions `text_to_typed` converts them with,
-        // straight into the output; other types through it.
-        match T::data_type() {
-            DataType::Int64 => {
-                write_exact(values, output, numbers::exact_i64).ok_or_else(misfit)?
-            }
-            DataType::Float64 => {
-                write_exact(values, output, numbers::exact_f64).ok_or_else(misfit)?
-            }
-            data_type => {
-                let text: StringArray = values.collect();
-                let target = TextTarget {
-                    name: "value".into(),
-                    data_type,
-                    declared: false,
-                };
-                let typed = text_to_typed(&[target], vec![text])?;
-                if !typed.widened.is_empty() || !typed.bad.is_empty() {
-                    return Err(misfit().into());
+        let strings = unsafe { text.as_slice_with_len::<duckdb_string_t>(rows) };
+        let mut result = output.flat_vector();
+        let mut nulls = Vec::new();
+        {
+            // SAFETY: `T::Native` is how the result type stores a value,
+            // and DuckDB sizes the output for the input's rows.
+            let slots = unsafe { result.as_mut_slice_with_len::<T::Native>(rows) };
+            for (row, (string, slot)) in strings.iter().zip(slots.iter_mut()).enumerate() {
+                if text.row_is_null(row as u64) {
+                    nulls.push(row);
+                    continue;
                 }
-                write_arrow_array_to_vector(typed.batch.column(0), output)?;
+                // SAFETY: DuckDB's VARCHAR values are valid UTF-8 (its CSV
+                // reader checks the file's text as it reads it).
+                let value = unsafe { std::str::from_utf8_unchecked(string_bytes(string)) };
+                *slot = T::exact(value).ok_or_else(|| {
+                    format!(
+                        "a value does not convert to {} exactly",
+                        duckdb_type(&T::data_type())
+                    )
+                })?;
             }
+        }
+        for row in nulls {
+            result.set_null(row);
         }
         Ok(())
     }
@@ -222,32 +250,6 @@ fn string_bytes(string: &duckdb_string_t) -> &[u8] {
         let data = duckdb_string_t_data(std::ptr::from_ref(string).cast_mut());
         std::slice::from_raw_parts(data.cast::<u8>(), length)
     }
-}
-
-/// Converts each of `values` with `exact` into `output` (NULL stays NULL);
-/// `None` at the first value it cannot convert.
-fn write_exact<'a, N: Copy>(
-    values: impl Iterator<Item = Option<&'a str>>,
-    output: &mut dyn WritableVector,
-    exact: impl Fn(&str) -> Option<N>,
-) -> Option<()> {
-    let mut vector = output.flat_vector();
-    let mut nulls = Vec::new();
-    {
-        // SAFETY: the function's result type stores `N` (BIGINT: i64,
-        // DOUBLE: f64), and DuckDB sizes the output for the input's rows.
-        let slots = unsafe { vector.as_mut_slice::<N>() };
-        for (row, (value, slot)) in values.zip(slots.iter_mut()).enumerate() {
-            match value {
-                Some(text) => *slot = exact(text)?,
-                None => nulls.push(row),
-            }
-        }
-    }
-    for row in nulls {
-        vector.set_null(row);
-    }
-    Some(())
 }
 
 #[cfg(test)]
