@@ -4,11 +4,15 @@ flowline and by DuckDB's own readers (read_csv, read_json), side by side.
 
     bench/files_to_duckdb.sh          # builds flowline (dev profile), sets up, runs
 
-DuckDB comes from PyPI into the virtualenv of bench/sql_to_duckdb.py; the
-files (lineitem-like rows: integers, decimals, dates, text) are made once
-with DuckDB under ~/.cache/flowline/bench-files. flowline loads them with
+DuckDB's readers run twice: the DuckDB release flowline embeds (the
+`duckdb` pin in Cargo.toml, in a virtualenv of its own), which measures
+what flowline adds to the engine it loads with, and DuckDB's latest release
+(the virtualenv of bench/sql_to_duckdb.py), which shows what a newer engine
+gains. The files (lineitem-like rows: integers, decimals, dates, text) are
+made once with DuckDB under ~/.cache/flowline/bench-files. flowline loads them with
 its defaults: exact values, dead letters and incremental fingerprints kept.
-Prints wall time and peak RSS of each, and flowline's ratio to DuckDB's.
+Prints wall time and peak RSS of each, and flowline's ratio to each DuckDB;
+the goal is set against the embedded release.
 The CSV file is loaded twice by flowline: as it is by default (DuckDB reads
 the file, each value converted by flowline's rules) and with
 `read_in_warehouse = false` ("own read": flowline's reader).
@@ -19,12 +23,14 @@ flowline, an earlier commit say, measured in the same run for comparison).
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
+import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sql_to_duckdb import CACHE, FLOWLINE, PY, measure, python_peer, setup_venv, sh  # noqa: E402
+from sql_to_duckdb import CACHE, FLOWLINE, PY, ROOT, measure, python_peer, setup_venv, sh  # noqa: E402
 
 SIZE_MB = int(os.environ.get("BENCH_FILE_MB", "1024"))
 FILES = os.path.join(CACHE, "bench-files")
@@ -61,6 +67,31 @@ def make_files():
 BASELINE = os.environ.get("FLOWLINE_BASELINE_BIN")
 
 
+def embedded_duckdb():
+    """The DuckDB release flowline embeds: the crate's version 1.MMmmpp.x
+    (pinned in Cargo.toml) is DuckDB MM.mm.pp."""
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        pin = re.search(r'^duckdb = \{ version = "=1\.(\d+)(\d\d)(\d\d)\.', f.read(), re.M)
+    if not pin:
+        raise SystemExit("Cargo.toml pins no duckdb release")
+    return ".".join(str(int(part)) for part in pin.groups())
+
+
+def embedded_venv(version):
+    """A virtualenv holding DuckDB `version` for Python; its interpreter."""
+    venv = os.path.join(CACHE, f"bench-venv-duckdb-{version}")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        sh([sys.executable, "-m", "venv", venv])
+    sh([python, "-m", "pip", "install", "-q", f"duckdb=={version}"])
+    return python
+
+
+def duckdb_version(python):
+    return sh([python, "-c", "import duckdb; print(duckdb.__version__)"],
+              capture_output=True, text=True).stdout.strip()
+
+
 def flowline_load(path, fmt, work, binary=FLOWLINE, label="flowline", options=""):
     project = os.path.join(work, f"{label}-{fmt}")
     os.makedirs(os.path.join(project, "pipelines"))
@@ -71,21 +102,26 @@ def flowline_load(path, fmt, work, binary=FLOWLINE, label="flowline", options=""
     return measure(f"{label} ({fmt})", [binary, "--project", project, "run"])
 
 
-def duckdb_load(path, fmt, work):
+def duckdb_load(path, fmt, work, python, version):
     reader = "read_csv" if fmt == "csv" else "read_json"
-    db = os.path.join(work, f"duckdb-{fmt}.duckdb")
-    return measure(f"duckdb {reader}", python_peer(f"""
+    db = os.path.join(work, f"duckdb-{version}-{fmt}.duckdb")
+    return measure(f"duckdb {version} {reader}", [python, "-c", textwrap.dedent(f"""
         import duckdb
         con = duckdb.connect('{db}')
         con.sql("CREATE TABLE rows AS SELECT * FROM {reader}('{path}')")
         con.close()
-    """))
+    """)])
 
 
 def main():
     if not os.path.exists(FLOWLINE):
         raise SystemExit(f"no flowline binary at {FLOWLINE}: run bench/files_to_duckdb.sh")
     setup_venv(("duckdb",))
+    embedded = embedded_duckdb()
+    peers = [(embedded_venv(embedded), embedded)]
+    latest = duckdb_version(PY)
+    if latest != embedded:
+        peers.append((PY, latest))
     paths = make_files()
     results = []
     for fmt, path in paths.items():
@@ -93,7 +129,7 @@ def main():
         work = tempfile.mkdtemp(prefix="flowline-bench-files-")
         try:
             ours = flowline_load(path, fmt, work)
-            theirs = duckdb_load(path, fmt, work)
+            theirs = [duckdb_load(path, fmt, work, python, version) for python, version in peers]
             # The same file read by flowline itself (CSV: the default is to
             # let DuckDB read it, converting each value by flowline's rules).
             own = None
@@ -105,14 +141,26 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         results.append((fmt, size, ours, theirs, own, base))
     print()
-    print(f"{'file':<8} {'MB':>6} {'flowline s':>11} {'RSS MB':>7} {'duckdb s':>9} {'RSS MB':>7} {'ratio':>6}")
-    for fmt, size, (fs, fm), (ds, dm), own, base in results:
-        print(f"{fmt:<8} {size:>6.0f} {fs:>11.1f} {fm:>7.0f} {ds:>9.1f} {dm:>7.0f} {fs / ds:>5.2f}x")
+    head = f"{'file':<8} {'MB':>6} {'flowline s':>11} {'RSS MB':>7}"
+    for _, version in peers:
+        head += f" | {'DuckDB ' + version + ' s':>16} {'RSS MB':>7} {'ratio':>6}"
+    print(head)
+    for fmt, size, (fs, fm), theirs, own, base in results:
+        print(row(f"{fmt:<8} {size:>6.0f}", fs, fm, theirs, with_peers=True))
         for label, other in (("own read", own), ("baseline", base)):
             if other:
-                os_, om = other
-                print(f"{label:<8} {'':>6} {os_:>11.1f} {om:>7.0f} {'':>9} {'':>7} {os_ / ds:>5.2f}x")
-    print(f"\ngoal: at most {GOAL_RATIO}x DuckDB's own reader's time, at most {GOAL_RSS_MB} MB peak RSS")
+                print(row(f"{label:<8} {'':>6}", *other, theirs, with_peers=False))
+    print(f"\ngoal: at most {GOAL_RATIO}x the time of DuckDB {embedded}'s own reader "
+          f"(the release flowline embeds), at most {GOAL_RSS_MB} MB peak RSS")
+
+
+def row(label, seconds, rss, theirs, with_peers):
+    """One line of the table: a flowline run and its ratio to each peer."""
+    line = f"{label} {seconds:>11.1f} {rss:>7.0f}"
+    for ds, dm in theirs:
+        shown = f"{ds:>16.1f} {dm:>7.0f}" if with_peers else f"{'':>16} {'':>7}"
+        line += f" | {shown} {seconds / ds:>5.2f}x"
+    return line
 
 
 if __name__ == "__main__":

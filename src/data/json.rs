@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::{BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
+use arrow::json::reader::Decoder;
 use arrow::json::reader::infer_json_schema_from_iterator;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
@@ -52,6 +53,8 @@ pub fn kind_of(value: &Value) -> &'static str {
 pub struct JsonDecoder {
     schema: Option<SchemaRef>,
     overrides: HashMap<String, DataType>,
+    /// arrow's decoder of newline-delimited text, kept between batches.
+    text: Option<TextDecoder>,
 }
 
 impl JsonDecoder {
@@ -60,6 +63,7 @@ impl JsonDecoder {
         JsonDecoder {
             schema: None,
             overrides,
+            text: None,
         }
     }
 
@@ -119,7 +123,7 @@ impl JsonDecoder {
         origin_of: &dyn Fn(usize) -> String,
     ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
         if let Some(schema) = self.schema.clone()
-            && let Ok(Some(batch)) = decode_text(&as_text(&schema), text, rows)
+            && let Ok(Some(batch)) = decode_text(&mut self.text, as_text(&schema), text, rows)
             && batch.num_rows() == rows
         {
             // The lines are split only if a row is rejected.
@@ -430,17 +434,45 @@ fn decode_values<V: serde::Serialize>(
         .map_err(|e| Error::arrow("decoding JSON", e))
 }
 
-/// Decodes JSON text strictly into one batch of `schema`.
-fn decode_text(schema: &SchemaRef, text: &[u8], rows: usize) -> Result<Option<RecordBatch>> {
-    let mut decoder = ReaderBuilder::new(schema.clone())
-        .with_coerce_primitive(true)
-        .with_strict_mode(true)
-        .with_batch_size(rows.max(1))
-        .build_decoder()
-        .map_err(|e| Error::arrow("building JSON decoder", e))?;
+/// arrow's decoder of newline-delimited text into batches of one schema,
+/// kept from batch to batch so its buffers are allocated once, not grown
+/// again for every batch.
+struct TextDecoder {
+    schema: SchemaRef,
+    /// The most rows a batch it decodes can hold.
+    capacity: usize,
+    decoder: Decoder,
+}
+
+/// Decodes JSON text strictly into one batch of `schema`, with the decoder
+/// kept in `kept` when it fits (a decoder that failed is dropped).
+fn decode_text(
+    kept: &mut Option<TextDecoder>,
+    schema: SchemaRef,
+    text: &[u8],
+    rows: usize,
+) -> Result<Option<RecordBatch>> {
+    let mut text_decoder = match kept.take() {
+        Some(kept) if kept.schema == schema && kept.capacity >= rows => kept,
+        _ => {
+            let capacity = rows.max(1);
+            let decoder = ReaderBuilder::new(schema.clone())
+                .with_coerce_primitive(true)
+                .with_strict_mode(true)
+                .with_batch_size(capacity)
+                .build_decoder()
+                .map_err(|e| Error::arrow("building JSON decoder", e))?;
+            TextDecoder {
+                schema,
+                capacity,
+                decoder,
+            }
+        }
+    };
     let mut rest = text;
     while !rest.is_empty() {
-        let read = decoder
+        let read = text_decoder
+            .decoder
             .decode(rest)
             .map_err(|e| Error::arrow("decoding JSON", e))?;
         if read == 0 {
@@ -448,9 +480,12 @@ fn decode_text(schema: &SchemaRef, text: &[u8], rows: usize) -> Result<Option<Re
         }
         rest = &rest[read..];
     }
-    decoder
+    let batch = text_decoder
+        .decoder
         .flush()
-        .map_err(|e| Error::arrow("decoding JSON", e))
+        .map_err(|e| Error::arrow("decoding JSON", e))?;
+    *kept = Some(text_decoder);
+    Ok(batch)
 }
 
 #[cfg(test)]
@@ -480,6 +515,40 @@ mod tests {
         assert_eq!(b2.schema().fields().len(), 2, "the new field is kept");
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].origin, "#1");
+    }
+
+    #[test]
+    fn the_kept_text_decoder_decodes_batches_of_any_size_in_turn() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let origin = |i: usize| format!("#{i}");
+        for (text, rows, first) in [
+            (
+                &b"{\"id\": 1, \"s\": \"a\"}\n{\"id\": 2, \"s\": \"b\"}\n"[..],
+                2,
+                1,
+            ),
+            (
+                b"{\"id\": 3, \"s\": \"c\"}\n{\"id\": 4, \"s\": null}\n{\"id\": 5}\n",
+                3,
+                3,
+            ),
+            (b"{\"id\": 6, \"s\": \"f\"}\n", 1, 6),
+            (
+                b"{\"id\": 7, \"t\": true}\n{\"id\": 8, \"s\": \"h\"}\n",
+                2,
+                7,
+            ),
+        ] {
+            let (batch, bad) = decoder.decode_ndjson(text, rows, &origin).expect("decodes");
+            assert!(bad.is_empty());
+            assert_eq!(batch.num_rows(), rows);
+            let ids = batch
+                .column_by_name("id")
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+                .expect("ids");
+            let expected: Vec<i64> = (first..first + rows as i64).collect();
+            assert_eq!(ids.values().to_vec(), expected);
+        }
     }
 
     #[test]

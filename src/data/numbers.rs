@@ -144,11 +144,12 @@ pub fn exact_i64(text: &str) -> Option<i64> {
     integer(text).and_then(|v| i64::try_from(v).ok())
 }
 
-/// An integer written as one (`-12`, not `1e3` or `12.0`).
+/// An integer written as one (`-12`, not `1e3` or `12.0`). Works on bytes:
+/// it runs for every number a file holds.
 fn integer(text: &str) -> Option<i128> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(digits) => (true, digits),
-        None => (false, text),
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', digits @ ..] => (true, digits),
+        digits => (false, digits),
     };
     if digits.is_empty() {
         return None;
@@ -156,29 +157,31 @@ fn integer(text: &str) -> Option<i128> {
     if digits.len() > 38 {
         // Near i128's limits: let the standard parser check the range.
         return digits
-            .bytes()
-            .all(|b| b.is_ascii_digit())
+            .iter()
+            .all(u8::is_ascii_digit)
             .then(|| text.parse().ok())
             .flatten();
     }
     let value = if digits.len() <= 19 {
         // 19 digits always fit 64 bits: no overflow to check.
         let mut value: u64 = 0;
-        for b in digits.bytes() {
-            if !b.is_ascii_digit() {
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
                 return None;
             }
-            value = value * 10 + u64::from(b - b'0');
+            value = value * 10 + u64::from(digit);
         }
         i128::from(value)
     } else {
         // 38 digits always fit: no overflow to check.
         let mut value: u128 = 0;
-        for b in digits.bytes() {
-            if !b.is_ascii_digit() {
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
                 return None;
             }
-            value = value * 10 + u128::from(b - b'0');
+            value = value * 10 + u128::from(digit);
         }
         i128::try_from(value).ok()?
     };
