@@ -27,7 +27,6 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sql_to_duckdb import CACHE, FLOWLINE, PY, ROOT, measure, python_peer, setup_venv, sh  # noqa: E402
@@ -77,16 +76,6 @@ def embedded_duckdb():
     return ".".join(str(int(part)) for part in pin.groups())
 
 
-def embedded_venv(version):
-    """A virtualenv holding DuckDB `version` for Python; its interpreter."""
-    venv = os.path.join(CACHE, f"bench-venv-duckdb-{version}")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        sh([sys.executable, "-m", "venv", venv])
-    sh([python, "-m", "pip", "install", "-q", f"duckdb=={version}"])
-    return python
-
-
 def duckdb_version(python):
     return sh([python, "-c", "import duckdb; print(duckdb.__version__)"],
               capture_output=True, text=True).stdout.strip()
@@ -105,12 +94,12 @@ def flowline_load(path, fmt, work, binary=FLOWLINE, label="flowline", options=""
 def duckdb_load(path, fmt, work, python, version):
     reader = "read_csv" if fmt == "csv" else "read_json"
     db = os.path.join(work, f"duckdb-{version}-{fmt}.duckdb")
-    return measure(f"duckdb {version} {reader}", [python, "-c", textwrap.dedent(f"""
+    return measure(f"duckdb {version} {reader}", python_peer(f"""
         import duckdb
         con = duckdb.connect('{db}')
         con.sql("CREATE TABLE rows AS SELECT * FROM {reader}('{path}')")
         con.close()
-    """)])
+    """, python))
 
 
 def main():
@@ -118,7 +107,9 @@ def main():
         raise SystemExit(f"no flowline binary at {FLOWLINE}: run bench/files_to_duckdb.sh")
     setup_venv(("duckdb",))
     embedded = embedded_duckdb()
-    peers = [(embedded_venv(embedded), embedded)]
+    # The embedded release in a virtualenv of its own.
+    venv = os.path.join(CACHE, f"bench-venv-duckdb-{embedded}")
+    peers = [(setup_venv((f"duckdb=={embedded}",), venv), embedded)]
     latest = duckdb_version(PY)
     if latest != embedded:
         peers.append((PY, latest))

@@ -49,10 +49,13 @@ def psql(sql, db=DB):
 
 
 def setup_venv(packages=("tpchgen-cli", "dlt[duckdb,sql-database]", "connectorx", "pandas",
-                          "sqlalchemy", "psycopg2-binary", "duckdb", "pyarrow")):
-    if not os.path.exists(PY):
-        sh([sys.executable, "-m", "venv", VENV])
-    sh([PY, "-m", "pip", "install", "-q", *packages])
+                          "sqlalchemy", "psycopg2-binary", "duckdb", "pyarrow"), venv=VENV):
+    """Installs `packages` into the virtualenv `venv`; its interpreter."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        sh([sys.executable, "-m", "venv", venv])
+    sh([python, "-m", "pip", "install", "-q", *packages])
+    return python
 
 
 def setup_data(scale=SCALE, db=DB):
@@ -87,8 +90,8 @@ def measure(name, cmd, env=None, cwd=None):
     return seconds, usage.ru_maxrss / 1024
 
 
-def python_peer(code):
-    return [PY, "-c", textwrap.dedent(code)]
+def python_peer(code, python=PY):
+    return [python, "-c", textwrap.dedent(code)]
 
 
 def main():

@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray,
+};
 use arrow::compute::kernels::cast_utils::{Parser, string_to_datetime};
 use arrow::compute::{
     CastOptions, cast_single_string_to_boolean_default, cast_with_options, filter,
 };
 use arrow::datatypes::{
-    ArrowTimestampType, DataType, Date32Type, Field, Schema, SchemaRef, TimestampMicrosecondType,
+    ArrowTimestampType, DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType,
 };
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
@@ -161,6 +164,11 @@ fn convert_column(target: &TextTarget, text: &StringArray) -> Result<Column> {
         });
     }
     let as_text = || Column::Widened(DataType::Utf8, Arc::new(text.clone()));
+    if !target.declared
+        && let Some(converted) = convert_by_value(data_type, text)
+    {
+        return Ok(converted.map_or_else(as_text, Column::Fits));
+    }
     if !target.declared && !holds_all(data_type, text) {
         return Ok(as_text());
     }
@@ -274,6 +282,39 @@ pub fn inferred_timestamp(text: &str, with_zone: bool) -> Option<i64> {
     TimestampMicrosecondType::from_naive_datetime(utc, None)
 }
 
+/// An inferred column of `data_type` converted value by value by the
+/// `inferred_*` rules (the ones DuckDB's reads of whole files use too):
+/// the array, or `Some(None)` when a value would widen the column; `None`
+/// for a type without such a rule.
+fn convert_by_value(data_type: &DataType, text: &StringArray) -> Option<Option<ArrayRef>> {
+    /// The array of `text` converted by `rule`, nulls kept; `None` at the
+    /// first value the rule does not take.
+    fn by<A: Array + FromIterator<Option<N>> + 'static, N>(
+        text: &StringArray,
+        rule: impl Fn(&str) -> Option<N>,
+    ) -> Option<A> {
+        text.iter()
+            .map(|value| value.map_or(Some(None), |v| rule(v).map(Some)))
+            .collect()
+    }
+    let array: Option<ArrayRef> = match data_type {
+        DataType::Boolean => {
+            by::<BooleanArray, _>(text, inferred_boolean).map(|a| Arc::new(a) as _)
+        }
+        DataType::Date32 => by::<Date32Array, _>(text, inferred_date).map(|a| Arc::new(a) as _),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            by::<TimestampMicrosecondArray, _>(text, |v| inferred_timestamp(v, false))
+                .map(|a| Arc::new(a) as _)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, Some(zone)) if zone.as_ref() == "UTC" => {
+            by::<TimestampMicrosecondArray, _>(text, |v| inferred_timestamp(v, true))
+                .map(|a| Arc::new(a.with_timezone(zone.clone())) as _)
+        }
+        _ => return None,
+    };
+    Some(array)
+}
+
 /// Whether text is converted to this type by [`numbers::exact`].
 fn is_number(data_type: &DataType) -> bool {
     data_type.is_integer() || matches!(data_type, DataType::Float64 | DataType::Float32)
@@ -320,7 +361,7 @@ pub fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use arrow::array::{AsArray, Int64Array};
-    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use arrow::datatypes::{Field, Schema};
     use proptest::prelude::*;
 
     fn target(name: &str, data_type: DataType, declared: bool) -> TextTarget {

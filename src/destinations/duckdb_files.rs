@@ -1,10 +1,11 @@
 //! DuckDB reading whole files itself (see [`crate::core::scan`]): the
 //! `read_csv` query of a file, and the functions it converts each value
-//! with. They run flowline's own conversion of each value (the functions
-//! [`crate::data::convert::text_to_typed`] converts an inferred column
-//! with) on each vector DuckDB hands them, so a value lands exactly as the
-//! batch path would land it; a value that would widen its column fails the query, and
-//! the file is then read by flowline, which widens.
+//! with. They convert each value of the vectors DuckDB hands them by the
+//! rules flowline's batch path converts an inferred column with
+//! ([`numbers`] and the `inferred_*` functions of [`convert`]), so a value
+//! lands exactly as the batch path would land it; a value that would widen
+//! its column fails the query, and the file is then read by flowline,
+//! which widens.
 
 use std::error::Error as StdError;
 use std::marker::PhantomData;
