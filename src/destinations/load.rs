@@ -759,6 +759,10 @@ fn merge_sql(
     )
 }
 
+/// How many times a load tries to create its table's schema (see
+/// [`Load::create_schema`]).
+const SCHEMA_ATTEMPTS: u64 = 5;
+
 /// One load into a SQL warehouse: the pipeline's table and its child
 /// tables, on one connection, committed in steps, each step one
 /// transaction with the pipeline's state.
@@ -767,6 +771,8 @@ pub(crate) struct Load<C: SqlConnection> {
     /// The pipeline's own table first, then its child tables.
     tables: Vec<Table>,
     in_transaction: bool,
+    /// Whether the table's schema exists, once created.
+    schema_created: bool,
     /// Whether the server runs MERGE, once asked.
     merge: Option<bool>,
 }
@@ -779,6 +785,7 @@ impl<C: SqlConnection> Load<C> {
             conn,
             tables: vec![Table::new(None, load)],
             in_transaction: false,
+            schema_created: false,
             merge: None,
         }
     }
@@ -792,20 +799,39 @@ impl<C: SqlConnection> Load<C> {
         if self.in_transaction {
             return Ok(());
         }
-        // The schema is created on its own, before the load's transaction:
-        // loads of several pipelines into one schema would otherwise
-        // conflict on it (DuckDB) or wait for each other (Postgres).
-        let table = &self.tables[0];
-        self.conn.execute(
-            &format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                self.conn.schema(&table.spec.table)
-            ),
-            &table.context("creating the schema"),
-        )?;
+        self.create_schema()?;
         self.conn
-            .execute("BEGIN", &table.context("starting a transaction"))?;
+            .execute("BEGIN", &self.tables[0].context("starting a transaction"))?;
         self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Creates the table's schema once per load, on its own, before the
+    /// load's first transaction: loads of several pipelines into one schema
+    /// would otherwise conflict on it (DuckDB) or wait for each other
+    /// (Postgres). Loads that start together may still create it at the
+    /// same moment, and all but one fail (DuckDB's write-write conflict,
+    /// Postgres' duplicate key); those try again once the first has
+    /// committed, when the schema exists.
+    fn create_schema(&mut self) -> Result<()> {
+        if self.schema_created {
+            return Ok(());
+        }
+        let table = &self.tables[0];
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            self.conn.schema(&table.spec.table)
+        );
+        let context = table.context("creating the schema");
+        let mut attempt = 1;
+        while let Err(e) = self.conn.execute(&sql, &context) {
+            if attempt == SCHEMA_ATTEMPTS {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+            attempt += 1;
+        }
+        self.schema_created = true;
         Ok(())
     }
 
@@ -1074,6 +1100,34 @@ mod tests {
         warehouse
             .table_exists(&TableName::parse(table).expect("name"))
             .expect("looks up")
+    }
+
+    #[test]
+    fn loads_that_start_together_into_a_new_schema_all_create_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = warehouse(&dir);
+        let loads: Vec<_> = (0..4)
+            .map(|i| {
+                let mut spec = spec(WriteMode::Append, &[]);
+                spec.pipeline = format!("p{i}");
+                spec.table = TableName::parse(&format!("fresh.t{i}")).expect("name");
+                w.destination(spec).expect("a load")
+            })
+            .collect();
+        let start = std::sync::Barrier::new(loads.len());
+        std::thread::scope(|scope| {
+            for mut load in loads {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    load.write(batch(&[("id", &["1", "2"])])).expect("rows");
+                    load.commit(None).expect("commits");
+                });
+            }
+        });
+        for i in 0..4 {
+            assert_eq!(count(&w, &format!("select count(*) from fresh.t{i}")), 2);
+        }
     }
 
     #[test]
