@@ -13,8 +13,9 @@ made once with DuckDB under ~/.cache/flowline/bench-files. flowline loads them w
 its defaults: exact values, dead letters and incremental fingerprints kept.
 Prints wall time and peak RSS of each, and flowline's ratio to each DuckDB;
 the goal is set against the embedded release.
-The CSV file is loaded twice by flowline: as it is by default (DuckDB reads
-the file, each value converted by flowline's rules) and with
+Each file is loaded twice by flowline: as it is by default (DuckDB reads
+the file, each value converted by flowline's rules: CSV with DuckDB's
+reader, NDJSON with flowline's JSON reader on DuckDB's threads) and with
 `read_in_warehouse = false` ("own read": flowline's reader).
 
 Environment: BENCH_FILE_MB (default 1024), FLOWLINE_BIN (a built flowline:
@@ -121,12 +122,10 @@ def main():
         try:
             ours = flowline_load(path, fmt, work)
             theirs = [duckdb_load(path, fmt, work, python, version) for python, version in peers]
-            # The same file read by flowline itself (CSV: the default is to
-            # let DuckDB read it, converting each value by flowline's rules).
-            own = None
-            if fmt == "csv":
-                own = flowline_load(path, fmt, work, label="flowline-reader",
-                                    options="read_in_warehouse = false\n")
+            # The same file read by flowline itself (the default is to let
+            # DuckDB read it, converting each value by flowline's rules).
+            own = flowline_load(path, fmt, work, label="flowline-reader",
+                                options="read_in_warehouse = false\n")
             base = flowline_load(path, fmt, work, BASELINE, "baseline") if BASELINE else None
         finally:
             shutil.rmtree(work, ignore_errors=True)

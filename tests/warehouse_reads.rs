@@ -1,9 +1,9 @@
-//! CSV files DuckDB reads itself (`read_in_warehouse`, the default) land
-//! exactly as flowline's own reader lands them: the same rows in the same
-//! order, the same values and column types, the same dead letters and
-//! counts. Clean files are read by the warehouse; a file it cannot load
-//! exactly (a value that widens its column, a malformed line) is read by
-//! flowline, so the result never depends on who read it.
+//! CSV and NDJSON files DuckDB reads itself (`read_in_warehouse`, the
+//! default) land exactly as flowline's own reader lands them: the same rows
+//! in the same order, the same values and column types, the same dead
+//! letters and counts. Clean files are read by the warehouse; a file it
+//! cannot load exactly (a value that widens its column, a malformed line)
+//! is read by flowline, so the result never depends on who read it.
 
 mod common;
 
@@ -14,11 +14,17 @@ use common::TestProject;
 
 /// A project loading `data/*.csv` into `raw.t`, with `options` in `[source]`.
 fn project(read_in_warehouse: bool, options: &str) -> TestProject {
+    project_of("csv", read_in_warehouse, options)
+}
+
+/// A project loading `data/*.{extension}` into `raw.t`, with `options` in
+/// `[source]`.
+fn project_of(extension: &str, read_in_warehouse: bool, options: &str) -> TestProject {
     let p = TestProject::new();
     p.write(
         "pipelines/t.toml",
         format!(
-            "[source]\nkind = \"file\"\npath = \"data/*.csv\"\n\
+            "[source]\nkind = \"file\"\npath = \"data/*.{extension}\"\n\
              read_in_warehouse = {read_in_warehouse}\n{options}\n\n\
              [destination]\ntable = \"raw.t\"\n"
         ),
@@ -84,18 +90,26 @@ fn run(p: &TestProject) -> (Outcome, bool) {
 /// Loads `csv` with and without the warehouse reading it and checks that
 /// both land the same; returns whether the warehouse read it.
 fn same_either_way(csv: &[u8], options: &str) -> bool {
-    let by_flowline = project(false, options);
-    by_flowline.write("data/t.csv", csv);
+    same_either_way_as("csv", csv, options)
+}
+
+/// Loads `text` as the file `data/t.{extension}` with and without the
+/// warehouse reading it and checks that both land the same; returns
+/// whether the warehouse read it.
+fn same_either_way_as(extension: &str, text: &[u8], options: &str) -> bool {
+    let file = format!("data/t.{extension}");
+    let by_flowline = project_of(extension, false, options);
+    by_flowline.write(&file, text);
     let (expected, read) = run(&by_flowline);
     assert!(!read, "read_in_warehouse = false reads in flowline");
-    let by_warehouse = project(true, options);
-    by_warehouse.write("data/t.csv", csv);
+    let by_warehouse = project_of(extension, true, options);
+    by_warehouse.write(&file, text);
     let (outcome, read) = run(&by_warehouse);
     assert_eq!(
         outcome,
         expected,
         "the warehouse (read it itself: {read}) landed the file differently:\n{}",
-        String::from_utf8_lossy(csv)
+        String::from_utf8_lossy(text)
     );
     read
 }
@@ -347,5 +361,136 @@ proptest! {
     ) {
         let options = if small_sample { "infer_schema_rows = 2" } else { "" };
         same_either_way(text.as_bytes(), options);
+    }
+}
+
+#[test]
+fn a_clean_ndjson_file_is_read_by_the_warehouse_with_the_same_result() {
+    let text = "{\"id\": 1, \"price\": 2.50, \"ok\": true, \"name\": \"Smith, J\", \"n\": null}\n\
+                \n\
+                  {\"name\": \"say \\\"hi\\\" \\u00e9\", \"id\": -2, \"price\": 1e3, \"n\": 7}  \r\n\
+                {\"id\": 3, \"price\": 0.1000000000000000055511151231257827, \"ok\": false}\n\
+                {}";
+    assert!(
+        same_either_way_as("ndjson", text.as_bytes(), ""),
+        "the warehouse read it"
+    );
+}
+
+#[test]
+fn ndjson_lines_the_warehouse_cannot_load_exactly_leave_the_file_to_flowline() {
+    for text in [
+        // 2.5 widens the column the first batch (of two lines) made BIGINT.
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 2.5}\n",
+        // A key the first batch did not have adds a column.
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3, \"new\": \"x\"}\n",
+        // A nested value in a text column keeps its JSON text.
+        "{\"id\": 1, \"v\": \"a\"}\n{\"id\": 2, \"v\": \"b\"}\n{\"id\": 3, \"v\": {\"x\": 1}}\n",
+        // Dead letters: not an object, not JSON, not UTF-8.
+        "{\"id\": 1}\n{\"id\": 2}\n[3]\n",
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": \n",
+        "{\"id\": 1}\n{\"id\": 2}\n{\"id\": \"\u{1}\"}\n",
+    ] {
+        assert!(
+            !same_either_way_as("ndjson", text.as_bytes(), "batch_size = 2"),
+            "{text}"
+        );
+    }
+    assert!(!same_either_way_as(
+        "ndjson",
+        b"{\"id\": 1}\n{\"id\": 2}\n{\"id\": \"\xff\"}\n",
+        "batch_size = 2"
+    ));
+    // Nested values in the first batch: columns the warehouse does not
+    // read records into.
+    assert!(!same_either_way_as(
+        "ndjson",
+        b"{\"id\": 1, \"user\": {\"name\": \"a\"}, \"tags\": [1]}\n",
+        ""
+    ));
+}
+
+/// JSON values as files write them, of every kind a column may hold.
+const JSON_VALUES: &[&str] = &[
+    "1",
+    "-12",
+    "0",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-0",
+    "2.5",
+    "-7.90",
+    "1e3",
+    "1E-2",
+    "0.1",
+    "9007199254740993",
+    "true",
+    "false",
+    "null",
+    "\"x\"",
+    "\"12\"",
+    "\"2.50\"",
+    "\"true\"",
+    "\"\"",
+    "\"say \\\"hi\\\"\"",
+    "\"\\u00e9\\n\"",
+    "\"é\"",
+    "[1, 2]",
+    "{\"a\": 1}",
+];
+
+/// An NDJSON text: objects of up to four keys, mostly in one order, with
+/// blank lines and now and then a line that is no object.
+fn ndjson_text() -> impl Strategy<Value = String> {
+    let entry = (0usize..5, 0..JSON_VALUES.len());
+    let line = (
+        proptest::collection::vec(entry, 0..5),
+        0u8..100,
+    );
+    proptest::collection::vec(line, 1..12).prop_map(|lines| {
+        lines
+            .into_iter()
+            .map(|(entries, shape)| match shape {
+                0..=2 => String::new(),
+                3 => "[1]".to_string(),
+                4 => "{\"a\": ".to_string(),
+                _ => {
+                    let mut seen = Vec::new();
+                    let entries: Vec<String> = entries
+                        .into_iter()
+                        .filter(|(key, _)| {
+                            let new = !seen.contains(key);
+                            seen.push(*key);
+                            new
+                        })
+                        .map(|(key, value)| {
+                            format!("\"{}\": {}", ["a", "b", "c", "d", "e"][key], JSON_VALUES[value])
+                        })
+                        .collect();
+                    format!("{{{}}}", entries.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 40,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Random NDJSON files, clean and not, with batches small enough for
+    /// later lines to widen the first batch's columns: the same outcome
+    /// whoever reads them.
+    #[test]
+    fn any_ndjson_lands_the_same_whoever_reads_it(
+        text in ndjson_text(),
+        small_batches in any::<bool>(),
+    ) {
+        let options = if small_batches { "batch_size = 3" } else { "" };
+        same_either_way_as("ndjson", text.as_bytes(), options);
     }
 }

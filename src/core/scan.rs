@@ -43,6 +43,8 @@ pub enum ScanFormat {
         /// could span more lines than flowline reads in one row.
         max_row_bytes: usize,
     },
+    /// One JSON object per line.
+    Ndjson,
 }
 
 /// A file offered to the loader, with the source's progress once it is

@@ -82,11 +82,16 @@ impl JsonDecoder {
         // Most batches fit the schema so far: decoding strictly (unknown
         // fields are errors) proves it without inferring anything.
         if let Some(schema) = self.schema.clone()
+            && !schema.fields().is_empty()
             && let Ok(Some(batch)) = decode_values(&as_text(&schema), &only_values, true)
         {
             return self.finish(batch, &|i| describe_value(&values[i]));
         }
         let schema = as_text(&self.infer(&values)?);
+        if schema.fields().is_empty() {
+            // Empty objects, and no column known to hold their NULLs.
+            return Ok((RecordBatch::new_empty(schema), no_columns(values)));
+        }
         let values = with_nested_as_text(values, &schema);
         let only_values: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
         if let Ok(Some(batch)) = decode_all(&schema, &only_values) {
@@ -123,6 +128,7 @@ impl JsonDecoder {
         origin_of: &dyn Fn(usize) -> String,
     ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
         if let Some(schema) = self.schema.clone()
+            && !schema.fields().is_empty()
             && let Ok(Some(batch)) = decode_text(&mut self.text, as_text(&schema), text, rows)
             && batch.num_rows() == rows
         {
@@ -144,16 +150,36 @@ impl JsonDecoder {
             });
         }
         let mut values = Vec::with_capacity(rows);
+        let mut valid = Vec::with_capacity(text.len());
         let mut bad = Vec::new();
         let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
         for (i, line) in lines.enumerate() {
             match serde_json::from_slice::<Value>(line) {
-                Ok(value) => values.push((origin_of(i), value)),
+                Ok(value) => {
+                    values.push((origin_of(i), value));
+                    valid.extend_from_slice(line);
+                    valid.push(b'\n');
+                }
                 Err(e) => bad.push(DeadLetter {
                     origin: origin_of(i),
                     reason: format!("invalid JSON: {e}"),
                     raw: String::from_utf8_lossy(line).into_owned(),
                 }),
+            }
+        }
+        // The schema widened to hold the lines, then their text decoded
+        // with it: a number keeps the text the file wrote (a JSON value
+        // holds it as a double: `-7.90` would land as `-7.9`, and
+        // `0.1000000000000000055511151231257827` as `0.1`).
+        if !values.is_empty() {
+            let schema = as_text(&self.infer(&values)?);
+            if !schema.fields().is_empty()
+                && let Ok(Some(batch)) = decode_text(&mut self.text, schema, &valid, values.len())
+                && batch.num_rows() == values.len()
+            {
+                let (batch, more_bad) = self.finish(batch, &|i| describe_value(&values[i]))?;
+                bad.extend(more_bad);
+                return Ok((batch, bad));
             }
         }
         let (batch, more_bad) = self.decode(values)?;
@@ -348,6 +374,19 @@ fn with_nested_as_text(values: Vec<(String, Value)>, schema: &SchemaRef) -> Vec<
                 }
             }
             (origin, value)
+        })
+        .collect()
+}
+
+/// The dead letters of records that hold no key while no column is known:
+/// a table needs a column to hold a row.
+fn no_columns(values: Vec<(String, Value)>) -> Vec<DeadLetter> {
+    values
+        .into_iter()
+        .map(|(origin, value)| DeadLetter {
+            origin,
+            reason: "an object with no keys, and no column known yet to load it into".into(),
+            raw: value.to_string(),
         })
         .collect()
 }
@@ -549,6 +588,48 @@ mod tests {
             let expected: Vec<i64> = (first..first + rows as i64).collect();
             assert_eq!(ids.values().to_vec(), expected);
         }
+    }
+
+    #[test]
+    fn numbers_keep_the_text_the_file_wrote_when_types_first_meet() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let origin = |i: usize| format!("#{i}");
+        let (batch, bad) = decoder
+            .decode_ndjson(
+                b"{\"v\": -7.90, \"p\": 2.50}\n{\"v\": false, \"p\": 0.1000000000000000055511151231257827}\n",
+                2,
+                &origin,
+            )
+            .expect("decodes");
+        assert!(bad.is_empty());
+        for (column, expected) in [("v", "-7.90"), ("p", "2.50")] {
+            let text = batch
+                .column_by_name(column)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .expect("text: the values do not fit one type exactly");
+            assert_eq!(text.value(0), expected);
+        }
+    }
+
+    #[test]
+    fn empty_objects_before_any_column_are_dead_letters() {
+        let mut decoder = JsonDecoder::new(Default::default());
+        let origin = |i: usize| format!("#{i}");
+        let (batch, bad) = decoder
+            .decode_ndjson(b"{\"a\": 1e999}\n{}\n", 2, &origin)
+            .expect("decodes");
+        assert_eq!(batch.num_rows(), 0);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[1].reason.contains("no column"), "{bad:?}");
+        let (_, bad) = decoder
+            .decode_ndjson(b"{}\n", 1, &origin)
+            .expect("decodes");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let (batch, bad) = decoder
+            .decode_ndjson(b"{\"a\": 1}\n{}\n", 2, &origin)
+            .expect("decodes");
+        assert!(bad.is_empty());
+        assert_eq!(batch.num_rows(), 2, "later, an empty object is a row of NULLs");
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod duckdb;
 pub mod evolve;
 pub mod infer;
 pub mod json;
+pub mod json_record;
 pub mod numbers;
 pub mod types;

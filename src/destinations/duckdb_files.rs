@@ -1,6 +1,6 @@
 //! DuckDB reading whole files itself (see [`crate::core::scan`]): the
-//! `read_csv` query of a file, and the functions it converts each value
-//! with. They convert each value of the vectors DuckDB hands them by the
+//! `read_csv` query of a CSV file (NDJSON: [`duckdb_ndjson`]), and the
+//! functions it converts each value with. They convert each value of the vectors DuckDB hands them by the
 //! rules flowline's batch path converts an inferred column with
 //! ([`numbers`] and the `inferred_*` functions of [`convert`]), so a value
 //! lands exactly as the batch path would land it; a value that would widen
@@ -16,6 +16,7 @@ use duckdb::ffi::{duckdb_string_t, duckdb_string_t_data, duckdb_string_t_length}
 use duckdb::vscalar::{ScalarFunctionSignature, VScalar};
 use duckdb::vtab::arrow::WritableVector;
 
+use super::duckdb_ndjson;
 use crate::core::error::{Error, Result};
 use crate::core::{FileScan, ScanFormat};
 use crate::data::convert;
@@ -32,7 +33,8 @@ pub(super) fn register(conn: &duckdb::Connection) -> Result<()> {
     register(conn.register_scalar_function::<Exact<Boolean>>(Boolean::FUNCTION))?;
     register(conn.register_scalar_function::<Exact<Date>>(Date::FUNCTION))?;
     register(conn.register_scalar_function::<Exact<Timestamp>>(Timestamp::FUNCTION))?;
-    register(conn.register_scalar_function::<Exact<TimestampTz>>(TimestampTz::FUNCTION))
+    register(conn.register_scalar_function::<Exact<TimestampTz>>(TimestampTz::FUNCTION))?;
+    duckdb_ndjson::register(conn)
 }
 
 /// The function converting text to `data_type` exactly; `None` for text
@@ -54,13 +56,24 @@ fn function_for(data_type: &DataType) -> Option<&'static str> {
 /// The query reading the file `scan`, its columns converted exactly;
 /// `None` for a file DuckDB does not read the way flowline does.
 pub(super) fn select(scan: &FileScan) -> Option<String> {
+    match &scan.format {
+        ScanFormat::Csv { .. } => select_csv(scan),
+        ScanFormat::Ndjson => duckdb_ndjson::select(scan),
+    }
+}
+
+/// The `read_csv` query of the CSV file `scan`.
+fn select_csv(scan: &FileScan) -> Option<String> {
     let ScanFormat::Csv {
         delimiter,
         quote,
         header,
         null_values,
         max_row_bytes,
-    } = &scan.format;
+    } = &scan.format
+    else {
+        return None;
+    };
     // DuckDB reads an empty field as NULL whatever `nullstr` says.
     if !null_values.iter().any(String::is_empty) || !delimiter.is_ascii() || !quote.is_ascii() {
         return None;

@@ -11,6 +11,7 @@
 
 pub mod duckdb;
 mod duckdb_files;
+mod duckdb_ndjson;
 pub mod lazy;
 pub(crate) mod load;
 pub mod postgres;

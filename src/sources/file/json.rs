@@ -13,7 +13,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use super::{Chunk, Chunks, ReadOptions, open};
-use crate::core::DeadLetter;
+use crate::core::{DeadLetter, FileScan, ScanFormat};
 use crate::core::error::{Error, Result};
 use crate::data::json::{JsonDecoder, kind_of, select};
 
@@ -32,13 +32,34 @@ enum Record {
 
 /// Reads newline-delimited JSON.
 pub(crate) fn read_lines(path: &Path, name: &str, options: &ReadOptions) -> Result<Chunks> {
-    Ok(Box::new(NdjsonChunks {
-        input: std::io::BufReader::with_capacity(1 << 20, open(path)?),
+    Ok(Box::new(NdjsonChunks::open(path, name, options)?))
+}
+
+/// The newline-delimited JSON file at `path` described for a warehouse to
+/// read itself (see [`crate::core::scan`]), with the columns its first
+/// batch is read into. `None` for a compressed file, and for one whose
+/// first batch holds no rows or rejects lines: flowline reads those.
+pub(crate) fn scan(path: &Path, name: &str, options: &ReadOptions) -> Result<Option<FileScan>> {
+    if path.extension().is_some_and(|e| e == "gz") {
+        return Ok(None);
+    }
+    let Some(first) = NdjsonChunks::open(path, name, options)?.next_chunk()? else {
+        return Ok(None);
+    };
+    if first.batch.num_rows() == 0 || !first.dead_letters.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(FileScan {
+        path: path.to_path_buf(),
         name: name.to_string(),
-        decoder: JsonDecoder::new(options.overrides.clone()),
-        batch_size: options.batch_size,
-        line_number: 0,
-        done: false,
+        format: ScanFormat::Ndjson,
+        columns: first
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect(),
     }))
 }
 
@@ -63,6 +84,17 @@ struct Lines {
 }
 
 impl NdjsonChunks {
+    fn open(path: &Path, name: &str, options: &ReadOptions) -> Result<Self> {
+        Ok(NdjsonChunks {
+            input: std::io::BufReader::with_capacity(1 << 20, open(path)?),
+            name: name.to_string(),
+            decoder: JsonDecoder::new(options.overrides.clone()),
+            batch_size: options.batch_size,
+            line_number: 0,
+            done: false,
+        })
+    }
+
     /// Reads up to `batch_size` records' lines. Blank lines are skipped; a
     /// line that does not start an object is a dead letter at once. Each
     /// line is read straight into the batch's text, then trimmed there.

@@ -98,9 +98,10 @@ pub struct FileSourceConfig {
     /// be skipped: the run fails at once, loading nothing of it.
     #[serde(default)]
     pub max_bad_files: usize,
-    /// CSV into DuckDB: let the warehouse read each file itself, in
-    /// parallel and without handing it over in batches, when nothing in
-    /// flight needs the batches (no `[[transform]]`, `write = "append"`).
+    /// CSV and NDJSON into DuckDB: let the warehouse read each file
+    /// itself, in parallel and without handing it over in batches, when
+    /// nothing in flight needs the batches (no `[[transform]]`,
+    /// `write = "append"`).
     /// Every value is still converted by flowline's rules, and a file the
     /// warehouse cannot load exactly as flowline would (a value that widens
     /// its column, a malformed line, a table whose columns differ) is read
@@ -439,6 +440,7 @@ impl FileSource {
         }
         let scan = match self.format_of(&file.path) {
             Ok(FileFormat::Csv) => csv::scan(&file.path, &file.name, options),
+            Ok(FileFormat::Ndjson) => json::scan(&file.path, &file.name, options),
             _ => Ok(None),
         };
         let Ok(Some(scan)) = scan else {
