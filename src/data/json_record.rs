@@ -220,36 +220,32 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Result<&'a str, String> {
         let start = self.at;
         self.expect(b'"')?;
+        let bytes = self.text.as_bytes();
         loop {
+            let rest = &bytes[self.at..];
+            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
+                return Err(format!("a string at column {} never ends", start + 1));
+            };
+            if let Some(control) = rest[..stop].iter().position(|b| *b < 0x20) {
+                return Err(format!(
+                    "a control character in a string at column {}",
+                    self.at + control + 1
+                ));
+            }
+            self.at += stop + 1;
+            if rest[stop] == b'"' {
+                return Ok(&self.text[start..self.at]);
+            }
             match self.peek() {
-                None => return Err(format!("a string at column {} never ends", start + 1)),
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(&self.text[start..self.at]);
-                }
-                Some(b'\\') => {
-                    self.at += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.at += 1
-                        }
-                        Some(b'u') => {
-                            let hex = self.text.as_bytes().get(self.at + 1..self.at + 5);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(format!("a bad \\u escape at column {}", self.at));
-                            }
-                            self.at += 5;
-                        }
-                        _ => return Err(format!("a bad escape at column {}", self.at)),
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
+                Some(b'u') => {
+                    let hex = bytes.get(self.at + 1..self.at + 5);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return Err(format!("a bad \\u escape at column {}", self.at));
                     }
+                    self.at += 5;
                 }
-                Some(byte) if byte < 0x20 => {
-                    return Err(format!(
-                        "a control character in a string at column {}",
-                        self.at + 1
-                    ));
-                }
-                Some(_) => self.at += 1,
+                _ => return Err(format!("a bad escape at column {}", self.at)),
             }
         }
     }
