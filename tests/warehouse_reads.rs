@@ -443,10 +443,7 @@ const JSON_VALUES: &[&str] = &[
 /// blank lines and now and then a line that is no object.
 fn ndjson_text() -> impl Strategy<Value = String> {
     let entry = (0usize..5, 0..JSON_VALUES.len());
-    let line = (
-        proptest::collection::vec(entry, 0..5),
-        0u8..100,
-    );
+    let line = (proptest::collection::vec(entry, 0..5), 0u8..100);
     proptest::collection::vec(line, 1..12).prop_map(|lines| {
         lines
             .into_iter()
@@ -464,7 +461,11 @@ fn ndjson_text() -> impl Strategy<Value = String> {
                             new
                         })
                         .map(|(key, value)| {
-                            format!("\"{}\": {}", ["a", "b", "c", "d", "e"][key], JSON_VALUES[value])
+                            format!(
+                                "\"{}\": {}",
+                                ["a", "b", "c", "d", "e"][key],
+                                JSON_VALUES[value]
+                            )
                         })
                         .collect();
                     format!("{{{}}}", entries.join(", "))

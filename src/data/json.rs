@@ -621,15 +621,17 @@ mod tests {
         assert_eq!(batch.num_rows(), 0);
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(bad[1].reason.contains("no column"), "{bad:?}");
-        let (_, bad) = decoder
-            .decode_ndjson(b"{}\n", 1, &origin)
-            .expect("decodes");
+        let (_, bad) = decoder.decode_ndjson(b"{}\n", 1, &origin).expect("decodes");
         assert_eq!(bad.len(), 1, "{bad:?}");
         let (batch, bad) = decoder
             .decode_ndjson(b"{\"a\": 1}\n{}\n", 2, &origin)
             .expect("decodes");
         assert!(bad.is_empty());
-        assert_eq!(batch.num_rows(), 2, "later, an empty object is a row of NULLs");
+        assert_eq!(
+            batch.num_rows(),
+            2,
+            "later, an empty object is a row of NULLs"
+        );
     }
 
     #[test]

@@ -145,7 +145,10 @@ pub fn read_record<'a>(
     }
     scanner.skip_blanks();
     if scanner.at < line.len() {
-        return Err(format!("text after the object at column {}", scanner.at + 1));
+        return Err(format!(
+            "text after the object at column {}",
+            scanner.at + 1
+        ));
     }
     Ok(())
 }
@@ -470,9 +473,19 @@ mod tests {
             Just("{\"x\": 1}".to_string()),
             // Not JSON: lines the batch path rejects.
             prop_oneof![
-                Just("tru"), Just("1."), Just("01"), Just("-"), Just("1e"), Just("+1"),
-                Just(".5"), Just("\"\\x\""), Just("\"a\tb\""), Just("\"open"),
-                Just("1 2"), Just("nul"), Just("NaN"),
+                Just("tru"),
+                Just("1."),
+                Just("01"),
+                Just("-"),
+                Just("1e"),
+                Just("+1"),
+                Just(".5"),
+                Just("\"\\x\""),
+                Just("\"a\tb\""),
+                Just("\"open"),
+                Just("1 2"),
+                Just("nul"),
+                Just("NaN"),
             ]
             .prop_map(str::to_string),
         ]
@@ -480,12 +493,17 @@ mod tests {
 
     fn record() -> impl Strategy<Value = String> {
         proptest::collection::vec(
-            (prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")], value()),
+            (
+                prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")],
+                value(),
+            ),
             0..5,
         )
         .prop_map(|entries| {
-            let entries: Vec<String> =
-                entries.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\": {v}"))
+                .collect();
             format!("{{{}}}", entries.join(", "))
         })
     }

@@ -54,8 +54,9 @@ pub struct DuckDbConfig {
     pub memory_limit: String,
     /// The memory limit while loads run. Appended rows are written to the
     /// file as they arrive, so a load needs little: with the default, a
-    /// 1 GB CSV file loads in about 200 MB of peak RSS and a 1 GB NDJSON
-    /// file in about 250 MB, no slower than with twice the limit.
+    /// 1 GB CSV or NDJSON file loads in about 200 MB of peak RSS (about
+    /// 260 MB when flowline reads the NDJSON file itself), no slower than
+    /// with twice the limit.
     /// `flowline validate` checks the value. Default `"64MB"`.
     #[serde(default = "default_load_memory_limit")]
     pub load_memory_limit: String,

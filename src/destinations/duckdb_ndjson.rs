@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
 
-use crate::core::error::{Error, Result};
 use crate::core::FileScan;
+use crate::core::error::{Error, Result};
 use crate::data::json_record::{Cell, Kind, RecordColumns, read_record};
 use crate::data::types::quote_literal;
 
@@ -93,7 +93,8 @@ impl VTab for ReadNdjson {
         let spec: Vec<(String, String)> = serde_json::from_str(&bind.get_parameter(1).to_string())?;
         let mut columns = Vec::with_capacity(spec.len());
         for (name, type_name) in spec {
-            let kind = kind_named(&type_name).ok_or_else(|| format!("no column type {type_name}"))?;
+            let kind =
+                kind_named(&type_name).ok_or_else(|| format!("no column type {type_name}"))?;
             bind.add_result_column(&name, LogicalTypeHandle::from(logical_type(kind).0));
             columns.push((name, kind));
         }
@@ -177,9 +178,11 @@ impl Opened {
                 batch.text.truncate(start);
                 continue;
             }
-            batch
-                .lines
-                .push((start + blank_start, start + blank_start + length, lines.number));
+            batch.lines.push((
+                start + blank_start,
+                start + blank_start + length,
+                lines.number,
+            ));
         }
         Ok(batch)
     }
@@ -268,7 +271,10 @@ mod tests {
             rows[0],
             "BigInt(0) Double(0.5) Boolean(true) Text(\"né 0\")"
         );
-        assert_eq!(rows[4999], "BigInt(4999) Double(4999.5) Boolean(false) Text(\"né 4999\")");
+        assert_eq!(
+            rows[4999],
+            "BigInt(4999) Double(4999.5) Boolean(false) Text(\"né 4999\")"
+        );
         assert_eq!(rows[5000], "Null Null Null Text(\"2.50\")");
         assert_eq!(rows[5001], "Null Null Null Null");
     }
@@ -278,21 +284,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let conn = connection();
         for (line, reason) in [
-            ("{\"id\": 2.5}", "line 2: key \"id\": 2.5 is not a BIGINT exactly"),
+            (
+                "{\"id\": 2.5}",
+                "line 2: key \"id\": 2.5 is not a BIGINT exactly",
+            ),
             ("{\"new\": 1}", "line 2: key \"new\" is not a column"),
             ("[1]", "line 2:"),
             ("{\"s\": \"\u{1}\"}", "line 2:"),
         ] {
             let path = dir.path().join("t.ndjson");
             std::fs::write(&path, format!("{{\"id\": 1}}\n{line}\n")).expect("write");
-            let error = rows(&conn, &select(&scan(path, &COLUMNS)).expect("a query"))
-                .expect_err(line);
+            let error =
+                rows(&conn, &select(&scan(path, &COLUMNS)).expect("a query")).expect_err(line);
             assert!(error.contains(reason), "{line}: {error}");
         }
         let path = dir.path().join("bad.ndjson");
         std::fs::write(&path, b"{\"s\": \"\xff\"}\n").expect("write");
-        let error = rows(&conn, &select(&scan(path, &COLUMNS)).expect("a query"))
-            .expect_err("not UTF-8");
+        let error =
+            rows(&conn, &select(&scan(path, &COLUMNS)).expect("a query")).expect_err("not UTF-8");
         assert!(error.contains("line 1 is not UTF-8"), "{error}");
     }
 

@@ -13,8 +13,8 @@ use std::io::BufRead;
 use std::path::Path;
 
 use super::{Chunk, Chunks, ReadOptions, open};
-use crate::core::{DeadLetter, FileScan, ScanFormat};
 use crate::core::error::{Error, Result};
+use crate::core::{DeadLetter, FileScan, ScanFormat};
 use crate::data::json::{JsonDecoder, kind_of, select};
 
 /// One record read from a document, or why it could not be read.
