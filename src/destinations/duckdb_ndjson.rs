@@ -123,6 +123,7 @@ impl VTab for ReadNdjson {
         output: &mut DataChunkHandle,
     ) -> std::result::Result<(), Box<dyn StdError>> {
         let bound = func.get_bind_data();
+        // SAFETY: a constant of the library, with nothing to uphold.
         let capacity = usize::try_from(unsafe { duckdb::ffi::duckdb_vector_size() })?;
         let batch = func.get_init_data().next_lines(capacity)?;
         let mut cells = Vec::with_capacity(bound.columns.kinds().len());
