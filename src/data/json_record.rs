@@ -65,13 +65,23 @@ pub enum Cell<'a> {
 pub struct RecordColumns {
     names: Vec<String>,
     kinds: Vec<Kind>,
+    /// Each name as a key is written, quotes included, when it needs no
+    /// escapes: what a record's next key is compared with first.
+    keys: Vec<Option<Box<[u8]>>>,
 }
 
 impl RecordColumns {
     /// The columns `(name, kind)`, in order.
     pub fn new(columns: impl IntoIterator<Item = (String, Kind)>) -> Self {
-        let (names, kinds) = columns.into_iter().unzip();
-        RecordColumns { names, kinds }
+        let (names, kinds): (Vec<String>, _) = columns.into_iter().unzip();
+        let keys = names
+            .iter()
+            .map(|name| {
+                let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+                plain.then(|| format!("\"{name}\"").into_bytes().into_boxed_slice())
+            })
+            .collect();
+        RecordColumns { names, kinds, keys }
     }
 
     /// The columns `(name, data_type)`; `None` if a type is not a [`Kind`].
@@ -117,22 +127,28 @@ pub fn read_record<'a>(
     let mut next = 0;
     if !scanner.eat(b'}') {
         loop {
-            let key = scanner.string()?;
-            let key = &key[1..key.len() - 1];
-            if key.contains('\\') {
-                return Err(format!("key {key:?} is written with escapes"));
-            }
-            let column = columns
-                .position(key, next)
-                .ok_or_else(|| format!("key {key:?} is not a column"))?;
+            let column = match scanner.key(columns, next) {
+                Some(column) => column,
+                None => {
+                    let (key, escaped) = scanner.string()?;
+                    let key = &key[1..key.len() - 1];
+                    if escaped {
+                        return Err(format!("key {key:?} is written with escapes"));
+                    }
+                    columns
+                        .position(key, next)
+                        .ok_or_else(|| format!("key {key:?} is not a column"))?
+                }
+            };
+            let key = &columns.names[column];
             if !matches!(cells[column], Cell::Absent) {
                 return Err(format!("key {key:?} appears twice"));
             }
             scanner.skip_blanks();
             scanner.expect(b':')?;
             scanner.skip_blanks();
-            let raw = scanner.value()?;
-            cells[column] = cell(raw, columns.kinds[column])
+            scanner
+                .cell(columns.kinds[column], &mut cells[column])
                 .map_err(|reason| format!("key {key:?}: {reason}"))?;
             next = column + 1;
             scanner.skip_blanks();
@@ -165,11 +181,15 @@ struct Scanner<'a> {
     at: usize,
 }
 
+// The small steps below run for every byte or value of a file: they are
+// inlined whatever the build's optimisation level.
 impl<'a> Scanner<'a> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
 
+    #[inline(always)]
     fn skip_blanks(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.at += 1;
@@ -177,17 +197,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// Steps over `byte` if it comes next.
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> bool {
         let next = self.peek() == Some(byte);
         self.at += usize::from(next);
         next
     }
 
+    #[inline(always)]
     fn expect(&mut self, byte: u8) -> Result<(), String> {
         if self.eat(byte) {
             return Ok(());
         }
-        Err(match self.peek() {
+        Err(self.missing(byte))
+    }
+
+    /// Why `byte` was expected here and is not.
+    #[cold]
+    fn missing(&self, byte: u8) -> String {
+        match self.peek() {
             Some(found) => format!(
                 "expected '{}' at column {}, found '{}'",
                 byte as char,
@@ -195,13 +223,51 @@ impl<'a> Scanner<'a> {
                 found.escape_ascii()
             ),
             None => format!("expected '{}' at the end of the line", byte as char),
+        }
+    }
+
+    /// The column whose key comes next, stepped over, when it is the
+    /// column after the last one read (records tend to hold their keys in
+    /// one order) and its name needs no escapes; `None`, the cursor
+    /// unmoved, otherwise.
+    #[inline(always)]
+    fn key(&mut self, columns: &RecordColumns, next: usize) -> Option<usize> {
+        let key = columns.keys.get(next)?.as_deref()?;
+        let rest = &self.text.as_bytes()[self.at..];
+        rest.starts_with(key).then(|| {
+            self.at += key.len();
+            next
         })
+    }
+
+    /// The value that starts here, converted to `kind`, into `slot`.
+    /// (Written in place: a cell moved out of a result costs more than
+    /// reading it, at every value of a file.)
+    fn cell(&mut self, kind: Kind, slot: &mut Cell<'a>) -> Result<(), String> {
+        *slot = match self.peek() {
+            Some(b'"') => {
+                let (raw, escaped) = self.string()?;
+                if kind == Kind::Text && !escaped {
+                    *slot = Cell::Text(Cow::Borrowed(&raw[1..raw.len() - 1]));
+                    return Ok(());
+                }
+                cell(raw, kind)?
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                if self.plain_number(kind, slot) {
+                    return Ok(());
+                }
+                cell(self.number()?, kind)?
+            }
+            _ => cell(self.value()?, kind)?,
+        };
+        Ok(())
     }
 
     /// The text of the scalar value that starts here.
     fn value(&mut self) -> Result<&'a str, String> {
         match self.peek() {
-            Some(b'"') => self.string(),
+            Some(b'"') => self.string().map(|(raw, _)| raw),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.word("true"),
             Some(b'f') => self.word("false"),
@@ -219,38 +285,121 @@ impl<'a> Scanner<'a> {
         Err(format!("expected {word} at column {}", self.at + 1))
     }
 
-    /// A string with its quotes; its escapes are checked, not decoded.
-    fn string(&mut self) -> Result<&'a str, String> {
+    /// A string with its quotes, and whether it holds escapes; its escapes
+    /// are checked, not decoded.
+    fn string(&mut self) -> Result<(&'a str, bool), String> {
         let start = self.at;
         self.expect(b'"')?;
         let bytes = self.text.as_bytes();
+        let mut escaped = false;
         loop {
-            let rest = &bytes[self.at..];
-            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
-                return Err(format!("a string at column {} never ends", start + 1));
-            };
-            if let Some(control) = rest[..stop].iter().position(|b| *b < 0x20) {
-                return Err(format!(
-                    "a control character in a string at column {}",
-                    self.at + control + 1
-                ));
-            }
-            self.at += stop + 1;
-            if rest[stop] == b'"' {
-                return Ok(&self.text[start..self.at]);
+            // Eight bytes at a time up to a byte that is not plain text.
+            while let Some(word) = bytes[self.at..].first_chunk::<8>() {
+                let stops = string_stops(u64::from_le_bytes(*word));
+                if stops != 0 {
+                    self.at += (stops.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.at += 8;
             }
             match self.peek() {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
-                Some(b'u') => {
-                    let hex = bytes.get(self.at + 1..self.at + 5);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        return Err(format!("a bad \\u escape at column {}", self.at));
-                    }
-                    self.at += 5;
+                None => return Err(format!("a string at column {} never ends", start + 1)),
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok((&self.text[start..self.at], escaped));
                 }
-                _ => return Err(format!("a bad escape at column {}", self.at)),
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 1;
+                    self.escape()?;
+                }
+                Some(0..0x20) => {
+                    return Err(format!(
+                        "a control character in a string at column {}",
+                        self.at + 1
+                    ));
+                }
+                Some(_) => self.at += 1,
             }
         }
+    }
+
+    /// Steps over the escape after a backslash, checked.
+    fn escape(&mut self) -> Result<(), String> {
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
+            Some(b'u') => {
+                let hex = self.text.as_bytes().get(self.at + 1..self.at + 5);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(format!("a bad \\u escape at column {}", self.at));
+                }
+                self.at += 5;
+            }
+            _ => return Err(format!("a bad escape at column {}", self.at)),
+        }
+        Ok(())
+    }
+
+    /// The number that starts here read straight into `kind`, when it is
+    /// a plain one: an integer of up to 18 digits for a BIGINT column, or
+    /// up to 15 digits with a fraction and no exponent for a DOUBLE, which
+    /// a double holds as written. The values are those of
+    /// [`numbers::exact_i64`] and [`numbers::exact_f64`], written into
+    /// `slot`. False, the cursor unmoved, for any other number, left to
+    /// [`Self::number`] and [`cell`].
+    fn plain_number(&mut self, kind: Kind, slot: &mut Cell<'a>) -> bool {
+        /// Powers of ten up to the 15th, each a double exactly.
+        const POWERS: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        let most_digits = match kind {
+            Kind::Bigint => 18,
+            Kind::Double => 15,
+            Kind::Boolean | Kind::Text => return false,
+        };
+        let bytes = self.text.as_bytes();
+        let mut at = self.at;
+        let negative = bytes.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        let mut mantissa: u64 = 0;
+        let mut digits = 0;
+        let mut fraction = None;
+        loop {
+            match bytes.get(at) {
+                Some(b @ b'0'..=b'9') if digits < most_digits => {
+                    // At most 18 digits: no overflow to check.
+                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+                    digits += 1;
+                }
+                Some(b'.') if kind == Kind::Double && fraction.is_none() => fraction = Some(digits),
+                Some(b'0'..=b'9' | b'.' | b'e' | b'E') => return false,
+                _ => break,
+            }
+            at += 1;
+        }
+        let whole = fraction.unwrap_or(digits);
+        let leading_zero = whole > 1 && bytes[self.at + usize::from(negative)] == b'0';
+        if whole == 0 || fraction == Some(digits) || leading_zero {
+            return false;
+        }
+        self.at = at;
+        // `mantissa` has at most 18 digits: it fits an i64, and with at
+        // most 15 a double holds it, and a power of ten up to 1e15, exactly,
+        // so one division rounds as parsing the text does.
+        let signed = if negative {
+            -(mantissa as i64)
+        } else {
+            mantissa as i64
+        };
+        *slot = match (kind, fraction) {
+            (Kind::Bigint, _) => Cell::Bigint(signed),
+            (_, None) => Cell::Double(signed as f64),
+            (_, Some(whole)) => {
+                let value = mantissa as f64 / POWERS[digits - whole];
+                Cell::Double(if negative { -value } else { value })
+            }
+        };
+        true
     }
 
     /// A number as JSON writes one: `-`, an integer part without leading
@@ -290,6 +439,18 @@ impl<'a> Scanner<'a> {
         }
         Ok(())
     }
+}
+
+/// The bytes of `word` (eight of a line, the first lowest) at which a
+/// string's plain text stops: a quote, a backslash, a control character.
+/// The lowest one set is exact; bytes above it may be set spuriously.
+fn string_stops(word: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |word: u64, byte: u8| word.wrapping_sub(ONES * u64::from(byte)) & !word & HIGHS;
+    below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1)
+        | below(word, 0x20)
 }
 
 /// The value written as `raw` (valid JSON) converted to `kind` as the batch
@@ -508,10 +669,136 @@ mod tests {
         })
     }
 
+    impl<'a> Scanner<'a> {
+        fn plain_number_cell(&mut self, kind: Kind) -> Option<Cell<'a>> {
+            let mut cell = Cell::Absent;
+            self.plain_number(kind, &mut cell).then_some(cell)
+        }
+    }
+
+    /// A number as a file might write one, valid or not.
+    fn number_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+            "-?[0-9.eE+-]{1,8}",
+        ]
+    }
+
+    /// A JSON string's content as a file might write it: plain text,
+    /// escapes good and bad, quotes, control characters, long runs.
+    fn string_content() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("a"),
+                Just("é"),
+                Just("plain text, longer than a word"),
+                Just("\""),
+                Just("\\"),
+                Just("\\\\"),
+                Just("\\\""),
+                Just("\\n"),
+                Just("\\u00e9"),
+                Just("\\ud800"),
+                Just("\\x"),
+                Just("\t"),
+                Just("\u{1f}"),
+                Just("\u{7f}"),
+            ],
+            0..8,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
+    #[test]
+    fn plain_numbers_read_as_the_text_converts() {
+        for (text, kind, cell) in [
+            ("-0", Kind::Double, Some(Cell::Double(0.0))),
+            ("-0.0", Kind::Double, Some(Cell::Double(-0.0))),
+            ("0.1", Kind::Double, Some(Cell::Double(0.1))),
+            (
+                "123456789012345",
+                Kind::Double,
+                Some(Cell::Double(123_456_789_012_345.0)),
+            ),
+            ("1234567890123456", Kind::Double, None),
+            ("0.000000000000001", Kind::Double, None),
+            (
+                "999999999999999999",
+                Kind::Bigint,
+                Some(Cell::Bigint(999_999_999_999_999_999)),
+            ),
+            ("-9999999999999999999", Kind::Bigint, None),
+            ("1.5", Kind::Bigint, None),
+            ("1e3", Kind::Double, None),
+            ("01", Kind::Bigint, None),
+            ("1.", Kind::Double, None),
+            ("-", Kind::Double, None),
+            ("7", Kind::Text, None),
+        ] {
+            let mut scanner = Scanner { text, at: 0 };
+            let read = scanner.plain_number_cell(kind);
+            assert_eq!(read, cell, "{text}");
+            if let Some(Cell::Double(value)) = read {
+                assert_eq!(
+                    value.to_bits(),
+                    numbers::exact_f64(text).map(f64::to_bits).expect("exact"),
+                    "{text}"
+                );
+            }
+            assert_eq!(
+                scanner.at,
+                if read.is_some() { text.len() } else { 0 },
+                "{text}"
+            );
+        }
+    }
+
     use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A plain number read straight into its column is the text the
+        /// scanner reads as a number, converted: the same value to the bit.
+        #[test]
+        fn plain_numbers_are_the_values_their_text_converts_to(
+            text in number_text(),
+            double in any::<bool>(),
+        ) {
+            let kind = if double { Kind::Double } else { Kind::Bigint };
+            let line = format!("{text},");
+            let mut scanner = Scanner { text: &line, at: 0 };
+            if let Some(read) = scanner.plain_number_cell(kind) {
+                let mut generic = Scanner { text: &line, at: 0 };
+                let raw = generic.number().expect("a number");
+                prop_assert_eq!(scanner.at, generic.at, "the same text read");
+                let converted = cell(raw, kind).expect("converts");
+                let bits = |cell: &Cell<'_>| match cell {
+                    Cell::Double(value) => Some(value.to_bits()),
+                    _ => None,
+                };
+                prop_assert_eq!(bits(&read), bits(&converted));
+                prop_assert_eq!(read, converted);
+            }
+        }
+
+        /// A string value reads as serde_json reads it, or not at all
+        /// where serde_json refuses it.
+        #[test]
+        fn strings_read_as_serde_json_reads_them(content in string_content()) {
+            let line = format!("{{\"s\": \"{content}\"}}");
+            let columns = RecordColumns::new([("s".to_string(), Kind::Text)]);
+            let mut cells = Vec::new();
+            let read = read_record(&line, &columns, &mut cells).map(|()| cells);
+            let parsed = serde_json::from_str::<std::collections::HashMap<String, String>>(&line);
+            match parsed {
+                Ok(mut values) => {
+                    let expected = values.remove("s").expect("s");
+                    prop_assert_eq!(read, Ok(vec![Cell::Text(expected.into())]));
+                }
+                Err(_) => prop_assert!(read.is_err(), "{line} read as {read:?}"),
+            }
+        }
 
         /// Random records read one by one as the batch path reads them:
         /// whenever every line reads, the batch path loads each value the
