@@ -14,7 +14,7 @@ use arrow::json::reader::infer_json_schema_from_iterator;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::numbers;
+use super::{json_record, numbers};
 use crate::core::DeadLetter;
 use crate::core::error::{Error, Result};
 
@@ -127,27 +127,45 @@ impl JsonDecoder {
         rows: usize,
         origin_of: &dyn Fn(usize) -> String,
     ) -> Result<(RecordBatch, Vec<DeadLetter>)> {
+        // The lines are split only if a row is rejected.
+        let lines: std::cell::OnceCell<Vec<&[u8]>> = std::cell::OnceCell::new();
+        let line = |i: usize| {
+            let lines = lines.get_or_init(|| {
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            });
+            (
+                origin_of(i),
+                lines
+                    .get(i)
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .unwrap_or_default(),
+            )
+        };
         if let Some(schema) = self.schema.clone()
             && !schema.fields().is_empty()
             && let Ok(Some(batch)) = decode_text(&mut self.text, as_text(&schema), text, rows)
             && batch.num_rows() == rows
         {
-            // The lines are split only if a row is rejected.
-            let lines: std::cell::OnceCell<Vec<&[u8]>> = std::cell::OnceCell::new();
-            return self.finish(batch, &|i| {
-                let lines = lines.get_or_init(|| {
-                    text.split(|b| *b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .collect()
-                });
-                (
-                    origin_of(i),
-                    lines
-                        .get(i)
-                        .map(|l| String::from_utf8_lossy(l).into_owned())
-                        .unwrap_or_default(),
-                )
-            });
+            return self.finish(batch, &line);
+        }
+        // Flat records of valid JSON (most files): the schema widened with
+        // the types their text holds, then the text decoded with it.
+        if let Some(columns) = json_record::infer_flat_schema(text) {
+            let inferred = Schema::new(
+                columns
+                    .into_iter()
+                    .map(|(name, data_type)| Field::new(name, data_type, true))
+                    .collect::<Vec<_>>(),
+            );
+            let schema = as_text(&self.widen(inferred));
+            if !schema.fields().is_empty()
+                && let Ok(Some(batch)) = decode_text(&mut self.text, schema, text, rows)
+                && batch.num_rows() == rows
+            {
+                return self.finish(batch, &line);
+            }
         }
         let mut values = Vec::with_capacity(rows);
         let mut valid = Vec::with_capacity(text.len());

@@ -169,6 +169,140 @@ pub fn read_record<'a>(
     Ok(())
 }
 
+/// The schema arrow's JSON inference gives `text`'s lines (one object
+/// each, blank lines skipped) when every line is valid JSON holding only
+/// scalar values under keys written without escapes: each key's type from
+/// the values it holds (integers that an `i64` holds, other numbers,
+/// strings, booleans; `Null` for a key only ever null), the keys in the
+/// order arrow meets them (each record's keys sorted, as serde_json's map
+/// holds them). `None` for anything else, which the caller infers from
+/// parsed values instead; this reads the text several times faster.
+pub fn infer_flat_schema(text: &[u8]) -> Option<Vec<(String, DataType)>> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut keys: Vec<KeyTypes> = Vec::new();
+    // The keys of the last record in its order: where the next record's
+    // keys are looked for first.
+    let mut last: Vec<usize> = Vec::new();
+    let mut record: Vec<usize> = Vec::new();
+    let lines = text.split('\n').filter(|line| !line.is_empty());
+    for (number, line) in lines.enumerate() {
+        record.clear();
+        let mut scanner = Scanner { text: line, at: 0 };
+        scanner.skip_blanks();
+        scanner.expect(b'{').ok()?;
+        scanner.skip_blanks();
+        if !scanner.eat(b'}') {
+            loop {
+                let hint = last.get(record.len()).copied();
+                let key = match hint.filter(|k| scanner.starts_with(&keys[*k].quoted)) {
+                    Some(key) => {
+                        scanner.at += keys[key].quoted.len();
+                        key
+                    }
+                    None => {
+                        let (raw, escaped) = scanner.string().ok()?;
+                        if escaped {
+                            return None;
+                        }
+                        let name = &raw[1..raw.len() - 1];
+                        match keys.iter().position(|k| k.name == name) {
+                            Some(key) => key,
+                            None => {
+                                keys.push(KeyTypes::new(name));
+                                keys.len() - 1
+                            }
+                        }
+                    }
+                };
+                if keys[key].last_record.replace(number) == Some(number) {
+                    return None; // a key twice in one record
+                }
+                record.push(key);
+                scanner.skip_blanks();
+                scanner.expect(b':').ok()?;
+                scanner.skip_blanks();
+                keys[key].seen |= scanner.scalar_type()?;
+                scanner.skip_blanks();
+                if scanner.eat(b'}') {
+                    break;
+                }
+                scanner.expect(b',').ok()?;
+                scanner.skip_blanks();
+            }
+        }
+        scanner.skip_blanks();
+        if scanner.at < line.len() {
+            return None;
+        }
+        // Keys new in this record follow the known ones in sorted order.
+        let mut new: Vec<usize> = record
+            .iter()
+            .copied()
+            .filter(|k| keys[*k].order.is_none())
+            .collect();
+        new.sort_by(|a, b| keys[*a].name.cmp(&keys[*b].name));
+        let known = keys.len() - new.len();
+        for (offset, key) in new.into_iter().enumerate() {
+            keys[key].order = Some(known + offset);
+        }
+        std::mem::swap(&mut last, &mut record);
+    }
+    let mut columns: Vec<(usize, String, DataType)> = keys
+        .iter()
+        .map(|k| Some((k.order?, k.name.clone(), k.data_type())))
+        .collect::<Option<_>>()?;
+    columns.sort_by_key(|(order, _, _)| *order);
+    Some(
+        columns
+            .into_iter()
+            .map(|(_, name, data_type)| (name, data_type))
+            .collect(),
+    )
+}
+
+/// A key met by [`infer_flat_schema`] and the kinds of value it held.
+struct KeyTypes {
+    name: String,
+    /// The key as written, quotes included.
+    quoted: Box<[u8]>,
+    /// The last record (its number among the lines) that held it.
+    last_record: Option<usize>,
+    /// [`SEEN_BOOLEAN`] and the others, or-ed.
+    seen: u8,
+    /// Where it comes in the schema, once its record is done.
+    order: Option<usize>,
+}
+
+const SEEN_NULL: u8 = 1;
+const SEEN_BOOLEAN: u8 = 2;
+const SEEN_INTEGER: u8 = 4;
+const SEEN_FLOAT: u8 = 8;
+const SEEN_STRING: u8 = 16;
+const SEEN_NUMBER: u8 = SEEN_INTEGER | SEEN_FLOAT;
+
+impl KeyTypes {
+    fn new(name: &str) -> Self {
+        KeyTypes {
+            name: name.to_string(),
+            quoted: format!("\"{name}\"").into_bytes().into_boxed_slice(),
+            last_record: None,
+            seen: 0,
+            order: None,
+        }
+    }
+
+    /// The type arrow gives a key that held these kinds of value.
+    fn data_type(&self) -> DataType {
+        match self.seen & !SEEN_NULL {
+            0 => DataType::Null,
+            SEEN_BOOLEAN => DataType::Boolean,
+            SEEN_INTEGER => DataType::Int64,
+            SEEN_FLOAT | SEEN_NUMBER => DataType::Float64,
+            _ => DataType::Utf8,
+        }
+    }
+}
+
 /// A cursor over one line, checking it against JSON's grammar as strictly
 /// as the batch path's parsers do. Values other than objects' scalars are
 /// not read: a nested object or array is refused where it starts.
@@ -233,10 +367,50 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn key(&mut self, columns: &RecordColumns, next: usize) -> Option<usize> {
         let key = columns.keys.get(next)?.as_deref()?;
-        let rest = &self.text.as_bytes()[self.at..];
-        rest.starts_with(key).then(|| {
+        self.starts_with(key).then(|| {
             self.at += key.len();
             next
+        })
+    }
+
+    /// Whether the text from here starts with `bytes`.
+    #[inline(always)]
+    fn starts_with(&self, bytes: &[u8]) -> bool {
+        self.text.as_bytes()[self.at..].starts_with(bytes)
+    }
+
+    /// The kind of the scalar value that starts here, stepped over, as
+    /// serde_json reads it (one of the `SEEN_` bits); `None` for a nested
+    /// value or one serde_json refuses (a number out of a double's range,
+    /// a lone surrogate).
+    fn scalar_type(&mut self) -> Option<u8> {
+        Some(match self.peek()? {
+            b'"' => {
+                let (raw, escaped) = self.string().ok()?;
+                if escaped {
+                    serde_json::from_str::<String>(raw).ok()?;
+                }
+                SEEN_STRING
+            }
+            b't' | b'f' => {
+                self.value().ok()?;
+                SEEN_BOOLEAN
+            }
+            b'n' => {
+                self.value().ok()?;
+                SEEN_NULL
+            }
+            _ => {
+                let number = self.number().ok()?;
+                // serde_json reads `-0` as a float, and integers beyond
+                // an i64 too.
+                if number != "-0" && number.parse::<i64>().is_ok() {
+                    SEEN_INTEGER
+                } else {
+                    number.parse::<f64>().ok().filter(|v| v.is_finite())?;
+                    SEEN_FLOAT
+                }
+            }
         })
     }
 
@@ -676,6 +850,61 @@ mod tests {
         }
     }
 
+    /// The schema arrow infers from `text`'s lines parsed as values, as
+    /// `(name, type)` pairs; `None` if a line is not JSON.
+    fn arrow_inferred(text: &str) -> Option<Vec<(String, DataType)>> {
+        let values = text
+            .split('\n')
+            .filter(|l| !l.is_empty())
+            .map(serde_json::from_str::<serde_json::Value>)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        let schema =
+            arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).ok()?;
+        Some(
+            schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn flat_records_infer_the_types_arrow_infers() {
+        let text = concat!(
+            "{\"z\": 1, \"a\": -0, \"n\": null, \"big\": 9223372036854775808}\n",
+            "\n",
+            "{\"m\": true, \"z\": 2.5, \"b\": \"x\", \"low\": -9223372036854775808}\n",
+            "{\"m\": 1, \"a\": -1}\n",
+        );
+        let inferred = infer_flat_schema(text.as_bytes()).expect("flat");
+        let expected = [
+            ("a", DataType::Float64),
+            ("big", DataType::Float64),
+            ("n", DataType::Null),
+            ("z", DataType::Float64),
+            ("b", DataType::Utf8),
+            ("low", DataType::Int64),
+            ("m", DataType::Utf8),
+        ]
+        .map(|(name, data_type)| (name.to_string(), data_type));
+        assert_eq!(inferred, expected);
+        assert_eq!(arrow_inferred(text), Some(expected.to_vec()));
+        for text in [
+            "{\"a\": 1e400}",
+            "{\"a\": \"\\ud800\"}",
+            "{\"a\": [1]}",
+            "{\"a\": 1, \"a\": 2}",
+            "{\"\\u0061\": 1}",
+            "   ",
+            "{\"a\": 1} 2",
+        ] {
+            assert_eq!(infer_flat_schema(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(infer_flat_schema(b"{\"a\": \"\xff\"}"), None, "not UTF-8");
+    }
+
     /// A number as a file might write one, valid or not.
     fn number_text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -753,6 +982,25 @@ mod tests {
         }
     }
 
+    /// A record of scalar values under keys that sort in several ways.
+    fn flat_record() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("-0".to_string()),
+            "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?",
+            "\"[a-z ]{0,12}\"",
+        ];
+        let key = prop_oneof![Just("a"), Just("B"), Just("é"), Just("a b"), Just("z")];
+        proptest::collection::vec((key, scalar), 0..6).prop_map(|entries| {
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\": {v}"))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        })
+    }
+
     use proptest::prelude::*;
 
     proptest! {
@@ -797,6 +1045,18 @@ mod tests {
                     prop_assert_eq!(read, Ok(vec![Cell::Text(expected.into())]));
                 }
                 Err(_) => prop_assert!(read.is_err(), "{line} read as {read:?}"),
+            }
+        }
+
+        /// Whenever the lines' text gives a schema, it is the one arrow
+        /// infers from the lines parsed, and every line parses.
+        #[test]
+        fn flat_schemas_are_the_ones_arrow_infers(
+            lines in proptest::collection::vec(prop_oneof![9 => flat_record(), 1 => record()], 1..8),
+        ) {
+            let text = lines.join("\n");
+            if let Some(inferred) = infer_flat_schema(text.as_bytes()) {
+                prop_assert_eq!(Some(inferred), arrow_inferred(&text));
             }
         }
 

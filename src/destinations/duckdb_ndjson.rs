@@ -130,9 +130,11 @@ impl VTab for ReadNdjson {
         let mut vectors: Vec<_> = (0..bound.columns.kinds().len())
             .map(|c| output.flat_vector(c))
             .collect();
+        let text = batch.text()?;
         for (row, (start, end, number)) in batch.lines.iter().copied().enumerate() {
-            let line = std::str::from_utf8(&batch.text[start..end])
-                .map_err(|_| format!("line {number} is not UTF-8"))?;
+            // Lines start and end next to ASCII blanks or the batch's ends:
+            // on character boundaries.
+            let line = &text[start..end];
             read_record(line, &bound.columns, &mut cells)
                 .map_err(|reason| format!("line {number}: {reason}"))?;
             for (vector, cell) in vectors.iter_mut().zip(cells.drain(..)) {
@@ -158,6 +160,20 @@ struct LineBatch {
     lines: Vec<(usize, usize, u64)>,
 }
 
+impl LineBatch {
+    /// The lines' text, checked to be UTF-8 at once; the error names the
+    /// first line that is not.
+    fn text(&self) -> std::result::Result<&str, String> {
+        std::str::from_utf8(&self.text).map_err(|e| {
+            let bad = self.lines.iter().find(|(_, end, _)| *end > e.valid_up_to());
+            match bad {
+                Some((_, _, number)) => format!("line {number} is not UTF-8"),
+                None => "a line is not UTF-8".to_string(),
+            }
+        })
+    }
+}
+
 impl Opened {
     /// The next `capacity` lines that are not blank (none at the end).
     fn next_lines(&self, capacity: usize) -> std::result::Result<LineBatch, Box<dyn StdError>> {
@@ -168,7 +184,7 @@ impl Opened {
         let mut lines = self.lines.lock().map_err(|_| "a reading thread failed")?;
         while batch.lines.len() < capacity {
             let start = batch.text.len();
-            if lines.input.read_until(b'\n', &mut batch.text)? == 0 {
+            if !read_line(&mut lines.input, &mut batch.text)? {
                 break;
             }
             lines.number += 1;
@@ -186,6 +202,29 @@ impl Opened {
             ));
         }
         Ok(batch)
+    }
+}
+
+/// Appends the next line of `input` (its newline too, if it has one) to
+/// `text`; false at the end of the input. (`read_until`, with the memchr
+/// crate's vectorised search.)
+fn read_line(input: &mut BufReader<File>, text: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut read = false;
+    loop {
+        let buffer = input.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(read);
+        }
+        read = true;
+        let (length, ended) = match memchr::memchr(b'\n', buffer) {
+            Some(newline) => (newline + 1, true),
+            None => (buffer.len(), false),
+        };
+        text.extend_from_slice(&buffer[..length]);
+        input.consume(length);
+        if ended {
+            return Ok(true);
+        }
     }
 }
 
