@@ -214,7 +214,11 @@ fn a_killed_workers_step_runs_again_on_another_worker_and_rows_stay_exact() {
     );
     p.write(
         "jobs/load.toml",
-        "[[step]]\nname = \"slow\"\ncommand = \"sleep 2; echo slow >> slow.txt\"\n\n\
+        // The step waits until the test lets it go, after the kill: the
+        // killed attempt can never reach its echo, however slow the
+        // machine is to see the step running.
+        "[[step]]\nname = \"slow\"\n\
+         command = \"until [ -e go ]; do sleep 0.1; done; echo slow >> slow.txt\"\n\n\
          [[step]]\nname = \"orders\"\npipeline = \"orders\"\nafter = [\"slow\"]\n",
     );
     let queued = json_of(&p.ok(&["jobs", "trigger", "load", "--json"]));
@@ -227,6 +231,7 @@ fn a_killed_workers_step_runs_again_on_another_worker_and_rows_stay_exact() {
     );
     first.0.kill().expect("kill -9 the worker");
     let _ = first.0.wait();
+    p.write("go", "");
     let _second = start(&p, &["worker", "--lease", "1s", "--concurrency", "1"]);
     wait_for("the run to end", Duration::from_secs(90), || {
         let state = &run_state(&p, &run)["run"]["state"];

@@ -9,6 +9,10 @@
 //! column's type cannot hold exactly) is an error naming it: the batch
 //! path would then widen the schema or reject the line, so the caller
 //! leaves the file to it.
+//!
+//! The same scanner reads the types of a batch of flat records off their
+//! text ([`infer_flat_schema`]), where the batch path would otherwise
+//! parse every line into a value to learn them.
 
 use std::borrow::Cow;
 
