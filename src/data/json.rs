@@ -152,14 +152,8 @@ impl JsonDecoder {
         }
         // Flat records of valid JSON (most files): the schema widened with
         // the types their text holds, then the text decoded with it.
-        if let Some(columns) = json_record::infer_flat_schema(text) {
-            let inferred = Schema::new(
-                columns
-                    .into_iter()
-                    .map(|(name, data_type)| Field::new(name, data_type, true))
-                    .collect::<Vec<_>>(),
-            );
-            let schema = as_text(&self.widen(inferred));
+        if let Some(schema) = self.widen_to_flat_records(text) {
+            let schema = as_text(&schema);
             if !schema.fields().is_empty()
                 && let Ok(Some(batch)) = decode_text(&mut self.text, schema, text, rows)
                 && batch.num_rows() == rows
@@ -203,6 +197,55 @@ impl JsonDecoder {
         let (batch, more_bad) = self.decode(values)?;
         bad.extend(more_bad);
         Ok((batch, bad))
+    }
+
+    /// Widens the running schema to hold the newline-delimited records of
+    /// `text`, their types read off the text, when they are flat records
+    /// of valid JSON (see [`json_record::infer_flat_schema`]): the schema
+    /// they are then decoded with, before their numbers are converted
+    /// exactly. `None`, the schema unchanged, for other records.
+    pub fn widen_to_flat_records(&mut self, text: &[u8]) -> Option<SchemaRef> {
+        let columns = json_record::infer_flat_schema(text)?;
+        Some(self.widen_to_flat_columns(&columns))
+    }
+
+    fn widen_to_flat_columns(&mut self, columns: &[json_record::FlatColumn]) -> SchemaRef {
+        let inferred = Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        self.widen(inferred)
+    }
+
+    /// The schema the first batch of the newline-delimited records of
+    /// `text` lands with, read off the text without decoding it, when the
+    /// records are flat: as [`Self::decode_ndjson`] widens it, and then a
+    /// DOUBLE column holding a number a double cannot hold exactly is
+    /// text, as the batch's exact conversion makes it (unless declared).
+    /// Only for a decoder that has read nothing yet.
+    pub fn first_flat_schema(&mut self, text: &[u8]) -> Option<SchemaRef> {
+        let columns = json_record::infer_flat_schema(text)?;
+        let schema = self.widen_to_flat_columns(&columns);
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let inexact = columns
+                    .iter()
+                    .any(|c| &c.name == field.name() && !c.exact_in_double);
+                let widened = field.data_type() == &DataType::Float64
+                    && inexact
+                    && !self.overrides.contains_key(field.name());
+                if widened {
+                    Field::new(field.name(), DataType::Utf8, true)
+                } else {
+                    field.as_ref().clone()
+                }
+            })
+            .collect();
+        Some(Arc::new(Schema::new(fields)))
     }
 
     /// Widens the running schema to hold `values`. A key whose records
@@ -572,6 +615,27 @@ mod tests {
         assert_eq!(b2.schema().fields().len(), 2, "the new field is kept");
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].origin, "#1");
+    }
+
+    #[test]
+    fn a_first_flat_schema_is_the_one_its_batch_lands_with() {
+        let origin = |i: usize| format!("#{i}");
+        for text in [
+            "{\"id\": 1, \"v\": 2.5, \"s\": null}\n{\"id\": 2, \"v\": 3}\n",
+            "{\"v\": 0.1000000000000000055511151231257827, \"w\": 1.5}\n{\"v\": 1}\n",
+            "{\"v\": 9007199254740993, \"w\": 9007199254740993}\n{\"v\": 0.5}\n",
+            "{\"b\": true, \"z\": \"x\"}\n{\"b\": 1, \"a\": -0}\n",
+        ] {
+            let rows = text.lines().count();
+            let (batch, bad) = JsonDecoder::new(Default::default())
+                .decode_ndjson(text.as_bytes(), rows, &origin)
+                .expect("decodes");
+            assert!(bad.is_empty(), "{text}");
+            let schema = JsonDecoder::new(Default::default())
+                .first_flat_schema(text.as_bytes())
+                .expect("flat");
+            assert_eq!(schema, batch.schema(), "{text}");
+        }
     }
 
     #[test]

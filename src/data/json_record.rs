@@ -181,7 +181,7 @@ pub fn read_record<'a>(
 /// order arrow meets them (each record's keys sorted, as serde_json's map
 /// holds them). `None` for anything else, which the caller infers from
 /// parsed values instead; this reads the text several times faster.
-pub fn infer_flat_schema(text: &[u8]) -> Option<Vec<(String, DataType)>> {
+pub fn infer_flat_schema(text: &[u8]) -> Option<Vec<FlatColumn>> {
     let text = std::str::from_utf8(text).ok()?;
     let mut keys: Vec<KeyTypes> = Vec::new();
     // The keys of the last record in its order: where the next record's
@@ -251,17 +251,30 @@ pub fn infer_flat_schema(text: &[u8]) -> Option<Vec<(String, DataType)>> {
         }
         std::mem::swap(&mut last, &mut record);
     }
-    let mut columns: Vec<(usize, String, DataType)> = keys
+    let mut columns: Vec<(usize, FlatColumn)> = keys
         .iter()
-        .map(|k| Some((k.order?, k.name.clone(), k.data_type())))
+        .map(|k| {
+            let column = FlatColumn {
+                name: k.name.clone(),
+                data_type: k.data_type(),
+                exact_in_double: k.seen & SEEN_INEXACT == 0,
+            };
+            Some((k.order?, column))
+        })
         .collect::<Option<_>>()?;
-    columns.sort_by_key(|(order, _, _)| *order);
-    Some(
-        columns
-            .into_iter()
-            .map(|(_, name, data_type)| (name, data_type))
-            .collect(),
-    )
+    columns.sort_by_key(|(order, _)| *order);
+    Some(columns.into_iter().map(|(_, column)| column).collect())
+}
+
+/// A column of flat records, as [`infer_flat_schema`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatColumn {
+    pub name: String,
+    /// The type arrow infers for it.
+    pub data_type: DataType,
+    /// Whether a double holds every number it holds exactly (see
+    /// [`numbers::exact_f64`]).
+    pub exact_in_double: bool,
 }
 
 /// A key met by [`infer_flat_schema`] and the kinds of value it held.
@@ -282,6 +295,8 @@ const SEEN_BOOLEAN: u8 = 2;
 const SEEN_INTEGER: u8 = 4;
 const SEEN_FLOAT: u8 = 8;
 const SEEN_STRING: u8 = 16;
+/// A number a double does not hold exactly: not a type of its own.
+const SEEN_INEXACT: u8 = 32;
 const SEEN_NUMBER: u8 = SEEN_INTEGER | SEEN_FLOAT;
 
 impl KeyTypes {
@@ -297,7 +312,7 @@ impl KeyTypes {
 
     /// The type arrow gives a key that held these kinds of value.
     fn data_type(&self) -> DataType {
-        match self.seen & !SEEN_NULL {
+        match self.seen & !(SEEN_NULL | SEEN_INEXACT) {
             0 => DataType::Null,
             SEEN_BOOLEAN => DataType::Boolean,
             SEEN_INTEGER => DataType::Int64,
@@ -384,7 +399,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// The kind of the scalar value that starts here, stepped over, as
-    /// serde_json reads it (one of the `SEEN_` bits); `None` for a nested
+    /// serde_json reads it (one of the `SEEN_` bits, with [`SEEN_INEXACT`]
+    /// for a number a double does not hold exactly); `None` for a nested
     /// value or one serde_json refuses (a number out of a double's range,
     /// a lone surrogate).
     fn scalar_type(&mut self) -> Option<u8> {
@@ -406,13 +422,18 @@ impl<'a> Scanner<'a> {
             }
             _ => {
                 let number = self.number().ok()?;
+                let exact = if numbers::exact_f64(number).is_some() {
+                    0
+                } else {
+                    SEEN_INEXACT
+                };
                 // serde_json reads `-0` as a float, and integers beyond
                 // an i64 too.
                 if number != "-0" && number.parse::<i64>().is_ok() {
-                    SEEN_INTEGER
+                    SEEN_INTEGER | exact
                 } else {
                     number.parse::<f64>().ok().filter(|v| v.is_finite())?;
-                    SEEN_FLOAT
+                    SEEN_FLOAT | exact
                 }
             }
         })
@@ -883,6 +904,16 @@ mod tests {
             "{\"m\": 1, \"a\": -1}\n",
         );
         let inferred = infer_flat_schema(text.as_bytes()).expect("flat");
+        let exact: Vec<bool> = inferred.iter().map(|c| c.exact_in_double).collect();
+        assert_eq!(
+            exact,
+            [true, false, true, true, true, false, true],
+            "2^63 and -2^63 are no doubles exactly"
+        );
+        let inferred: Vec<(String, DataType)> = inferred
+            .into_iter()
+            .map(|c| (c.name, c.data_type))
+            .collect();
         let expected = [
             ("a", DataType::Float64),
             ("big", DataType::Float64),
@@ -1060,6 +1091,7 @@ mod tests {
         ) {
             let text = lines.join("\n");
             if let Some(inferred) = infer_flat_schema(text.as_bytes()) {
+                let inferred = inferred.into_iter().map(|c| (c.name, c.data_type)).collect();
                 prop_assert_eq!(Some(inferred), arrow_inferred(&text));
             }
         }

@@ -39,23 +39,41 @@ pub(crate) fn read_lines(path: &Path, name: &str, options: &ReadOptions) -> Resu
 /// read itself (see [`crate::core::scan`]), with the columns its first
 /// batch is read into. `None` for a compressed file, and for one whose
 /// first batch holds no rows or rejects lines: flowline reads those.
+///
+/// When the first batch's records are flat, its columns are read off its
+/// text without decoding it (see [`JsonDecoder::first_flat_schema`]); a
+/// value the batch path would reject (by a declared type) fails the
+/// warehouse's read at its line, and flowline reads the file instead, so
+/// the result is the same either way.
 pub(crate) fn scan(path: &Path, name: &str, options: &ReadOptions) -> Result<Option<FileScan>> {
     if path.extension().is_some_and(|e| e == "gz") {
         return Ok(None);
     }
-    let Some(first) = NdjsonChunks::open(path, name, options)?.next_chunk()? else {
+    let mut chunks = NdjsonChunks::open(path, name, options)?;
+    let lines = chunks.read_lines()?;
+    if lines.numbers.is_empty() || !lines.dead_letters.is_empty() {
         return Ok(None);
+    }
+    let schema = match chunks.decoder.first_flat_schema(&lines.text) {
+        Some(schema) => schema,
+        None => {
+            let Some(first) = chunks.decode(lines)? else {
+                return Ok(None);
+            };
+            if first.batch.num_rows() == 0 || !first.dead_letters.is_empty() {
+                return Ok(None);
+            }
+            first.batch.schema()
+        }
     };
-    if first.batch.num_rows() == 0 || !first.dead_letters.is_empty() {
+    if schema.fields().is_empty() {
         return Ok(None);
     }
     Ok(Some(FileScan {
         path: path.to_path_buf(),
         name: name.to_string(),
         format: ScanFormat::Ndjson,
-        columns: first
-            .batch
-            .schema()
+        columns: schema
             .fields()
             .iter()
             .map(|f| (f.name().clone(), f.data_type().clone()))
@@ -141,12 +159,19 @@ impl NdjsonChunks {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let lines = self.read_lines()?;
+        self.decode(lines)
+    }
+
+    /// The batch of `lines`, with their dead letters; `None` if there were
+    /// none.
+    fn decode(&mut self, lines: Lines) -> Result<Option<Chunk>> {
         let Lines {
             text,
             numbers,
             bytes,
             mut dead_letters,
-        } = self.read_lines()?;
+        } = lines;
         if numbers.is_empty() && dead_letters.is_empty() {
             return Ok(None);
         }
