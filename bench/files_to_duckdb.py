@@ -67,6 +67,14 @@ def make_files():
 BASELINE = os.environ.get("FLOWLINE_BASELINE_BIN")
 
 
+def warm_page_cache(path):
+    """Reads the file once, untimed, so that the first reader measured does
+    not pay for the disk alone."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def embedded_duckdb():
     """The DuckDB release flowline embeds: the crate's version 1.MMmmpp.x
     (pinned in Cargo.toml) is DuckDB MM.mm.pp."""
@@ -118,6 +126,7 @@ def main():
     results = []
     for fmt, path in paths.items():
         size = os.path.getsize(path) / 1024 / 1024
+        warm_page_cache(path)
         work = tempfile.mkdtemp(prefix="flowline-bench-files-")
         try:
             ours = flowline_load(path, fmt, work)
