@@ -204,7 +204,7 @@ impl JsonDecoder {
     /// of valid JSON (see [`json_record::infer_flat_schema`]): the schema
     /// they are then decoded with, before their numbers are converted
     /// exactly. `None`, the schema unchanged, for other records.
-    pub fn widen_to_flat_records(&mut self, text: &[u8]) -> Option<SchemaRef> {
+    fn widen_to_flat_records(&mut self, text: &[u8]) -> Option<SchemaRef> {
         let columns = json_record::infer_flat_schema(text)?;
         Some(self.widen_to_flat_columns(&columns))
     }

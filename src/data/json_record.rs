@@ -422,18 +422,21 @@ impl<'a> Scanner<'a> {
             }
             _ => {
                 let number = self.number().ok()?;
-                let exact = if numbers::exact_f64(number).is_some() {
-                    0
-                } else {
-                    SEEN_INEXACT
-                };
                 // serde_json reads `-0` as a float, and integers beyond
                 // an i64 too.
-                if number != "-0" && number.parse::<i64>().is_ok() {
-                    SEEN_INTEGER | exact
+                let kind = if number != "-0" && number.parse::<i64>().is_ok() {
+                    SEEN_INTEGER
                 } else {
-                    number.parse::<f64>().ok().filter(|v| v.is_finite())?;
-                    SEEN_FLOAT | exact
+                    SEEN_FLOAT
+                };
+                if numbers::exact_f64(number).is_some() {
+                    kind
+                } else {
+                    // serde_json refuses a float out of a double's range.
+                    if kind == SEEN_FLOAT {
+                        number.parse::<f64>().ok().filter(|v| v.is_finite())?;
+                    }
+                    kind | SEEN_INEXACT
                 }
             }
         })
